@@ -1,0 +1,65 @@
+"""Argument checks shared by every op: one place that turns bad input into a
+``ValueError`` naming the op, the argument and the shapes involved."""
+import numpy as np
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def pair(op, name, value):
+    """An int or a pair of ints -> (h, w), as torch's ``_pair``."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value), int(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
+        return int(value[0]), int(value[1])
+    raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+
+
+def positive(op, name, hw):
+    if min(hw) < 1:
+        raise ValueError(f"{op}: {name} must be >= 1, got {hw}")
+    return hw
+
+
+def non_negative(op, name, hw):
+    if min(hw) < 0:
+        raise ValueError(f"{op}: {name} must be >= 0, got {hw}")
+    return hw
+
+
+def array(op, name, a, ndim=None, dtype=None):
+    """Check an array argument and return it C-contiguous.
+
+    ``ndim`` is an int or a tuple of allowed ranks; ``dtype`` is the dtype the
+    array must have (that of the op's main input), else any float dtype.
+    """
+    if not isinstance(a, np.ndarray):
+        raise ValueError(f"{op}: {name} must be a numpy array, got {type(a).__name__}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if a.ndim not in allowed:
+            want = " or ".join(f"{d}-D" for d in allowed)
+            raise ValueError(f"{op}: {name} must be {want}, got shape {a.shape}")
+    if dtype is None:
+        if a.dtype not in FLOAT_DTYPES:
+            raise ValueError(f"{op}: {name} must be float32 or float64, got {a.dtype} "
+                             f"(shape {a.shape})")
+    elif a.dtype != dtype:
+        raise ValueError(f"{op}: {name} has dtype {a.dtype} but the input has {dtype}; "
+                         f"cast one of them (shape {a.shape})")
+    return np.ascontiguousarray(a)
+
+
+def finite(op, name, a):
+    """Refuse NaN and infinity where they would make the result meaningless."""
+    if not np.isfinite(a).all():
+        bad = int(a.size - np.isfinite(a).sum())
+        raise ValueError(f"{op}: {name} holds {bad} non-finite value(s) (NaN or inf), "
+                         f"shape {a.shape}")
+    return a
+
+
+def backend(op, name):
+    if name not in ("numpy", "numba"):
+        raise ValueError(f"{op}: backend must be 'numpy' or 'numba', got {name!r}")
+    return name

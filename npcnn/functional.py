@@ -1,0 +1,426 @@
+"""``npcnn.functional``: the ops of a CNN, named and called as in
+``torch.nn.functional``, on NumPy arrays.
+
+Layouts are torch's: activations (N, C, H, W), conv weight (C_out, C_in, kH,
+kW), transposed-conv weight (C_in, C_out, kH, kW), linear weight (out, in).
+``stride``, ``padding``, ``kernel_size`` take an int or an (h, w) pair.
+float32 and float64 in, the same dtype out.
+
+Every op takes ``backend="numba"`` (the default: jitted, parallel kernels in
+``ops/*_numba.py``) or ``backend="numpy"`` (the readable reference in
+``ops/*.py``, which is the specification). This module only checks and
+normalises arguments, then hands them to one of the two.
+
+Besides the forward ops there is the backward of each, ``*_backward``,
+returning what torch's autograd would: the gradient with respect to each
+input, given the gradient of the output.
+
+Where npcnn differs from torch on purpose:
+- ``max_pool2d`` always returns ``(output, switches)``, torch's
+  ``return_indices=True``.
+- ``max_unpool2d`` adds up values whose switches coincide (overlapping
+  windows, kernel > stride): it is the adjoint of max-pooling, equal to
+  torch's autograd gradient of ``max_pool2d``. ``torch.nn.functional.
+  max_unpool2d`` keeps one of them instead; without overlap both agree.
+"""
+import numpy as np
+
+from . import checks
+from .ops import activation, activation_numba, conv, conv_numba, linear as _linear
+from .ops import linear_numba, pool, pool_numba
+
+_BACKENDS = {
+    "conv": {"numpy": conv, "numba": conv_numba},
+    "pool": {"numpy": pool, "numba": pool_numba},
+    "linear": {"numpy": _linear, "numba": linear_numba},
+    "activation": {"numpy": activation, "numba": activation_numba},
+}
+
+
+def _impl(family, op, backend):
+    return _BACKENDS[family][checks.backend(op, backend)]
+
+
+# ----------------------------------------------------------------------------
+# convolution
+
+
+def _conv_args(op, input, weight, bias, stride, padding, weight_in_axis):
+    x = checks.array(op, "input", input, ndim=4)
+    w = checks.array(op, "weight", weight, ndim=4, dtype=x.dtype)
+    checks.finite(op, "weight", w)
+    if w.shape[weight_in_axis] != x.shape[1]:
+        layout = "(C_out, C_in, kH, kW)" if weight_in_axis == 1 else "(C_in, C_out, kH, kW)"
+        raise ValueError(
+            f"{op}: weight {layout} expects {w.shape[weight_in_axis]} input channels but "
+            f"input has {x.shape[1]} (input {x.shape}, weight {w.shape})")
+    out_channels = w.shape[1 - weight_in_axis]
+    b = None
+    if bias is not None:
+        b = checks.array(op, "bias", bias, ndim=1, dtype=x.dtype)
+        checks.finite(op, "bias", b)
+        if b.shape != (out_channels,):
+            raise ValueError(f"{op}: bias must have shape ({out_channels},) to match "
+                             f"weight {w.shape}, got {b.shape}")
+    s = checks.positive(op, "stride", checks.pair(op, "stride", stride))
+    p = checks.non_negative(op, "padding", checks.pair(op, "padding", padding))
+    return x, w, b, s, p
+
+
+def _conv2d_out_size(op, x, w, s, p):
+    (H, W), (kH, kW) = x.shape[2:], w.shape[2:]
+    if kH > H + 2 * p[0] or kW > W + 2 * p[1]:
+        raise ValueError(f"{op}: kernel {kH}x{kW} is larger than the padded input "
+                         f"{H + 2 * p[0]}x{W + 2 * p[1]} (input {x.shape}, weight {w.shape}, "
+                         f"padding {p})")
+    return (H + 2 * p[0] - kH) // s[0] + 1, (W + 2 * p[1] - kW) // s[1] + 1
+
+
+def _check_grad(op, grad_output, expected_shape, dtype):
+    g = checks.array(op, "grad_output", grad_output, dtype=dtype)
+    if g.shape != tuple(expected_shape):
+        raise ValueError(f"{op}: grad_output must have the forward output's shape "
+                         f"{tuple(expected_shape)}, got {g.shape}")
+    return g
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, *, backend="numba"):
+    """2-D convolution (cross-correlation) of ``input`` with ``weight``.
+
+        y[n,f,i,j] = b[f] + sum_{c,p,q} xpad[n,c,i*sH+p, j*sW+q] * w[f,c,p,q]
+
+    Shape:
+        input (N, C_in, H, W), weight (C_out, C_in, kH, kW), bias (C_out,)
+        -> (N, C_out, Ho, Wo),  Ho = (H + 2*padding - kH) // stride + 1
+
+    >>> x = np.ones((1, 1, 4, 4)); w = np.ones((2, 1, 3, 3))
+    >>> conv2d(x, w, padding=1)[0, 0]
+    array([[4., 6., 6., 4.],
+           [6., 9., 9., 6.],
+           [6., 9., 9., 6.],
+           [4., 6., 6., 4.]])
+    """
+    x, w, b, s, p = _conv_args("conv2d", input, weight, bias, stride, padding, 1)
+    _conv2d_out_size("conv2d", x, w, s, p)
+    return _impl("conv", "conv2d", backend).conv2d(x, w, b, s, p)
+
+
+def conv2d_backward(grad_output, input, weight, stride=1, padding=0, *, backend="numba"):
+    """Gradients of ``conv2d``: ``(grad_input, grad_weight, grad_bias)``.
+
+        dx = conv_transpose2d(dy, w),  dw[f,c,p,q] = sum_{n,i,j} dy[n,f,i,j] xpad[n,c,i*s+p,j*s+q],
+        db[f] = sum_{n,i,j} dy[n,f,i,j]
+    """
+    op = "conv2d_backward"
+    x, w, _, s, p = _conv_args(op, input, weight, None, stride, padding, 1)
+    Ho, Wo = _conv2d_out_size(op, x, w, s, p)
+    g = _check_grad(op, grad_output, (x.shape[0], w.shape[0], Ho, Wo), x.dtype)
+    return _impl("conv", op, backend).conv2d_backward(g, x, w, s, p)
+
+
+def _conv_transpose_out_size(op, x, w, s, p, output_padding):
+    op_hw = checks.non_negative(op, "output_padding", checks.pair(op, "output_padding", output_padding))
+    if op_hw[0] >= s[0] or op_hw[1] >= s[1]:
+        raise ValueError(f"{op}: output_padding {op_hw} must be smaller than stride {s}")
+    (H, W), (kH, kW) = x.shape[2:], w.shape[2:]
+    Ho = (H - 1) * s[0] - 2 * p[0] + kH + op_hw[0]
+    Wo = (W - 1) * s[1] - 2 * p[1] + kW + op_hw[1]
+    if Ho < 1 or Wo < 1:
+        raise ValueError(f"{op}: padding {p} leaves an empty output {Ho}x{Wo} "
+                         f"(input {x.shape}, weight {w.shape}, stride {s})")
+    return op_hw, (Ho, Wo)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, *,
+                     backend="numba"):
+    """2-D transposed convolution: the adjoint of ``conv2d`` in its input.
+
+        yfull[n,f,i*sH+p, j*sW+q] += sum_c x[n,c,i,j] * w[c,f,p,q];  y = crop(yfull) + b
+
+    Shape:
+        input (N, C_in, H, W), weight (C_in, C_out, kH, kW), bias (C_out,)
+        -> (N, C_out, Ho, Wo),  Ho = (H - 1)*stride - 2*padding + kH + output_padding
+    """
+    op = "conv_transpose2d"
+    x, w, b, s, p = _conv_args(op, input, weight, bias, stride, padding, 0)
+    op_hw, _ = _conv_transpose_out_size(op, x, w, s, p, output_padding)
+    return _impl("conv", op, backend).conv_transpose2d(x, w, b, s, p, op_hw)
+
+
+def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0, output_padding=0,
+                              *, backend="numba"):
+    """Gradients of ``conv_transpose2d``: ``(grad_input, grad_weight, grad_bias)``.
+
+    grad_input is ``conv2d(grad_output, weight, stride, padding)``.
+    """
+    op = "conv_transpose2d_backward"
+    x, w, _, s, p = _conv_args(op, input, weight, None, stride, padding, 0)
+    op_hw, (Ho, Wo) = _conv_transpose_out_size(op, x, w, s, p, output_padding)
+    g = _check_grad(op, grad_output, (x.shape[0], w.shape[1], Ho, Wo), x.dtype)
+    return _impl("conv", op, backend).conv_transpose2d_backward(g, x, w, s, p, op_hw)
+
+
+# ----------------------------------------------------------------------------
+# pooling
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, *, backend="numba"):
+    """Max-pooling that returns ``(output, switches)``.
+
+        y[n,c,i,j] = max_{p<kH, q<kW} xpad[n,c,i*sH+p, j*sW+q]      (xpad padded with -inf)
+
+    ``switches[n,c,i,j]`` is the flat index ``h*W + w`` of that maximum in
+    the unpadded input plane, int64, identical to torch's
+    ``return_indices=True``; ties go to the first maximum in row-major window
+    order.
+
+    Shape:
+        input (N, C, H, W) -> output and switches (N, C, Ho, Wo),
+        Ho = (H + 2*padding - kH) // stride + 1, rounded up instead with
+        ceil_mode (dropping a last window that would start in the padding).
+        ``stride`` defaults to ``kernel_size``.
+    """
+    op = "max_pool2d"
+    x = checks.array(op, "input", input, ndim=4)
+    checks.finite(op, "input", x)
+    k, s, p = _pool_args(op, kernel_size, stride, padding)
+    for axis, name in ((0, "height"), (1, "width")):
+        if k[axis] > x.shape[2 + axis] + 2 * p[axis]:
+            raise ValueError(f"{op}: kernel_size {k} is larger than the padded input "
+                             f"{x.shape[2] + 2 * p[0]}x{x.shape[3] + 2 * p[1]} in {name} "
+                             f"(input {x.shape}, padding {p})")
+    return _impl("pool", op, backend).max_pool2d(x, k, s, p, bool(ceil_mode))
+
+
+def _pool_args(op, kernel_size, stride, padding):
+    k = checks.positive(op, "kernel_size", checks.pair(op, "kernel_size", kernel_size))
+    s = k if stride is None else checks.positive(op, "stride", checks.pair(op, "stride", stride))
+    p = checks.non_negative(op, "padding", checks.pair(op, "padding", padding))
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(f"{op}: padding {p} must be at most half of kernel_size {k}")
+    return k, s, p
+
+
+def _switches(op, input, indices):
+    y = checks.array(op, "input", input, ndim=4)
+    if not isinstance(indices, np.ndarray) or indices.dtype != np.int64:
+        got = indices.dtype if isinstance(indices, np.ndarray) else type(indices).__name__
+        raise ValueError(f"{op}: indices (the switches) must be an int64 array, got {got}")
+    if indices.shape != y.shape:
+        raise ValueError(f"{op}: indices must have the shape of input {y.shape}, "
+                         f"got {indices.shape}")
+    return y, np.ascontiguousarray(indices)
+
+
+def _plane_size(op, name, size, ndim):
+    if isinstance(size, (tuple, list)) and len(size) in (2, ndim):
+        hw = tuple(size)[-2:]
+        if all(isinstance(v, (int, np.integer)) and v >= 1 for v in hw):
+            return int(hw[0]), int(hw[1])
+    raise ValueError(f"{op}: {name} must be (H, W) or a full (N, C, H, W) shape, got {size!r}")
+
+
+def _check_switch_range(op, indices, plane):
+    if indices.size and (indices.min() < 0 or indices.max() >= plane[0] * plane[1]):
+        raise ValueError(f"{op}: indices range over [{indices.min()}, {indices.max()}] but the "
+                         f"output plane {plane[0]}x{plane[1]} holds {plane[0] * plane[1]} positions")
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None, *,
+                 backend="numba"):
+    """Send every pooled value back to its switch; zeros elsewhere.
+
+        x[n, c, s // Wo, s % Wo] += y[n,c,i,j]      with s = indices[n,c,i,j]
+
+    Values whose switches coincide add up (overlapping windows): this is the
+    adjoint of ``max_pool2d``, equal to torch's autograd gradient of
+    max-pooling, where ``torch.nn.functional.max_unpool2d`` would keep only
+    one. With non-overlapping windows the two are equal.
+
+    Shape:
+        input and indices (N, C, Hp, Wp) -> (N, C, Ho, Wo), with (Ho, Wo) =
+        ``output_size`` if given (the pooled input's size: pass it whenever
+        pooling did not tile), else Ho = (Hp - 1)*stride - 2*padding + kH.
+    """
+    op = "max_unpool2d"
+    y, idx = _switches(op, input, indices)
+    k, s, p = _pool_args(op, kernel_size, stride, padding)
+    if output_size is None:
+        plane = ((y.shape[2] - 1) * s[0] - 2 * p[0] + k[0], (y.shape[3] - 1) * s[1] - 2 * p[1] + k[1])
+    else:
+        plane = _plane_size(op, "output_size", output_size, 4)
+    _check_switch_range(op, idx, plane)
+    return _impl("pool", op, backend).max_unpool2d(y, idx, plane)
+
+
+def max_pool2d_backward(grad_output, indices, input_size, *, backend="numba"):
+    """Gradient of ``max_pool2d``: each gradient goes to its window's maximum.
+
+    The same scatter-add as ``max_unpool2d``, into a plane of ``input_size``
+    ((H, W) or the input's full shape).
+    """
+    op = "max_pool2d_backward"
+    g, idx = _switches(op, grad_output, indices)
+    plane = _plane_size(op, "input_size", input_size, 4)
+    _check_switch_range(op, idx, plane)
+    return _impl("pool", op, backend).max_unpool2d(g, idx, plane)
+
+
+def _adaptive_size(op, output_size, input_hw):
+    if output_size is None or isinstance(output_size, (int, np.integer)):
+        output_size = (output_size, output_size)
+    if not isinstance(output_size, (tuple, list)) or len(output_size) != 2:
+        raise ValueError(f"{op}: output_size must be an int or an (H, W) pair, got {output_size!r}")
+    # None keeps that dimension's input size, as in torch
+    hw = tuple(int(input_hw[i]) if v is None else v for i, v in enumerate(output_size))
+    return checks.positive(op, "output_size", checks.pair(op, "output_size", hw))
+
+
+def adaptive_avg_pool2d(input, output_size, *, backend="numba"):
+    """Average-pool to a fixed output size.
+
+        y[n,c,i,j] = mean(x[n, c, floor(i*H/Ho):ceil((i+1)*H/Ho), floor(j*W/Wo):ceil((j+1)*W/Wo)])
+
+    Shape: input (N, C, H, W) -> (N, C, Ho, Wo), (Ho, Wo) = output_size.
+    """
+    op = "adaptive_avg_pool2d"
+    x = checks.array(op, "input", input, ndim=4)
+    size = _adaptive_size(op, output_size, x.shape[2:])
+    return _impl("pool", op, backend).adaptive_avg_pool2d(x, size)
+
+
+def adaptive_avg_pool2d_backward(grad_output, input_size, *, backend="numba"):
+    """Gradient of ``adaptive_avg_pool2d``: dy spread evenly over its window."""
+    op = "adaptive_avg_pool2d_backward"
+    g = checks.array(op, "grad_output", grad_output, ndim=4)
+    plane = _plane_size(op, "input_size", input_size, 4)
+    return _impl("pool", op, backend).adaptive_avg_pool2d_backward(g, plane)
+
+
+# ----------------------------------------------------------------------------
+# dense layers, activations, reshapes
+
+
+def linear(input, weight, bias=None, *, backend="numba"):
+    """y = x W^T + b.
+
+    Shape: input (*, in), weight (out, in), bias (out,) -> (*, out).
+    """
+    op = "linear"
+    x = checks.array(op, "input", input, ndim=range(1, 33))
+    w = checks.array(op, "weight", weight, ndim=2, dtype=x.dtype)
+    checks.finite(op, "weight", w)
+    if w.shape[1] != x.shape[-1]:
+        raise ValueError(f"{op}: weight (out, in) expects {w.shape[1]} input features but input "
+                         f"has {x.shape[-1]} (input {x.shape}, weight {w.shape})")
+    b = None
+    if bias is not None:
+        b = checks.finite(op, "bias", checks.array(op, "bias", bias, ndim=1, dtype=x.dtype))
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"{op}: bias must have shape ({w.shape[0]},) to match weight "
+                             f"{w.shape}, got {b.shape}")
+    return _impl("linear", op, backend).linear(x, w, b)
+
+
+def linear_backward(grad_output, input, weight, *, backend="numba"):
+    """Gradients of ``linear``: ``(grad_input, grad_weight, grad_bias)``.
+
+        dx = dy W,  dW = dy^T x,  db = sum of dy over all leading dimensions
+    """
+    op = "linear_backward"
+    x = checks.array(op, "input", input, ndim=range(1, 33))
+    w = checks.array(op, "weight", weight, ndim=2, dtype=x.dtype)
+    if w.shape[1] != x.shape[-1]:
+        raise ValueError(f"{op}: weight {w.shape} does not match input {x.shape}")
+    g = _check_grad(op, grad_output, x.shape[:-1] + (w.shape[0],), x.dtype)
+    return _impl("linear", op, backend).linear_backward(g, x, w)
+
+
+def relu(input, inplace=False, *, backend="numba"):
+    """y = max(x, 0), elementwise; any shape."""
+    x = checks.array("relu", "input", input)
+    y = _impl("activation", "relu", backend).relu(x)
+    if inplace:
+        input[...] = y
+        return input
+    return y
+
+
+def relu_backward(grad_output, input, *, backend="numba"):
+    """Gradient of ``relu``: dy where x > 0, else 0."""
+    op = "relu_backward"
+    x = checks.array(op, "input", input)
+    g = _check_grad(op, grad_output, x.shape, x.dtype)
+    return _impl("activation", op, backend).relu_backward(g, x)
+
+
+def _softmax_dim(op, x, dim):
+    if dim is None:  # torch's legacy implicit choice (it warns; we follow it)
+        dim = 0 if x.ndim in (0, 1, 3) else 1
+    if not -x.ndim <= dim < x.ndim:
+        raise ValueError(f"{op}: dim {dim} is out of range for input of shape {x.shape}")
+    return dim % x.ndim
+
+
+def softmax(input, dim=None, *, backend="numba"):
+    """y_k = exp(x_k) / sum_j exp(x_j) along ``dim``."""
+    x = checks.finite("softmax", "input", checks.array("softmax", "input", input, ndim=range(1, 33)))
+    return _impl("activation", "softmax", backend).softmax(x, _softmax_dim("softmax", x, dim))
+
+
+def log_softmax(input, dim=None, *, backend="numba"):
+    """y_k = x_k - log(sum_j exp(x_j)) along ``dim``."""
+    op = "log_softmax"
+    x = checks.finite(op, "input", checks.array(op, "input", input, ndim=range(1, 33)))
+    return _impl("activation", op, backend).log_softmax(x, _softmax_dim(op, x, dim))
+
+
+def softmax_backward(grad_output, output, dim, *, backend="numba"):
+    """Gradient of ``softmax`` from its output y: dx = y * (dy - sum_k dy_k y_k)."""
+    op = "softmax_backward"
+    y = checks.array(op, "output", output, ndim=range(1, 33))
+    g = _check_grad(op, grad_output, y.shape, y.dtype)
+    return _impl("activation", op, backend).softmax_backward(g, y, _softmax_dim(op, y, dim))
+
+
+def log_softmax_backward(grad_output, output, dim, *, backend="numba"):
+    """Gradient of ``log_softmax`` from its output y: dx = dy - exp(y) * sum_k dy_k."""
+    op = "log_softmax_backward"
+    y = checks.array(op, "output", output, ndim=range(1, 33))
+    g = _check_grad(op, grad_output, y.shape, y.dtype)
+    return _impl("activation", op, backend).log_softmax_backward(g, y, _softmax_dim(op, y, dim))
+
+
+def dropout(input, p=0.5, training=True, inplace=False, *, rng=None, backend="numba"):
+    """Zero elements with probability ``p`` and scale the rest by 1/(1-p) while
+    training; the identity when ``training=False`` (inference, as in every
+    npcnn model). ``rng``: a ``numpy.random.Generator`` (a fresh one if None).
+    """
+    op = "dropout"
+    x = checks.array(op, "input", input)
+    if not 0 <= p <= 1:
+        raise ValueError(f"{op}: p must be in [0, 1], got {p}")
+    rng = np.random.default_rng() if rng is None else rng
+    y = _impl("activation", op, backend).dropout(x, p, training, rng)
+    if inplace:
+        input[...] = y
+        return input
+    return y
+
+
+def flatten(input, start_dim=0, end_dim=-1, *, backend="numba"):
+    """Merge dimensions ``start_dim..end_dim`` into one (``torch.flatten``).
+
+    A reshape, the same for both backends. Models flatten with start_dim=1
+    to keep the batch dimension, as ``torch.nn.Flatten`` does.
+    """
+    op = "flatten"
+    checks.backend(op, backend)
+    if not isinstance(input, np.ndarray):
+        raise ValueError(f"{op}: input must be a numpy array, got {type(input).__name__}")
+    nd = max(input.ndim, 1)
+    lo, hi = start_dim % nd, end_dim % nd
+    if not (-nd <= start_dim < nd and -nd <= end_dim < nd) or lo > hi:
+        raise ValueError(f"{op}: start_dim {start_dim} and end_dim {end_dim} do not select "
+                         f"dimensions of input {input.shape}")
+    return input.reshape(input.shape[:lo] + (-1,) + input.shape[hi + 1:])

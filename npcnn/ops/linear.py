@@ -1,0 +1,34 @@
+"""Fully connected layer: the readable NumPy reference.
+
+Dimension letters: N rows (the batch, or all leading dimensions together),
+I input features, O output features. ``weight`` is (O, I) as in torch.
+"""
+import numpy as np
+
+
+def linear(x, weight, bias):
+    """y = x W^T + b, as ``torch.nn.functional.linear``.
+
+    Inputs:
+        x: (*, I);  weight: (O, I);  bias: (O,) or None
+    Returns:
+        y: (*, O),  y[..., o] = b[o] + sum_i x[..., i] * W[o, i]
+    """
+    y = x @ weight.T
+    if bias is not None:
+        y += bias
+    return y
+
+
+def linear_backward(grad_output, x, weight):
+    """Gradients of ``linear``.
+
+    Returns (dx, dw, db):
+        dx = dy W            (*, I)
+        dw = dy^T x          (O, I), summed over every leading dimension
+        db = sum over rows of dy   (O,)
+    """
+    dy = grad_output.reshape(-1, weight.shape[0])  # (N, O)
+    x2 = x.reshape(-1, weight.shape[1])            # (N, I)
+    dx = (dy @ weight).reshape(x.shape)
+    return dx, dy.T @ x2, dy.sum(axis=0)

@@ -1,0 +1,115 @@
+"""Max-pooling, unpooling and adaptive average pooling: the fast kernels.
+
+Same functions and signatures as ``pool.py`` (the specification). Each
+(n, c) plane is independent, so the outer loop is a parallel ``prange`` over
+the N*C planes and every plane is written by one thread only.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .pool import adaptive_bounds, pool_output_size
+
+
+def _max_pool_planes_py(x, kH, kW, sH, sW, pH, pW, Ho, Wo):
+    N, C, H, W = x.shape
+    y = np.empty((N, C, Ho, Wo), dtype=x.dtype)
+    switches = np.empty((N, C, Ho, Wo), dtype=np.int64)
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for i in range(Ho):
+            h0 = i * sH - pH
+            for j in range(Wo):
+                w0 = j * sW - pW
+                best = -np.inf
+                arg = -1
+                for h in range(max(h0, 0), min(h0 + kH, H)):      # row-major window
+                    for w in range(max(w0, 0), min(w0 + kW, W)):
+                        v = x[n, c, h, w]
+                        if v > best or arg < 0:                    # strict: first max wins
+                            best = v
+                            arg = h * W + w
+                y[n, c, i, j] = best
+                switches[n, c, i, j] = arg
+    return y, switches
+
+
+def _unpool_planes_py(y, switches, Ho, Wo):
+    N, C, Hp, Wp = y.shape
+    x = np.zeros((N, C, Ho * Wo), dtype=y.dtype)
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for i in range(Hp):
+            for j in range(Wp):
+                x[n, c, switches[n, c, i, j]] += y[n, c, i, j]  # adds up where windows overlap
+    return x.reshape(N, C, Ho, Wo)
+
+
+def _adaptive_avg_planes_py(x, h_bounds, w_bounds):
+    N, C, H, W = x.shape
+    Ho, Wo = h_bounds.shape[0], w_bounds.shape[0]
+    y = np.empty((N, C, Ho, Wo), dtype=x.dtype)
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for i in range(Ho):
+            h0, h1 = h_bounds[i, 0], h_bounds[i, 1]
+            for j in range(Wo):
+                w0, w1 = w_bounds[j, 0], w_bounds[j, 1]
+                acc = 0.0
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        acc += x[n, c, h, w]
+                y[n, c, i, j] = acc / ((h1 - h0) * (w1 - w0))
+    return y
+
+
+def _adaptive_avg_backward_planes_py(dy, h_bounds, w_bounds, H, W):
+    N, C, Ho, Wo = dy.shape
+    dx = np.zeros((N, C, H, W), dtype=dy.dtype)
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for i in range(Ho):
+            h0, h1 = h_bounds[i, 0], h_bounds[i, 1]
+            for j in range(Wo):
+                w0, w1 = w_bounds[j, 0], w_bounds[j, 1]
+                g = dy[n, c, i, j] / ((h1 - h0) * (w1 - w0))
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        dx[n, c, h, w] += g
+    return dx
+
+
+_max_pool_planes = njit(cache=True, parallel=True)(_max_pool_planes_py)
+_unpool_planes = njit(cache=True, parallel=True)(_unpool_planes_py)
+_adaptive_avg_planes = njit(cache=True, parallel=True)(_adaptive_avg_planes_py)
+_adaptive_avg_backward_planes = njit(cache=True, parallel=True)(_adaptive_avg_backward_planes_py)
+
+
+def max_pool2d(x, kernel_size, stride, padding, ceil_mode):
+    """See ``pool.max_pool2d``."""
+    (kH, kW), (sH, sW), (pH, pW) = kernel_size, stride, padding
+    Ho = pool_output_size(x.shape[2], kH, sH, pH, ceil_mode)
+    Wo = pool_output_size(x.shape[3], kW, sW, pW, ceil_mode)
+    return _max_pool_planes(x, kH, kW, sH, sW, pH, pW, Ho, Wo)
+
+
+def max_unpool2d(y, switches, output_size):
+    """See ``pool.max_unpool2d``."""
+    Ho, Wo = output_size
+    return _unpool_planes(y, switches, Ho, Wo)
+
+
+def _bounds_array(size, out):
+    return np.array(adaptive_bounds(size, out), dtype=np.int64).reshape(out, 2)
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """See ``pool.adaptive_avg_pool2d``."""
+    Ho, Wo = output_size
+    return _adaptive_avg_planes(x, _bounds_array(x.shape[2], Ho), _bounds_array(x.shape[3], Wo))
+
+
+def adaptive_avg_pool2d_backward(grad_output, input_size):
+    """See ``pool.adaptive_avg_pool2d_backward``."""
+    H, W = input_size
+    Ho, Wo = grad_output.shape[2:]
+    return _adaptive_avg_backward_planes(grad_output, _bounds_array(H, Ho), _bounds_array(W, Wo), H, W)
