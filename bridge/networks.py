@@ -1,0 +1,65 @@
+"""Torch twins of npcnn's architectures, built from the same specs.
+
+A spec's layer names are module paths: ``conv_1`` becomes a child of the
+top-level ``nn.Sequential``, ``features.0`` the child ``0`` of a nested
+``features`` Sequential. So the state_dict keys of the torch module are the
+npcnn keys (``conv_1.weight``, ``features.0.weight``), and AlexNet and VGG16
+have torchvision's keys without depending on torchvision.
+"""
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from npcnn.architectures import Spec, get_spec
+
+TORCH_LAYERS = {
+    "conv2d": nn.Conv2d,
+    "linear": nn.Linear,
+    "relu": nn.ReLU,
+    "max_pool2d": nn.MaxPool2d,
+    "adaptive_avg_pool2d": nn.AdaptiveAvgPool2d,
+    "flatten": nn.Flatten,
+    "dropout": nn.Dropout,
+    "log_softmax": nn.LogSoftmax,
+    "softmax": nn.Softmax,
+}
+
+
+def torch_model(name, dtype=torch.float32):
+    """``torch.nn.Module`` of ``"simplecnn" | "lenet5" | "alexnet" | "vgg16"``
+    (or a ``Spec``), with torch's default initialisation, in eval mode."""
+    spec = name if isinstance(name, Spec) else get_spec(name)
+    groups = OrderedDict()  # top-level child name -> module or OrderedDict of children
+    for layer_name, kind, arguments in spec.layers:
+        module = TORCH_LAYERS[kind](**arguments)
+        if "." in layer_name:
+            group, child = layer_name.split(".", 1)
+            groups.setdefault(group, OrderedDict())[child] = module
+        else:
+            groups[layer_name] = module
+    top = nn.Sequential(OrderedDict(
+        (k, nn.Sequential(v) if isinstance(v, OrderedDict) else v) for k, v in groups.items()))
+    top.arch = spec.name
+    return top.to(dtype).eval()
+
+
+def named_layers(module):
+    """``{npcnn layer name: torch submodule}``: every leaf module by its path."""
+    return OrderedDict((name, m) for name, m in module.named_modules()
+                       if name and not list(m.children()))
+
+
+@torch.no_grad()
+def torch_activations(module, x):
+    """Run ``module`` on ``x`` and return ``(output, {layer name: output})``,
+    recorded with forward hooks on every leaf module."""
+    acts = OrderedDict()
+    handles = [m.register_forward_hook(lambda _m, _i, out, name=name: acts.__setitem__(name, out))
+               for name, m in named_layers(module).items()]
+    try:
+        out = module(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return out, acts

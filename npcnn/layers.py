@@ -1,0 +1,156 @@
+"""Layers: an op of ``npcnn.functional`` plus the parameters it owns.
+
+Each class takes the constructor arguments of the torch module of the same
+name, keeps its parameters as plain arrays in ``self.params`` (keys as in
+torch's state_dict: ``weight``, ``bias``) and has ``forward(x, backend)``.
+``MaxPool2d.forward`` returns ``(y, switches)``; every other layer returns y.
+"""
+import numpy as np
+
+from . import functional as F
+
+
+class Layer:
+    kind = ""
+    params: dict
+
+    def __init__(self):
+        self.params = {}
+
+    def forward(self, x, backend):
+        raise TypeError(f"{type(self).__name__} must define forward")
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v}" for k, v in self.arguments.items())
+        return f"{type(self).__name__}({args})"
+
+
+class Conv2d(Layer):
+    kind = "conv2d"
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
+                 dtype=np.float32):
+        super().__init__()
+        kH, kW = (kernel_size, kernel_size) if np.isscalar(kernel_size) else tuple(kernel_size)
+        self.arguments = dict(in_channels=in_channels, out_channels=out_channels,
+                              kernel_size=kernel_size, stride=stride, padding=padding)
+        self.stride, self.padding = stride, padding
+        self.params["weight"] = np.zeros((out_channels, in_channels, kH, kW), dtype=dtype)
+        if bias:
+            self.params["bias"] = np.zeros(out_channels, dtype=dtype)
+
+    @property
+    def fan_in(self):
+        return int(np.prod(self.params["weight"].shape[1:]))
+
+    def forward(self, x, backend):
+        return F.conv2d(x, self.params["weight"], self.params.get("bias"), self.stride,
+                        self.padding, backend=backend)
+
+
+class Linear(Layer):
+    kind = "linear"
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32):
+        super().__init__()
+        self.arguments = dict(in_features=in_features, out_features=out_features)
+        self.params["weight"] = np.zeros((out_features, in_features), dtype=dtype)
+        if bias:
+            self.params["bias"] = np.zeros(out_features, dtype=dtype)
+
+    @property
+    def fan_in(self):
+        return self.params["weight"].shape[1]
+
+    def forward(self, x, backend):
+        return F.linear(x, self.params["weight"], self.params.get("bias"), backend=backend)
+
+
+class ReLU(Layer):
+    kind = "relu"
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.arguments = {}  # inplace is torch's memory trick; npcnn never needs it
+
+    def forward(self, x, backend):
+        return F.relu(x, backend=backend)
+
+
+class MaxPool2d(Layer):
+    kind = "max_pool2d"
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
+        super().__init__()
+        self.arguments = dict(kernel_size=kernel_size, stride=stride, padding=padding,
+                              ceil_mode=ceil_mode)
+
+    def forward(self, x, backend):
+        return F.max_pool2d(x, **self.arguments, backend=backend)
+
+
+class AdaptiveAvgPool2d(Layer):
+    kind = "adaptive_avg_pool2d"
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.arguments = dict(output_size=output_size)
+
+    def forward(self, x, backend):
+        return F.adaptive_avg_pool2d(x, self.arguments["output_size"], backend=backend)
+
+
+class Flatten(Layer):
+    kind = "flatten"
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.arguments = dict(start_dim=start_dim, end_dim=end_dim)
+
+    def forward(self, x, backend):
+        return F.flatten(x, **self.arguments, backend=backend)
+
+
+class Dropout(Layer):
+    """Identity: npcnn models only run inference."""
+    kind = "dropout"
+
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__()
+        self.arguments = dict(p=p)
+
+    def forward(self, x, backend):
+        return F.dropout(x, self.arguments["p"], training=False, backend=backend)
+
+
+class LogSoftmax(Layer):
+    kind = "log_softmax"
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.arguments = dict(dim=dim)
+
+    def forward(self, x, backend):
+        return F.log_softmax(x, self.arguments["dim"], backend=backend)
+
+
+class Softmax(LogSoftmax):
+    kind = "softmax"
+
+    def forward(self, x, backend):
+        return F.softmax(x, self.arguments["dim"], backend=backend)
+
+
+LAYERS = {cls.kind: cls for cls in (Conv2d, Linear, ReLU, MaxPool2d, AdaptiveAvgPool2d, Flatten,
+                                    Dropout, LogSoftmax, Softmax)}
+
+
+def make_layer(kind, arguments, dtype=np.float32):
+    """A layer from a spec entry: ``make_layer("conv2d", {"in_channels": 1, ...})``."""
+    try:
+        cls = LAYERS[kind]
+    except KeyError:
+        raise ValueError(f"unknown layer kind {kind!r}; known: {', '.join(LAYERS)}") from None
+    if cls in (Conv2d, Linear):
+        return cls(**arguments, dtype=dtype)
+    return cls(**arguments)

@@ -1,0 +1,242 @@
+"""``npcnn.Model``: a named sequential network that records what it computes.
+
+    model = npcnn.build("lenet5", seed=0)
+    y = model(x)                                   # (N, 10)
+    y, acts = model.forward(x, record=True)
+    acts["conv_1"]                                 # (N, 6, 28, 28), every layer by name
+    acts.switches["pool_1"]                        # (N, 6, 14, 14) int64
+    model.save("lenet5.npz"); npcnn.load("lenet5.npz")
+
+Parameters live in the layers as plain arrays and are reached by torch's
+state_dict keys (``conv_1.weight``), so the bridge only copies.
+"""
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from .architectures import Spec, get_spec
+from .layers import make_layer
+
+FORMAT_KEY = "__npcnn__"  # npz entry holding the metadata as a JSON string
+
+
+class Activations(dict):
+    """Every layer's output keyed by layer name, in forward order.
+
+    ``switches`` maps each max-pool layer's name to its int64 switches and
+    ``input`` is the array the network was given.
+    """
+
+    def __init__(self, input):
+        super().__init__()
+        self.input = input
+        self.switches = {}
+
+
+class _HookHandle:
+    def __init__(self, hooks, name, hook):
+        self._hooks, self._name, self._hook = hooks, name, hook
+
+    def remove(self):
+        if self._hook in self._hooks.get(self._name, []):
+            self._hooks[self._name].remove(self._hook)
+
+
+class Model:
+    """An ordered list of named layers.
+
+    Args:
+        layers: iterable of ``(name, layer)``.
+        arch: the architecture's name, stored with saved weights.
+        aliases: readable names for layers (``{"conv5_3": "features.28"}``).
+        backend: ``"numba"`` (default) or ``"numpy"``, used by every layer.
+    """
+
+    def __init__(self, layers, arch=None, aliases=None, backend="numba"):
+        self.layers = dict(layers)
+        self.arch = arch
+        self.aliases = dict(aliases or {})
+        self.backend = backend
+        self._hooks = {}
+
+    @classmethod
+    def from_spec(cls, spec, dtype=np.float32, seed=None, backend="numba"):
+        """Build a network from its spec, initialised as torch initialises it:
+        weights and biases uniform in +-1/sqrt(fan_in) (a ``seed`` makes it
+        repeatable; the numbers differ from torch's own random stream)."""
+        spec = spec if isinstance(spec, Spec) else get_spec(spec)
+        rng = np.random.default_rng(seed)
+        layers = []
+        for name, kind, arguments in spec.layers:
+            layer = make_layer(kind, arguments, dtype=dtype)
+            for key, value in layer.params.items():
+                bound = 1.0 / np.sqrt(layer.fan_in)
+                value[...] = rng.uniform(-bound, bound, size=value.shape)
+            layers.append((name, layer))
+        return cls(layers, arch=spec.name, aliases=spec.aliases, backend=backend)
+
+    # -- names ---------------------------------------------------------------
+
+    @property
+    def layer_names(self):
+        return list(self.layers)
+
+    def resolve(self, name):
+        """The layer name behind ``name`` (itself or an alias); a clear error
+        listing the valid names otherwise."""
+        if name in self.layers:
+            return name
+        if name in self.aliases:
+            return self.aliases[name]
+        valid = ", ".join(self.layer_names)
+        extra = f" (aliases: {', '.join(self.aliases)})" if self.aliases else ""
+        raise ValueError(f"unknown layer {name!r}; valid layers: {valid}{extra}")
+
+    def __getitem__(self, name):
+        return self.layers[self.resolve(name)]
+
+    def __repr__(self):
+        rows = "\n".join(f"  ({name}): {layer!r}" for name, layer in self.layers.items())
+        return f"Model({self.arch or ''}\n{rows}\n)"
+
+    # -- forward -------------------------------------------------------------
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def forward(self, x, record=False, until=None):
+        """Run the network on ``x`` (N, C, H, W).
+
+        Returns the output, or ``(output, activations)`` with ``record=True``
+        (an ``Activations``: every layer's output by name, and the switches of
+        every max-pool). ``until`` stops after that layer and returns its output.
+        """
+        stop = None if until is None else self.resolve(until)
+        acts = Activations(x) if record else None
+        for name, layer in self.layers.items():
+            try:
+                out = layer.forward(x, self.backend)
+            except ValueError as err:
+                raise ValueError(f"layer {name} ({layer.kind}): {err}") from None
+            if layer.kind == "max_pool2d":
+                out, switches = out
+                if record:
+                    acts.switches[name] = switches
+            for hook in self._hooks.get(name, ()):
+                hook(name, x, out)
+            if record:
+                acts[name] = out
+            x = out
+            if name == stop:
+                break
+        return (x, acts) if record else x
+
+    def register_forward_hook(self, name, hook):
+        """Call ``hook(name, input, output)`` after layer ``name`` runs, as
+        torch's forward hooks do; returns a handle with ``remove()``."""
+        name = self.resolve(name)
+        self._hooks.setdefault(name, []).append(hook)
+        return _HookHandle(self._hooks, name, hook)
+
+    def output_shapes(self, input_shape):
+        """``{layer name: output shape}`` for one input shape (N, C, H, W),
+        computed by a forward pass on zeros."""
+        _, acts = self.forward(np.zeros(input_shape, dtype=self.dtype), record=True)
+        return {name: a.shape for name, a in acts.items()}
+
+    # -- parameters ------------------------------------------------------------
+
+    @property
+    def dtype(self):
+        for layer in self.layers.values():
+            for value in layer.params.values():
+                return value.dtype
+        return np.dtype(np.float32)
+
+    def state_dict(self):
+        """``{"<layer>.<param>": array}``, torch's key convention; the arrays
+        are the model's own (not copies)."""
+        return {f"{name}.{key}": value
+                for name, layer in self.layers.items() for key, value in layer.params.items()}
+
+    def load_state_dict(self, state, strict=True):
+        """Copy arrays into the parameters. Missing or unexpected keys (with
+        ``strict``) and any shape mismatch raise an error naming the key."""
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if strict and (missing or unexpected):
+            raise ValueError(f"load_state_dict ({self.arch}): missing keys {missing}, "
+                             f"unexpected keys {unexpected}")
+        for key, target in own.items():
+            if key not in state:
+                continue
+            value = np.asarray(state[key])
+            if value.shape != target.shape:
+                raise ValueError(f"load_state_dict ({self.arch}): {key} has shape {value.shape} "
+                                 f"in the file but {target.shape} in the model")
+            target[...] = value
+        return self
+
+    def astype(self, dtype):
+        """Convert every parameter to ``dtype`` in place (float32 or float64)."""
+        for layer in self.layers.values():
+            for key, value in layer.params.items():
+                layer.params[key] = value.astype(dtype)
+        return self
+
+    def num_parameters(self):
+        return sum(v.size for v in self.state_dict().values())
+
+    def summary(self, input_shape=None):
+        """Rows of (layer, kind, output shape, parameter count)."""
+        shapes = self.output_shapes(input_shape) if input_shape else {}
+        return [(name, layer.kind, shapes.get(name), sum(v.size for v in layer.params.values()))
+                for name, layer in self.layers.items()]
+
+    # -- files -----------------------------------------------------------------
+
+    def save(self, path):
+        """Write the weights and the architecture's name to an ``.npz`` file,
+        atomically: a temp file in the same folder, renamed when complete."""
+        meta = json.dumps({"arch": self.arch, "format": 1})
+        arrays = {FORMAT_KEY: np.array(meta), **self.state_dict()}
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path, arch=None, backend="numba"):
+        """A model from an ``.npz`` written by ``save`` (never unpickles)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{path}: not a readable npcnn .npz file ({err})") from None
+        meta = json.loads(str(arrays.pop(FORMAT_KEY))) if FORMAT_KEY in arrays else {}
+        arch = arch or meta.get("arch")
+        if arch is None:
+            raise ValueError(f"{path}: no architecture recorded; pass arch=")
+        dtype = next(iter(arrays.values())).dtype if arrays else np.float32
+        model = cls.from_spec(arch, dtype=dtype, backend=backend)
+        try:
+            return model.load_state_dict(arrays)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+
+
+def build(arch, dtype=np.float32, seed=None, backend="numba"):
+    """A freshly initialised ``Model`` of ``"simplecnn" | "lenet5" | "alexnet" | "vgg16"``."""
+    return Model.from_spec(arch, dtype=dtype, seed=seed, backend=backend)
+
+
+load = Model.load

@@ -1,0 +1,1 @@
+"""Figures of the npcnn studies, drawn with matplotlib (vis -> bridge -> npcnn)."""
