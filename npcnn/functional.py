@@ -201,13 +201,13 @@ def _pool_args(op, kernel_size, stride, padding):
     return k, s, p
 
 
-def _switches(op, input, indices):
-    y = checks.array(op, "input", input, ndim=4)
+def _switches(op, input, indices, input_name="input"):
+    y = checks.array(op, input_name, input, ndim=4)
     if not isinstance(indices, np.ndarray) or indices.dtype != np.int64:
         got = indices.dtype if isinstance(indices, np.ndarray) else type(indices).__name__
         raise ValueError(f"{op}: indices (the switches) must be an int64 array, got {got}")
     if indices.shape != y.shape:
-        raise ValueError(f"{op}: indices must have the shape of input {y.shape}, "
+        raise ValueError(f"{op}: indices must have the shape of {input_name} {y.shape}, "
                          f"got {indices.shape}")
     return y, np.ascontiguousarray(indices)
 
@@ -260,7 +260,7 @@ def max_pool2d_backward(grad_output, indices, input_size, *, backend="numba"):
     ((H, W) or the input's full shape).
     """
     op = "max_pool2d_backward"
-    g, idx = _switches(op, grad_output, indices)
+    g, idx = _switches(op, grad_output, indices, "grad_output")
     plane = _plane_size(op, "input_size", input_size, 4)
     _check_switch_range(op, idx, plane)
     return _impl("pool", op, backend).max_unpool2d(g, idx, plane)

@@ -11,12 +11,12 @@ Parameters live in the layers as plain arrays and are reached by torch's
 state_dict keys (``conv_1.weight``), so the bridge only copies.
 """
 import json
-import os
-import tempfile
+import zipfile
 
 import numpy as np
 
 from .architectures import Spec, get_spec
+from .atomic import atomic_path
 from .layers import make_layer
 
 FORMAT_KEY = "__npcnn__"  # npz entry holding the metadata as a JSON string
@@ -203,15 +203,8 @@ class Model:
         atomically: a temp file in the same folder, renamed when complete."""
         meta = json.dumps({"arch": self.arch, "format": 1})
         arrays = {FORMAT_KEY: np.array(meta), **self.state_dict()}
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
         return path
 
     @classmethod
@@ -220,7 +213,7 @@ class Model:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
             raise ValueError(f"{path}: not a readable npcnn .npz file ({err})") from None
         meta = json.loads(str(arrays.pop(FORMAT_KEY))) if FORMAT_KEY in arrays else {}
         arch = arch or meta.get("arch")

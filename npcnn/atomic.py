@@ -1,0 +1,28 @@
+"""Write a file so that readers see either the old one or the new one, never
+half of one: write a temporary file in the same directory, then ``os.replace``
+it into place (atomic on POSIX and Windows when both are on one filesystem,
+which the same directory guarantees)."""
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path next to ``path``; on normal exit move it to
+    ``path``, on any exception (Ctrl-C included) delete it.
+
+    The caller creates and writes the temporary file itself. Its name starts
+    with a dot and ends in ``.part`` so that a crash leaves an obvious orphan
+    rather than a plausible-looking data file.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,159 @@
+"""conv2d and conv_transpose2d against torch: values and gradients over a
+sweep of shapes, plus the adjoint identity and numerical gradients."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+import npcnn.functional as F
+from parity import TOL, check_op
+
+
+def conv_cases(count=48, seed=1):
+    """Random but fixed configurations: batch 1-3, channels 1-4, sizes that
+    do not tile, kernels 1, 2, 3, 5, 11, strides 1-4, padding 0-2, and
+    non-square pairs. Each is (N, C, F, (H, W), (kH, kW), stride, padding)."""
+    rng = np.random.default_rng(seed)
+    cases = [  # hand-picked corners first
+        (1, 1, 1, (5, 5), (1, 1), 1, 0),
+        (2, 3, 4, (11, 11), (11, 11), 1, 0),        # kernel covers the whole image
+        (1, 2, 3, (9, 7), (11, 11), 2, 2),          # kernel larger than the unpadded input
+        (3, 4, 2, (13, 17), (5, 5), 4, 2),
+        (2, 1, 6, (28, 28), (5, 5), 1, 2),          # LeNet-5 conv_1
+        (1, 3, 2, (16, 15), (2, 3), (2, 3), (1, 0)),
+    ]
+    while len(cases) < count:
+        k = int(rng.choice([1, 2, 3, 5, 11]))
+        kk = (k, k) if rng.random() < 0.8 else (k, int(rng.choice([1, 2, 3])))
+        pad = int(rng.integers(0, 3))
+        H, W = (int(v) for v in rng.integers(max(kk[0], kk[1]), 20, size=2))
+        stride = int(rng.integers(1, 5))
+        cases.append((int(rng.integers(1, 4)), int(rng.integers(1, 5)), int(rng.integers(1, 5)),
+                      (H, W), kk, stride, pad))
+    return cases
+
+
+CASES = conv_cases()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
+def test_conv2d_matches_torch(case, backend, dtype):
+    N, C, Fo, (H, W), (kH, kW), stride, padding = case
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    # weights at the scale of a trained network (~1/sqrt(fan_in)) keep the
+    # outputs O(1), where float32's atol 1e-5 means something
+    w = (rng.standard_normal((Fo, C, kH, kW)) / np.sqrt(C * kH * kW)).astype(dtype)
+    b = rng.standard_normal(Fo).astype(dtype)
+    check_op(lambda x, w, b: F.conv2d(x, w, b, stride, padding, backend=backend),
+             lambda x, w, b: TF.conv2d(x, w, b, stride, padding),
+             [x, w, b],
+             backward=lambda g, x, w, b: F.conv2d_backward(g, x, w, stride, padding, backend=backend),
+             **TOL[dtype])
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
+def test_conv_transpose2d_matches_torch(case, backend, dtype):
+    N, C, Fo, (H, W), (kH, kW), stride, padding = case
+    sH, sW = (stride, stride) if isinstance(stride, int) else stride
+    output_padding = (min(1, sH - 1), 0)       # exercise output_padding where allowed
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = (rng.standard_normal((C, Fo, kH, kW)) / np.sqrt(C * kH * kW)).astype(dtype)
+    b = rng.standard_normal(Fo).astype(dtype)
+    args = (stride, padding, output_padding)
+    pH, pW = (padding, padding) if isinstance(padding, int) else padding
+    if (W - 1) * sW + kW + output_padding[1] <= 2 * pW or (H - 1) * sH + kH + output_padding[0] <= 2 * pH:
+        # padding crops away the whole output: both refuse
+        with pytest.raises(RuntimeError):
+            TF.conv_transpose2d(torch.tensor(x), torch.tensor(w), None, *args)
+        with pytest.raises(ValueError, match="conv_transpose2d: padding .* empty output"):
+            F.conv_transpose2d(x, w, b, *args, backend=backend)
+        return
+    check_op(lambda x, w, b: F.conv_transpose2d(x, w, b, *args, backend=backend),
+             lambda x, w, b: TF.conv_transpose2d(x, w, b, *args),
+             [x, w, b],
+             backward=lambda g, x, w, b: F.conv_transpose2d_backward(g, x, w, *args, backend=backend),
+             **TOL[dtype])
+
+
+def test_conv2d_without_bias(backend):
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((2, 3, 9, 9)), rng.standard_normal((4, 3, 3, 3))
+    check_op(lambda x, w: F.conv2d(x, w, None, 2, 1, backend=backend),
+             lambda x, w: TF.conv2d(x, w, None, 2, 1), [x, w],
+             backward=lambda g, x, w: F.conv2d_backward(g, x, w, 2, 1, backend=backend)[:2],
+             **TOL[np.float64])
+
+
+@pytest.mark.parametrize("case", CASES[:16], ids=[str(i) for i in range(16)])
+def test_adjoint_identity(case, backend):
+    """<conv2d(x, w), y> == <x, conv_transpose2d(y, w)>: the transposed
+    convolution is exactly the adjoint, which is what the deconvnet relies on."""
+    N, C, Fo, (H, W), (kH, kW), stride, padding = case
+    s = (stride, stride) if isinstance(stride, int) else stride
+    p = (padding, padding) if isinstance(padding, int) else padding
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((Fo, C, kH, kW))
+    y = rng.standard_normal(F.conv2d(x, w, None, s, p).shape)
+    # output_padding picks, among the input sizes that give y's size, x's one
+    op = ((H + 2 * p[0] - kH) % s[0], (W + 2 * p[1] - kW) % s[1])
+    xt = F.conv_transpose2d(y, w, None, s, p, op, backend=backend)
+    assert xt.shape == x.shape
+    lhs = np.vdot(F.conv2d(x, w, None, s, p, backend=backend), y)
+    rhs = np.vdot(x, xt)
+    assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs))
+
+
+def numerical_gradient(f, x, eps=1e-6):
+    """Central differences of the scalar f at every entry of x (float64)."""
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        x[idx] = old + eps
+        up = f()
+        x[idx] = old - eps
+        down = f()
+        x[idx] = old
+        grad[idx] = (up - down) / (2 * eps)
+    return grad
+
+
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+def test_numerical_gradient(op, backend):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 2, 5, 4))
+    # conv2d weight is (C_out, C_in, ...), conv_transpose2d's (C_in, C_out, ...)
+    w = rng.standard_normal((3, 2, 3, 2) if op == "conv2d" else (2, 3, 3, 2))
+    b = rng.standard_normal(3)
+    forward = getattr(F, op)
+    args = (2, 1) if op == "conv2d" else (2, 1, 1)
+    g = rng.standard_normal(forward(x, w, b, *args).shape)
+
+    def loss():
+        return np.vdot(forward(x, w, b, *args, backend=backend), g)
+
+    dx, dw, db = getattr(F, op + "_backward")(g, x, w, *args, backend=backend)
+    for analytic, wrt in ((dx, x), (dw, w), (db, b)):
+        np.testing.assert_allclose(analytic, numerical_gradient(loss, wrt), atol=1e-6, rtol=1e-6)
+
+
+def test_backends_agree_on_a_large_batch():
+    """The numba path processes the batch in chunks; crossing a chunk
+    boundary must not change a number."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((70, 8, 30, 30)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    import npcnn.ops.conv_numba as kernels
+    old = kernels._COLS_BUDGET
+    kernels._COLS_BUDGET = 8 * 9 * 28 * 28 * 4 * 3  # three images a chunk
+    try:
+        fast = F.conv2d(x, w, None, 1, 0, backend="numba")
+        dx, dw, db = F.conv2d_backward(np.ones_like(fast), x, w, 1, 0, backend="numba")
+    finally:
+        kernels._COLS_BUDGET = old
+    np.testing.assert_allclose(fast, F.conv2d(x, w, None, 1, 0, backend="numpy"), atol=1e-4, rtol=1e-5)
+    ref = F.conv2d_backward(np.ones_like(fast), x, w, 1, 0, backend="numpy")
+    np.testing.assert_allclose(dw, ref[1], rtol=1e-4)
+    np.testing.assert_allclose(dx, ref[0], atol=1e-4, rtol=1e-5)

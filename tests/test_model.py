@@ -1,0 +1,152 @@
+"""npcnn.Model against its torch twin: every named activation, the four
+networks, both dtypes; weights through .npz; hooks, names and errors."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+import bridge
+import npcnn
+
+SMALL_INPUT = {"simplecnn": (2, 1, 28, 28), "lenet5": (2, 1, 28, 28),
+               "alexnet": (1, 3, 67, 67), "vgg16": (1, 3, 32, 32)}
+
+
+def twin(arch, dtype, seed=0):
+    torch.manual_seed(seed)
+    module = bridge.torch_model(arch, dtype=dtype)
+    return module, bridge.from_torch(module)
+
+
+@pytest.mark.parametrize("arch", list(SMALL_INPUT))
+def test_every_activation_equals_torch_float64(arch, backend):
+    module, model = twin(arch, torch.float64)
+    model.backend = backend
+    x = np.random.default_rng(0).standard_normal(SMALL_INPUT[arch])
+    out, acts = model.forward(x, record=True)
+    ref_out, ref = bridge.torch_activations(module, torch.from_numpy(x))
+    assert list(acts) == list(ref) == model.layer_names
+    for name in acts:
+        assert acts[name].dtype == np.float64
+        np.testing.assert_allclose(acts[name], ref[name].numpy(), atol=1e-10, rtol=1e-10, err_msg=name)
+    np.testing.assert_allclose(out, ref_out.numpy(), atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("arch", ["simplecnn", "lenet5"])
+def test_mnist_networks_float32(arch, backend):
+    module, model = twin(arch, torch.float32, seed=1)
+    model.backend = backend
+    x = np.random.default_rng(1).standard_normal((8, 1, 28, 28)).astype(np.float32)
+    _, acts = model.forward(x, record=True)
+    _, ref = bridge.torch_activations(module, torch.from_numpy(x))
+    for name in acts:
+        assert acts[name].dtype == np.float32
+        np.testing.assert_allclose(acts[name], ref[name].numpy(), atol=1e-5, rtol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("arch", ["alexnet", "vgg16"])
+def test_imagenet_networks_float32_at_224(arch):
+    """Relative error <= 1e-4 of every activation, at full size."""
+    module, model = twin(arch, torch.float32, seed=2)
+    x = np.random.default_rng(2).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    _, acts = model.forward(x, record=True)
+    _, ref = bridge.torch_activations(module, torch.from_numpy(x))
+    for name in acts:
+        r = ref[name].numpy()
+        rel = np.abs(acts[name] - r).max() / max(np.abs(r).max(), 1e-30)
+        assert rel <= 1e-4, f"{arch} {name}: relative error {rel:.2e}"
+
+
+def test_switches_are_recorded_and_equal_torch_indices():
+    module, model = twin("lenet5", torch.float64)
+    x = np.random.default_rng(3).standard_normal((3, 1, 28, 28))
+    _, acts = model.forward(x, record=True)
+    assert set(acts.switches) == {"pool_1", "pool_2"}
+    for pool, before in (("pool_1", "relu_1"), ("pool_2", "relu_2")):
+        _, idx = TF.max_pool2d(torch.from_numpy(acts[before]), 2, 2, return_indices=True)
+        np.testing.assert_array_equal(acts.switches[pool], idx.numpy())
+    assert acts.input is x
+
+
+def test_forward_hooks_and_until():
+    model = npcnn.build("simplecnn", seed=0)
+    seen = []
+    handle = model.register_forward_hook("relu_2", lambda name, i, o: seen.append((name, o.shape)))
+    x = np.zeros((2, 1, 28, 28), dtype=np.float32)
+    model(x)
+    assert seen == [("relu_2", (2, 16, 14, 14))]
+    handle.remove()
+    model(x)
+    assert len(seen) == 1
+    assert model.forward(x, until="max_pool_1").shape == (2, 8, 14, 14)
+
+
+def test_aliases_resolve_to_torchvision_paths():
+    vgg = npcnn.build("vgg16")
+    assert vgg.resolve("conv5_3") == "features.28" and vgg.resolve("pool5") == "features.30"
+    assert npcnn.build("alexnet").resolve("pool5") == "features.12"
+
+
+def test_unknown_layer_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown layer 'conv_9'; valid layers: conv_1, relu_1, pool_1"):
+        npcnn.build("lenet5").resolve("conv_9")
+
+
+def test_state_dict_keys_and_parameter_counts_match_torch():
+    for arch, count in {"simplecnn": 52138, "lenet5": 61706, "alexnet": 61100840,
+                        "vgg16": 138357544}.items():
+        module = bridge.torch_model(arch)
+        model = npcnn.build(arch)
+        assert list(model.state_dict()) == list(module.state_dict())
+        assert model.num_parameters() == count == sum(p.numel() for p in module.parameters())
+
+
+def test_npz_round_trip(tmp_path):
+    model = npcnn.build("lenet5", seed=4, dtype=np.float64)
+    path = tmp_path / "lenet5.npz"
+    model.save(path)
+    loaded = npcnn.load(path)
+    assert loaded.arch == "lenet5" and loaded.dtype == np.float64
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(loaded.state_dict()[key], value)
+    assert [p.name for p in tmp_path.iterdir()] == ["lenet5.npz"]  # no temp file left
+
+
+def test_torch_round_trip_keeps_weights_identical():
+    module, model = twin("simplecnn", torch.float32, seed=5)
+    back = bridge.to_torch(model)
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, back.state_dict()[key]), key
+
+
+def test_load_state_dict_names_the_key_and_both_shapes():
+    model = npcnn.build("lenet5")
+    state = dict(model.state_dict())
+    state["conv_2.weight"] = np.zeros((16, 6, 3, 3), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"conv_2.weight has shape \(16, 6, 3, 3\) in the file "
+                                         r"but \(16, 6, 5, 5\) in the model"):
+        model.load_state_dict(state)
+    del state["conv_2.weight"]
+    with pytest.raises(ValueError, match=r"missing keys \['conv_2.weight'\]"):
+        model.load_state_dict(state)
+
+
+def test_load_refuses_broken_and_foreign_files(tmp_path):
+    good = tmp_path / "good.npz"
+    npcnn.build("simplecnn", seed=0).save(good)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[:500])
+    with pytest.raises(ValueError, match="truncated.npz"):
+        npcnn.load(truncated)
+    with pytest.raises(ValueError, match=r"good.npz: .*missing keys"):
+        npcnn.load(good, arch="lenet5")   # weights of another architecture
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, **{"__npcnn__": np.array({"arch": "lenet5"}, dtype=object)})
+    with pytest.raises(ValueError, match="pickled.npz"):
+        npcnn.load(pickled)
+
+
+def test_layer_errors_name_the_layer():
+    model = npcnn.build("lenet5")
+    with pytest.raises(ValueError, match=r"layer conv_1 \(conv2d\): conv2d: weight .* input has 3"):
+        model(np.zeros((1, 3, 28, 28), dtype=np.float32))

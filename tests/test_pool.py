@@ -1,0 +1,149 @@
+"""max_pool2d with switches, max_unpool2d and adaptive_avg_pool2d against
+torch, with the tie cases that decide whether switches are right."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+import npcnn.functional as F
+from parity import TOL, check_op
+
+
+def pool_cases(count=40, seed=2):
+    """(N, C, (H, W), kernel, stride, padding, ceil_mode): kernels 1-5 and
+    11, strides 1-4, padding up to half the kernel, sizes that do not tile."""
+    rng = np.random.default_rng(seed)
+    cases = [
+        (1, 1, (4, 4), 2, 2, 0, False),
+        (2, 3, (28, 28), 2, 2, 0, False),      # the MNIST networks
+        (1, 2, (55, 55), 3, 2, 0, False),      # AlexNet's overlapping 3x3/2
+        (2, 2, (13, 13), 3, 2, 1, True),
+        (1, 3, (7, 9), (3, 2), (2, 1), (1, 0), True),
+        (3, 1, (11, 11), 11, 4, 5, False),
+        (1, 1, (5, 5), 1, 3, 0, True),
+    ]
+    while len(cases) < count:
+        k = int(rng.choice([1, 2, 3, 4, 5, 11]))
+        pad = int(rng.integers(0, k // 2 + 1))
+        H, W = (int(v) for v in rng.integers(max(1, k - 2 * pad), 19, size=2))
+        cases.append((int(rng.integers(1, 4)), int(rng.integers(1, 5)), (H, W), k,
+                      int(rng.integers(1, 5)), pad, bool(rng.random() < 0.4)))
+    return cases
+
+
+CASES = pool_cases()
+INPUTS = {
+    "normal": lambda rng, s: rng.standard_normal(s),
+    # after a ReLU about half the values are 0: most windows are ties
+    "after_relu": lambda rng, s: np.maximum(rng.standard_normal(s), 0),
+    "constant": lambda rng, s: np.full(s, 0.5),
+    # small integers: ties everywhere, and negative ones next to -inf padding
+    "integers": lambda rng, s: rng.integers(-2, 2, size=s).astype(float),
+}
+
+
+@pytest.mark.parametrize("kind", list(INPUTS))
+@pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
+def test_max_pool2d_matches_torch(case, kind, backend, dtype):
+    """Values, switches (exactly, ties included) and the gradient."""
+    N, C, (H, W), k, s, p, ceil = case
+    x = INPUTS[kind](np.random.default_rng(0), (N, C, H, W)).astype(dtype)
+    check_op(lambda x: F.max_pool2d(x, k, s, p, ceil, backend=backend),
+             lambda x: TF.max_pool2d(x, k, s, p, ceil_mode=ceil, return_indices=True),
+             [x],
+             backward=lambda g, x: F.max_pool2d_backward(
+                 g, F.max_pool2d(x, k, s, p, ceil, backend=backend)[1], x.shape, backend=backend),
+             **TOL[dtype])
+
+
+def test_stride_defaults_to_kernel_size(backend):
+    x = np.random.default_rng(1).standard_normal((1, 2, 9, 9))
+    y, sw = F.max_pool2d(x, 3, backend=backend)
+    yt, st = TF.max_pool2d(torch.tensor(x), 3, return_indices=True)
+    assert y.shape == (1, 2, 3, 3)
+    np.testing.assert_array_equal(sw, st.numpy())
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
+def test_unpool_is_the_adjoint_of_pooling(case, backend, dtype):
+    """max_unpool2d equals torch's autograd gradient of max_pool2d, which
+    adds up values whose windows share a maximum (overlapping pools)."""
+    N, C, (H, W), k, s, p, ceil = case
+    rng = np.random.default_rng(3)
+    x = np.maximum(rng.standard_normal((N, C, H, W)), 0).astype(dtype)
+    y, switches = F.max_pool2d(x, k, s, p, ceil, backend=backend)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    xt = torch.tensor(x, requires_grad=True)
+    TF.max_pool2d(xt, k, s, p, ceil_mode=ceil).backward(torch.from_numpy(g))
+    unpooled = F.max_unpool2d(g, switches, k, s, p, output_size=(H, W), backend=backend)
+    np.testing.assert_allclose(unpooled, xt.grad.numpy(), **TOL[dtype])
+
+
+def test_overlapping_windows_add_up(backend):
+    """A pixel that is the maximum of two overlapping 3x3/2 windows receives
+    the sum of both values (torch's F.max_unpool2d would keep one)."""
+    x = np.zeros((1, 1, 5, 5))
+    x[0, 0, 2, 2] = 9.0  # inside all four windows of a 3x3/2 pool
+    y, switches = F.max_pool2d(x, 3, 2, backend=backend)
+    assert (switches == 2 * 5 + 2).all() and y.shape == (1, 1, 2, 2)
+    u = F.max_unpool2d(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]), switches, 3, 2,
+                       output_size=(5, 5), backend=backend)
+    assert u[0, 0, 2, 2] == 10.0 and np.count_nonzero(u) == 1
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if (c[3] if isinstance(c[3], int) else c[3][0]) <=
+                                  (c[4] if isinstance(c[4], int) else c[4][0]) and not c[6]][:12])
+def test_unpool_equals_torch_max_unpool_without_overlap(case, backend, dtype):
+    N, C, (H, W), k, s, p, ceil = case
+    x = np.random.default_rng(4).standard_normal((N, C, H, W)).astype(dtype)
+    y, switches = F.max_pool2d(x, k, s, p, backend=backend)
+    ours = F.max_unpool2d(y, switches, k, s, p, output_size=(H, W), backend=backend)
+    ref = TF.max_unpool2d(torch.tensor(y), torch.tensor(switches), k, s, p, output_size=(H, W))
+    np.testing.assert_array_equal(ours, ref.numpy())
+
+
+def test_unpool_places_values_only_at_switches(backend):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 8, 8))
+    y, switches = F.max_pool2d(x, 2, backend=backend)
+    u = F.max_unpool2d(y, switches, 2, backend=backend)
+    assert u.shape == x.shape
+    flat = u.reshape(6, 64)
+    mask = np.zeros_like(flat, dtype=bool)
+    np.put_along_axis(mask, switches.reshape(6, -1), True, axis=1)
+    assert (flat[~mask] == 0).all()
+    np.testing.assert_array_equal(np.take_along_axis(flat, switches.reshape(6, -1), 1), y.reshape(6, -1))
+
+
+def test_pool_unpool_adjoint_identity(backend):
+    """<gather(x, switches), y> == <x, unpool(y, switches)> for fixed switches."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 2, 13, 13))
+    _, switches = F.max_pool2d(x, 3, 2, 1, True, backend=backend)
+    y = rng.standard_normal(switches.shape)
+    gathered = np.take_along_axis(x.reshape(4, -1), switches.reshape(4, -1), 1)
+    lhs = np.vdot(gathered, y.reshape(4, -1))
+    rhs = np.vdot(x, F.max_unpool2d(y, switches, 3, 2, 1, output_size=(13, 13), backend=backend))
+    assert abs(lhs - rhs) <= 1e-10 * max(1, abs(lhs))
+
+
+@pytest.mark.parametrize("size,out", [((7, 7), (7, 7)), ((13, 13), (6, 6)), ((5, 9), (3, 4)),
+                                      ((6, 6), (6, 6)), ((1, 1), (7, 7)), ((10, 3), (4, 5))])
+def test_adaptive_avg_pool2d_matches_torch(size, out, backend, dtype):
+    x = np.random.default_rng(7).standard_normal((2, 3) + size).astype(dtype)
+    check_op(lambda x: F.adaptive_avg_pool2d(x, out, backend=backend),
+             lambda x: TF.adaptive_avg_pool2d(x, out), [x],
+             backward=lambda g, x: F.adaptive_avg_pool2d_backward(g, x.shape, backend=backend),
+             **TOL[dtype])
+
+
+def test_numerical_gradient_of_pooling(backend):
+    """Distinct values (no ties), so the max is differentiable everywhere."""
+    from test_conv import numerical_gradient
+    rng = np.random.default_rng(8)
+    x = rng.permutation(2 * 7 * 7).reshape(1, 2, 7, 7) / 10.0
+    g = rng.standard_normal((1, 2, 4, 4))
+    loss = lambda: np.vdot(F.max_pool2d(x, 3, 2, 1, backend=backend)[0], g)
+    _, sw = F.max_pool2d(x, 3, 2, 1, backend=backend)
+    np.testing.assert_allclose(F.max_pool2d_backward(g, sw, x.shape, backend=backend),
+                               numerical_gradient(loss, x), atol=1e-6)
