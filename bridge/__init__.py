@@ -6,5 +6,7 @@
 """
 from .convert import from_torch, to_torch
 from .networks import named_layers, torch_activations, torch_model
+from .parity import LayerParity, compare_activations
 
-__all__ = ["torch_model", "from_torch", "to_torch", "torch_activations", "named_layers"]
+__all__ = ["torch_model", "from_torch", "to_torch", "torch_activations", "named_layers",
+           "compare_activations", "LayerParity"]
