@@ -38,7 +38,8 @@ def array(op, name, a, ndim=None, dtype=None):
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if a.ndim not in allowed:
-            want = " or ".join(f"{d}-D" for d in allowed)
+            want = (f"at least {allowed[0]}-D" if len(allowed) > 4
+                    else " or ".join(f"{d}-D" for d in allowed))
             raise ValueError(f"{op}: {name} must be {want}, got shape {a.shape}")
     if dtype is None:
         if a.dtype not in FLOAT_DTYPES:
