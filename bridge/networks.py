@@ -51,15 +51,28 @@ def named_layers(module):
 
 
 @torch.no_grad()
-def torch_activations(module, x):
+def torch_activations(module, x, switches=False):
     """Run ``module`` on ``x`` and return ``(output, {layer name: output})``,
-    recorded with forward hooks on every leaf module."""
-    acts = OrderedDict()
-    handles = [m.register_forward_hook(lambda _m, _i, out, name=name: acts.__setitem__(name, out))
+    recorded with forward hooks on every leaf module.
+
+    With ``switches=True`` also return ``{pool name: indices}``: where each
+    max-pool found its maxima (torch's ``return_indices``), so a trained
+    network's switches are reachable from outside without changing it.
+    """
+    acts, found = OrderedDict(), OrderedDict()
+
+    def record(name, m, inputs, out):
+        acts[name] = out
+        if switches and isinstance(m, nn.MaxPool2d):
+            found[name] = torch.nn.functional.max_pool2d(
+                inputs[0], m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode,
+                return_indices=True)[1]
+
+    handles = [m.register_forward_hook(lambda m, i, o, name=name: record(name, m, i, o))
                for name, m in named_layers(module).items()]
     try:
         out = module(x)
     finally:
         for h in handles:
             h.remove()
-    return out, acts
+    return (out, acts, found) if switches else (out, acts)

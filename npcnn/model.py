@@ -52,11 +52,14 @@ class Model:
         arch: the architecture's name, stored with saved weights.
         aliases: readable names for layers (``{"conv5_3": "features.28"}``).
         backend: ``"numba"`` (default) or ``"numpy"``, used by every layer.
+        meta: facts about the weights (dataset, accuracy, normalisation),
+            saved with them.
     """
 
-    def __init__(self, layers, arch=None, aliases=None, backend="numba"):
+    def __init__(self, layers, arch=None, aliases=None, backend="numba", meta=None):
         self.layers = dict(layers)
         self.arch = arch
+        self.meta = dict(meta or {})  # where the weights came from: dataset, accuracy, ...
         self.aliases = dict(aliases or {})
         self.backend = backend
         self._hooks = {}
@@ -201,7 +204,7 @@ class Model:
     def save(self, path):
         """Write the weights and the architecture's name to an ``.npz`` file,
         atomically: a temp file in the same folder, renamed when complete."""
-        meta = json.dumps({"arch": self.arch, "format": 1})
+        meta = json.dumps({"arch": self.arch, "format": 1, "meta": self.meta})
         arrays = {FORMAT_KEY: np.array(meta), **self.state_dict()}
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -222,9 +225,11 @@ class Model:
         dtype = next(iter(arrays.values())).dtype if arrays else np.float32
         model = cls.from_spec(arch, dtype=dtype, backend=backend)
         try:
-            return model.load_state_dict(arrays)
+            model.load_state_dict(arrays)
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
+        model.meta = meta.get("meta", {})
+        return model
 
 
 def build(arch, dtype=np.float32, seed=None, backend="numba"):

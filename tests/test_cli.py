@@ -41,3 +41,21 @@ def test_console_script_help_lists_the_subcommands():
     sub = subprocess.run([sys.executable, "-m", "vis.cli", "demo", "--help"], capture_output=True,
                          text=True, timeout=120)
     assert sub.returncode == 0 and "example: npcnn demo" in sub.stdout
+
+
+def test_train_writes_a_checkpoint_that_loads(tmp_path, capsys):
+    import bridge
+    out = tmp_path / "simplecnn.pt"
+    assert main(["train", "--model", "simplecnn", "--dataset", "mnist5k", "--epochs", "1",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "simplecnn: test accuracy" in printed and f"wrote {out}" in printed
+    assert bridge.load(out).meta["epochs"] == 1
+
+
+def test_train_refuses_an_unwritable_output_before_training(tmp_path, capsys):
+    out = tmp_path / "missing-folder" / "x.pt"
+    assert main(["train", "--model", "lenet5", "--dataset", "mnist5k", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("npcnn train: error: output folder") and err.count("\n") == 1
+    assert not out.parent.exists()

@@ -10,7 +10,7 @@ traceback instead.
 import argparse
 import sys
 
-from . import demo
+from . import demo, train_cmd
 
 
 def build_parser():
@@ -20,6 +20,7 @@ def build_parser():
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo.add_parser(sub)
+    train_cmd.add_parser(sub)
     return parser
 
 
