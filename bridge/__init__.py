@@ -8,10 +8,10 @@ training, and the reference deconvnet.
 """
 from .checkpoint import load, load_module, load_pretrained, read_checkpoint, save_checkpoint
 from .convert import from_torch, to_torch
-from .deconv_reference import project_reference, with_relu_rule
+from .deconv_reference import ReferenceDeconvnet, project_reference, with_relu_rule
 from .networks import named_layers, torch_activations, torch_model
 from .parity import LayerParity, compare_activations
 
 __all__ = ["torch_model", "from_torch", "to_torch", "torch_activations", "named_layers",
            "load", "load_module", "load_pretrained", "read_checkpoint", "save_checkpoint",
-           "project_reference", "with_relu_rule", "compare_activations", "LayerParity"]
+           "project_reference", "ReferenceDeconvnet", "with_relu_rule", "compare_activations", "LayerParity"]

@@ -84,6 +84,44 @@ def starting_signal(act, channel, select):
     return signal
 
 
+class ReferenceDeconvnet:
+    """A torch network whose ReLUs follow ``rule`` on the way down (a copy;
+    the given module is untouched), ready to project many channels."""
+
+    def __init__(self, module, rule="deconvnet"):
+        self.net = with_relu_rule(module, rule)
+        self.layers = named_layers(self.net)
+        self.aliases = get_spec(module.arch).aliases if hasattr(module, "arch") else {}
+
+    def project(self, x, layer, channels, select="map"):
+        """(K, N, C, H, W): one forward pass, then one autograd backward per
+        channel of ``channels``, each starting from that channel's signal."""
+        name = self.aliases.get(layer, layer)
+        if name not in self.layers:
+            raise ValueError(f"unknown layer {layer!r}; valid layers: {', '.join(self.layers)}")
+        captured = {}
+        handle = self.layers[name].register_forward_hook(
+            lambda _m, _i, out: captured.__setitem__("act", out))
+        xt = torch.tensor(np.asarray(x), requires_grad=True)
+        try:
+            self.net(xt)
+        finally:
+            handle.remove()
+        act = captured["act"]
+        if act.dim() != 4:
+            raise ValueError(f"layer {layer!r} has output shape {tuple(act.shape)}: only conv, "
+                             f"ReLU and pooling outputs (N, C, H, W) can be projected")
+        out = []
+        for k, channel in enumerate(channels):
+            if not 0 <= channel < act.shape[1]:
+                raise ValueError(f"channel {channel} is out of range for layer {layer!r} with "
+                                 f"{act.shape[1]} channels")
+            signal = starting_signal(act.detach(), channel, select)
+            (grad,) = torch.autograd.grad(act, xt, signal, retain_graph=k < len(channels) - 1)
+            out.append(grad.numpy())
+        return np.stack(out)
+
+
 def project_reference(module, x, layer, channel, select="map", rule="deconvnet"):
     """Project one channel of ``layer`` down to the input, per image.
 
@@ -91,25 +129,4 @@ def project_reference(module, x, layer, channel, select="map", rule="deconvnet")
     (N, C, H, W); ``layer``: a layer name (or alias) of the network.
     Returns a numpy array shaped like ``x``.
     """
-    layers = named_layers(module)
-    name = get_spec(module.arch).aliases.get(layer, layer) if hasattr(module, "arch") else layer
-    if name not in layers:
-        raise ValueError(f"unknown layer {layer!r}; valid layers: {', '.join(layers)}")
-    net = with_relu_rule(module, rule)
-    captured = {}
-    handle = named_layers(net)[name].register_forward_hook(
-        lambda _m, _i, out: captured.__setitem__("act", out))
-    xt = torch.tensor(np.asarray(x), requires_grad=True)
-    try:
-        net(xt)
-    finally:
-        handle.remove()
-    act = captured["act"]
-    if act.dim() != 4:
-        raise ValueError(f"layer {layer!r} has output shape {tuple(act.shape)}: only conv, ReLU "
-                         f"and pooling outputs (N, C, H, W) can be projected")
-    if not 0 <= channel < act.shape[1]:
-        raise ValueError(f"channel {channel} is out of range for layer {layer!r} with "
-                         f"{act.shape[1]} channels")
-    (grad,) = torch.autograd.grad(act, xt, starting_signal(act.detach(), channel, select))
-    return grad.numpy()
+    return ReferenceDeconvnet(module, rule).project(x, layer, [channel], select)[0]

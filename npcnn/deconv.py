@@ -1,0 +1,171 @@
+"""The deconvnet of Zeiler & Fergus (2013), and its two relatives, on the engine.
+
+To see what one activation of a layer responds to: present an image,
+record every layer's output and every pooling layer's switches; keep that
+activation (one channel's whole map, ``select="map"``, or only its
+strongest unit, ``select="max"``), zero every other activation of the layer,
+and walk down to the pixels, layer by layer:
+
+    max-pool   unpool: each value goes back to its switch (values that
+               share a switch add up: overlapping pools)
+    ReLU       rectify the signal: max(g, 0)
+    conv       filter with the transposed filters: conv_transpose2d(g, W),
+               no bias
+    dropout    nothing (inference)
+
+Only the ReLU rule changes between the three methods (``rule=``):
+
+    "deconvnet"  max(g, 0)               Zeiler & Fergus
+    "guided"     max(g, 0) * [x > 0]     guided backpropagation (Springenberg et al. 2015)
+    "saliency"   g * [x > 0]             the plain gradient (Simonyan et al. 2014)
+
+where x is the ReLU's input on the way up. The starting signal is the
+activation itself, not 1, so the projection has the activation's scale;
+every step is linear or a ReLU, so scaling the signal by a > 0 scales the
+projection by a.
+
+    proj = npcnn.deconv.project(model, x, "conv_2", channel=3)          # like x
+    many = npcnn.deconv.project_channels(model, x, "pool_2", range(16))  # (16, N, C, H, W)
+"""
+import numpy as np
+
+from . import checks
+from . import functional as F
+
+RULES = ("deconvnet", "guided", "saliency")
+# Signals go down in batches of at most this many bytes per layer output, so
+# 512 maps of VGG16 at 224x224 do not need 6 GB at once.
+_BATCH_BUDGET = 256 * 2**20
+SELECTIONS = ("map", "max")
+PROJECTABLE = ("conv2d", "relu", "max_pool2d")
+
+
+def projectable_layers(model):
+    """Names of the layers a projection may start from: conv, ReLU and
+    max-pool layers with an (N, C, H, W) output, i.e. before the flatten."""
+    names = []
+    for name, layer in model.layers.items():
+        if layer.kind == "flatten":
+            break
+        if layer.kind in PROJECTABLE:
+            names.append(name)
+    return names
+
+
+def _check_layer(model, layer):
+    name = model.resolve(layer)  # unknown names: an error listing the valid ones
+    valid = projectable_layers(model)
+    if name not in valid:
+        raise ValueError(f"layer {layer!r} ({model.layers[name].kind}) cannot be projected: only "
+                         f"conv, ReLU and max-pool outputs before the flatten can; "
+                         f"projectable: {', '.join(valid)}")
+    return name
+
+
+def starting_signal(activation, channels, select):
+    """Signals (K, N, C, H, W): for each channel k, the layer's activation
+    with every other channel zeroed and, with ``select="max"``, every unit
+    but the strongest of that map (the first maximum, per image)."""
+    if select not in SELECTIONS:
+        raise ValueError(f"select must be 'map' or 'max', got {select!r}")
+    N, C, H, W = activation.shape
+    signal = np.zeros((len(channels), N, C, H, W), dtype=activation.dtype)
+    for k, c in enumerate(channels):
+        if select == "map":
+            signal[k, :, c] = activation[:, c]
+        else:
+            best = activation[:, c].reshape(N, -1).argmax(axis=1)  # (N,) first maximum
+            n = np.arange(N)
+            signal[k, n, c, best // W, best % W] = activation[n, c, best // W, best % W]
+    return signal
+
+
+def backward_from(model, acts, layer, signal, rule="deconvnet"):
+    """Walk ``signal`` (shaped like ``acts[layer]``, any batch) down to the
+    input with the deconvnet's steps; ``acts`` is the recording of a forward
+    pass (``model.forward(x, record=True)``) whose batch the signal's batch
+    repeats a whole number of times (K signals per image, stacked K-major).
+
+    Returns the projection, shaped like the input batch of the signal.
+    """
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+    name = _check_layer(model, layer)
+    names = model.layer_names
+    stop = names.index(name)
+    n_images = acts.input.shape[0]
+    if signal.shape[0] % n_images or signal.shape[1:] != acts[name].shape[1:]:
+        raise ValueError(f"backward_from: signal of shape {signal.shape} does not match layer "
+                         f"{name!r} output {acts[name].shape}")
+    repeat = signal.shape[0] // n_images
+    backend = model.backend
+
+    def tiled(a):  # the recording, repeated once per signal: (K*N, ...)
+        return a if repeat == 1 else np.concatenate([a] * repeat)
+
+    g = signal
+    for i in range(stop, -1, -1):
+        layer_obj = model.layers[names[i]]
+        below = acts[names[i - 1]] if i > 0 else acts.input  # this layer's input
+        if layer_obj.kind == "conv2d":
+            w = layer_obj.params["weight"]
+            stride = checks.pair("conv2d", "stride", layer_obj.stride)
+            padding = checks.pair("conv2d", "padding", layer_obj.padding)
+            kH, kW = w.shape[2:]
+            H, W = below.shape[2:]
+            output_padding = ((H + 2 * padding[0] - kH) % stride[0],
+                              (W + 2 * padding[1] - kW) % stride[1])
+            g = F.conv_transpose2d(g, w, None, stride, padding, output_padding, backend=backend)
+        elif layer_obj.kind == "relu":
+            if rule == "deconvnet":
+                g = F.relu(g, backend=backend)
+            elif rule == "guided":
+                g = F.relu_backward(F.relu(g, backend=backend), tiled(below), backend=backend)
+            else:
+                g = F.relu_backward(g, tiled(below), backend=backend)
+        elif layer_obj.kind == "max_pool2d":
+            g = F.max_pool2d_backward(g, tiled(acts.switches[names[i]]), below.shape[2:],
+                                      backend=backend)
+        elif layer_obj.kind == "dropout":
+            pass
+        else:  # not reachable from a projectable layer of the four specs
+            raise ValueError(f"backward_from: cannot pass through layer {names[i]!r} ({layer_obj.kind})")
+    return g
+
+
+def project_channels(model, x, layer, channels, select="map", rule="deconvnet", acts=None):
+    """Project several channels of ``layer`` from one forward pass.
+
+    Returns (K, N, C, H, W): projection k of every image for ``channels[k]``.
+    All K signals go down together as one batch of K*N. Pass ``acts`` (a
+    recording of ``model.forward(x, record=True)``) to reuse a forward pass.
+    """
+    name = _check_layer(model, layer)
+    if acts is None:
+        _, acts = model.forward(x, record=True, until=name)
+    channels = [int(c) for c in channels]
+    n_channels = acts[name].shape[1]
+    bad = [c for c in channels if not 0 <= c < n_channels]
+    if bad:
+        raise ValueError(f"channel {bad[0]} is out of range for layer {layer!r} with "
+                         f"{n_channels} channels")
+    N = acts.input.shape[0]
+    below = [acts.input] + [acts[n] for n in model.layer_names[:model.layer_names.index(name)]]
+    per_signal = max(a[0].nbytes for a in below)  # the largest map a signal passes through
+    step = max(1, _BATCH_BUDGET // (N * per_signal))
+    out = np.empty((len(channels),) + acts.input.shape, dtype=acts.input.dtype)
+    for start in range(0, len(channels), step):
+        chunk = channels[start:start + step]
+        signal = starting_signal(acts[name], chunk, select)     # (k, N, C, H, W)
+        flat = signal.reshape((len(chunk) * N,) + signal.shape[2:])
+        out[start:start + len(chunk)] = backward_from(model, acts, name, flat, rule).reshape(
+            (len(chunk),) + acts.input.shape)
+    return out
+
+
+def project(model, x, layer, channel, select="map", rule="deconvnet"):
+    """Project one channel of ``layer`` down to the pixels, per image.
+
+    ``x``: (N, C, H, W) in the model's dtype. Returns an array shaped like x.
+    """
+    return project_channels(model, x, layer, [channel], select, rule)[0]

@@ -1,0 +1,164 @@
+"""npcnn's deconvnet (both backends) against the torch reference deconvnet
+(autograd with ReLU's backward replaced), on all four networks."""
+import numpy as np
+import pytest
+import torch
+
+import bridge
+import npcnn
+from npcnn import deconv
+from npcnn.data import load_mnist, to_tensor
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """Real digits: their flat background makes flat feature maps, so after
+    the ReLUs most pooling windows are ties."""
+    test = load_mnist("mnist5k", "test", verbose=False)
+    return test.images[:3]
+
+
+def twins(arch, dtype):
+    torch.manual_seed(0)
+    module = bridge.torch_model(arch, dtype={np.float64: torch.float64, np.float32: torch.float32}[dtype])
+    return module, bridge.from_torch(module)
+
+
+def assert_projections_equal(ours, ref, dtype, what):
+    """float64: 1e-10, float32: 1e-5, relative to the largest magnitude."""
+    tol = {np.float64: 1e-10, np.float32: 1e-5}[dtype]
+    scale = max(np.abs(ref).max(), np.finfo(dtype).tiny)
+    err = np.abs(ours - ref).max() / scale
+    assert err <= tol, f"{what}: relative error {err:.2e} > {tol:g}"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("arch", ["lenet5", "simplecnn"])
+def test_every_layer_and_map_of_the_mnist_networks(arch, dtype, backend, digits):
+    module, model = twins(arch, dtype)
+    model.backend = backend
+    x = to_tensor(digits, dtype=dtype)
+    _, acts = model.forward(x, record=True)
+    layers = deconv.projectable_layers(model)
+    assert layers[0] == "conv_1" and len(layers) == 6
+    for rule in ("deconvnet", "guided"):
+        reference = bridge.ReferenceDeconvnet(module, rule)
+        for layer in layers:
+            channels = range(acts[layer].shape[1])
+            for select in ("map", "max"):
+                ours = deconv.project_channels(model, x, layer, channels, select, rule, acts=acts)
+                ref = reference.project(x, layer, channels, select)
+                assert ours.shape == ref.shape and ours.dtype == dtype
+                assert_projections_equal(ours, ref, dtype, f"{arch} {layer} {select} {rule}")
+
+
+def sampled_channels(n):
+    return sorted({0, 1, n // 2, n - 1})
+
+
+@pytest.mark.parametrize("arch,size", [("alexnet", 67), ("vgg16", 32)])
+def test_every_layer_of_alexnet_and_vgg16(arch, size):
+    """Every projectable layer, four maps each (first, second, middle, last):
+    every map of all 4,000-odd would take minutes of CI for no new code path."""
+    module, model = twins(arch, np.float64)
+    x = np.random.default_rng(0).standard_normal((2, 3, size, size))
+    _, acts = model.forward(x, record=True)
+    reference = bridge.ReferenceDeconvnet(module)
+    for layer in deconv.projectable_layers(model):
+        channels = sampled_channels(acts[layer].shape[1])
+        for select in ("map", "max"):
+            ours = deconv.project_channels(model, x, layer, channels, select, acts=acts)
+            assert_projections_equal(ours, reference.project(x, layer, channels, select),
+                                     np.float64, f"{arch} {layer} {select}")
+
+
+def test_vgg16_from_pool5_at_224_equals_the_reference():
+    """In float64: in float32 the two forwards differ by ~1e-6 relative, enough
+    to flip a few near-tied switches out of 800,000 (seen: 5), which moves
+    those units' projections to a neighbouring pixel. That is the forward's
+    rounding, not the deconvnet; float64 has no such near-ties."""
+    module, model = twins("vgg16", np.float64)
+    x = np.random.default_rng(1).standard_normal((1, 3, 224, 224))
+    ours = deconv.project_channels(model, x, "pool5", [0, 511], "max")
+    ref = bridge.ReferenceDeconvnet(module).project(x, "pool5", [0, 511], "max")
+    assert_projections_equal(ours, ref, np.float64, "vgg16 pool5")
+
+
+def test_alexnet_overlapping_pools_add_up():
+    """AlexNet's 3x3/2 pools share switches between windows; the projection
+    still equals autograd, which adds the shared values up."""
+    module, model = twins("alexnet", np.float64)
+    x = np.zeros((1, 3, 67, 67))
+    x[0, :, 30:36, 30:36] = 1.0   # one bright patch: its maximum wins several windows
+    _, acts = model.forward(x, record=True)
+    sw = acts.switches["features.2"].reshape(64, -1)
+    assert any(len(np.unique(row)) < row.size for row in sw), "expected shared switches"
+    ref = bridge.ReferenceDeconvnet(module).project(x, "features.5", [3], "map")
+    assert_projections_equal(deconv.project_channels(model, x, "features.5", [3], acts=acts), ref,
+                             np.float64, "alexnet features.5")
+
+
+def test_backends_agree(digits):
+    model = npcnn.build("lenet5", seed=0, dtype=np.float64)
+    x = to_tensor(digits, dtype=np.float64)
+    fast = deconv.project(model, x, "pool_2", 5, "max")
+    model.backend = "numpy"
+    np.testing.assert_allclose(deconv.project(model, x, "pool_2", 5, "max"), fast, atol=1e-12)
+
+
+def test_saliency_is_the_gradient(digits):
+    module, model = twins("simplecnn", np.float64)
+    x = to_tensor(digits, dtype=np.float64)
+    ours = deconv.project(model, x, "relu_2", 9, rule="saliency")
+    ref = bridge.project_reference(module, x, "relu_2", 9, rule="saliency")
+    assert_projections_equal(ours, ref, np.float64, "saliency")
+
+
+def test_positive_homogeneity_in_the_starting_signal(digits):
+    model = npcnn.build("lenet5", seed=1, dtype=np.float64)
+    x = to_tensor(digits, dtype=np.float64)
+    _, acts = model.forward(x, record=True)
+    signal = deconv.starting_signal(acts["pool_2"], [4], "map")[0]
+    once = deconv.backward_from(model, acts, "pool_2", signal)
+    np.testing.assert_allclose(deconv.backward_from(model, acts, "pool_2", 2.5 * signal), 2.5 * once,
+                               rtol=1e-12, atol=1e-14)
+    assert np.abs(once).max() > 0
+
+
+def test_max_keeps_only_the_strongest_unit(digits):
+    model = npcnn.build("lenet5", seed=2)
+    x = to_tensor(digits)
+    _, acts = model.forward(x, record=True)
+    signal = deconv.starting_signal(acts["conv_2"], [3], "max")[0]
+    for n in range(len(x)):
+        assert np.count_nonzero(signal[n]) <= 1
+        assert signal[n].max() == acts["conv_2"][n, 3].max()
+
+
+def test_projection_starts_from_the_activation_not_one(digits):
+    """With a first-layer start the projection is conv_transpose2d of the
+    kept map itself: doubling the map doubles the projection."""
+    model = npcnn.build("lenet5", seed=3, dtype=np.float64)
+    x = to_tensor(digits, dtype=np.float64)
+    _, acts = model.forward(x, record=True)
+    keep = np.zeros_like(acts["conv_1"])
+    keep[:, 2] = acts["conv_1"][:, 2]
+    w = model["conv_1"].params["weight"]
+    np.testing.assert_allclose(deconv.project(model, x, "conv_1", 2),
+                               npcnn.functional.conv_transpose2d(keep, w, None, 1, 2), atol=1e-12)
+
+
+def test_bad_input_is_named():
+    model = npcnn.build("lenet5")
+    x = np.zeros((1, 1, 28, 28), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"unknown layer 'conv_7'; valid layers: conv_1, relu_1"):
+        deconv.project(model, x, "conv_7", 0)
+    with pytest.raises(ValueError, match=r"channel 16 is out of range for layer 'conv_2' with 16"):
+        deconv.project(model, x, "conv_2", 16)
+    with pytest.raises(ValueError, match=r"layer 'fc_1' \(linear\) cannot be projected.*"
+                                         r"projectable: conv_1, relu_1, pool_1, conv_2, relu_2, pool_2"):
+        deconv.project(model, x, "fc_1", 0)
+    with pytest.raises(ValueError, match="rule must be one of"):
+        deconv.project(model, x, "conv_1", 0, rule="gradcam")
+    with pytest.raises(ValueError, match="select must be 'map' or 'max'"):
+        deconv.project(model, x, "conv_1", 0, select="top")
