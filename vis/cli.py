@@ -10,7 +10,7 @@ traceback instead.
 import argparse
 import sys
 
-from . import demo, train_cmd
+from . import deconv_cmd, demo, train_cmd
 
 
 def build_parser():
@@ -21,6 +21,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo.add_parser(sub)
     train_cmd.add_parser(sub)
+    deconv_cmd.add_parser(sub)
     return parser
 
 

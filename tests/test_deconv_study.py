@@ -1,0 +1,119 @@
+"""The pieces of the deconvnet study: receptive fields, the top-9 search,
+occlusion, the figures and the npcnn deconv command."""
+import numpy as np
+import pytest
+from PIL import Image
+
+import npcnn
+from npcnn import deconv
+from npcnn.data import load_mnist, to_tensor
+from npcnn.occlusion import occluded_images, occlusion_maps, probabilities
+from npcnn.receptive_field import receptive_field, unit_window
+from npcnn.topk import top_activations
+from vis import deconv_figures as figures
+from vis.cli import main
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return to_tensor(load_mnist("mnist5k", "test", verbose=False).images[:40])
+
+
+@pytest.mark.parametrize("arch,layer,size", [("lenet5", "pool_2", 16), ("lenet5", "conv_1", 5),
+                                             ("simplecnn", "max_pool_2", 10), ("vgg16", "pool5", 212),
+                                             ("alexnet", "pool5", 195)])
+def test_receptive_field_sizes(arch, layer, size):
+    assert receptive_field(npcnn.build(arch), layer)[0] == (size, size)
+
+
+@pytest.mark.parametrize("layer", ["conv_1", "pool_1", "conv_2", "relu_2", "pool_2"])
+def test_a_max_projection_stays_inside_its_receptive_field(layer, digits):
+    """Both the arithmetic and the projection are checked: the projection of
+    one unit can only reach pixels that unit sees."""
+    model = npcnn.build("lenet5", seed=0, dtype=np.float64)
+    x = digits[:8].astype(np.float64)
+    _, acts = model.forward(x, record=True)
+    for c in (0, 3):
+        proj = deconv.project(model, x, layer, c, "max")
+        a = acts[layer][:, c]
+        for n in range(len(x)):
+            i, j = np.unravel_index(a[n].argmax(), a[n].shape)
+            h0, h1, w0, w1 = unit_window(model, layer, i, j, (28, 28))
+            outside = proj[n, 0].copy()
+            outside[h0:h1, w0:w1] = 0
+            assert not outside.any(), f"{layer}[{c}] image {n} leaks out of its receptive field"
+
+
+def test_top_activations_equal_a_brute_force_search(digits):
+    model = npcnn.build("lenet5", seed=1)
+    images, values, positions = top_activations(model, digits, "conv_2", k=5, batch_size=7)
+    a = model.forward(digits, until="conv_2")
+    peak = a.reshape(len(a), a.shape[1], -1).max(axis=2)  # (N, C)
+    for c in range(a.shape[1]):
+        assert list(images[c]) == list(np.argsort(-peak[:, c], kind="stable")[:5])
+        np.testing.assert_array_equal(values[c], peak[images[c], c])
+        for k in range(5):
+            assert a[images[c, k], c][tuple(positions[c, k])] == values[c, k]
+
+
+def test_occlusion_places_the_square_and_measures_probability(digits):
+    image = digits[0]
+    images, grid = occluded_images(image, 6, 2, -1.0)
+    assert grid == (12, 12) and images.shape == (144, 1, 28, 28)
+    assert (images[13, 0, 2:8, 2:8] == -1).all() and (images[13, 0, 8:, :] == image[0, 8:, :]).all()
+    model = npcnn.build("lenet5", seed=2)
+    prob, act = occlusion_maps(model, image, 3, "conv_2", 1, 6, 2, -1.0, batch_size=50)
+    assert prob.shape == act.shape == (12, 12)
+    full = probabilities(model, model(images))
+    np.testing.assert_allclose(full.sum(axis=1), 1, rtol=1e-5)
+    np.testing.assert_allclose(prob.ravel(), full[:, 3], rtol=1e-6)
+
+
+def png_size(path):
+    assert path.stat().st_size > 1000, f"{path} is (nearly) empty"
+    with Image.open(path) as im:
+        return im.size
+
+
+def test_figure_functions_write_pngs_of_the_expected_size(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.random((1, 28, 28))
+    maps = {"pool_1": rng.standard_normal((6, 28, 28)), "pool_2": rng.standard_normal((16, 28, 28))}
+    w, h = png_size(figures.digit_grid(image, maps, "t", tmp_path / "a.png"))
+    assert 900 < w < 1300 and 400 < h < 700
+    w, h = png_size(figures.combined_grid(rng.random((4, 1, 28, 28)),
+                                          {k: np.stack([v] * 4) for k, v in maps.items()},
+                                          list("abcd"), tmp_path / "b.png"))
+    assert w > 1200 and 300 < h < 600
+    w, h = png_size(figures.top9("pool_2", rng.random((16, 9, 16, 16)), rng.standard_normal((16, 9, 16, 16)),
+                                 rng.random((16, 9)), tmp_path / "c.png"))
+    assert 700 < w < 1100 and h > 900
+    png_size(figures.evolution("pool_1", rng.standard_normal((6, 8, 6, 6)), list(range(1, 9)),
+                               tmp_path / "d.png"))
+    w, h = png_size(figures.occlusion(image, 3, rng.random((23, 23)), rng.random((23, 23)),
+                                      rng.standard_normal((1, 28, 28)), 2, "pool_2", (3, 4, 6, 1),
+                                      tmp_path / "e.png"))
+    assert 800 < w < 1200 and 200 < h < 400
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_npcnn_deconv_draws_every_figure(tmp_path, capsys):
+    ckpt = tmp_path / "lenet5.pt"
+    assert main(["train", "--model", "lenet5", "--dataset", "mnist5k", "--epochs", "2",
+                 "--save-every", "1", "--out", str(ckpt)]) == 0
+    out = tmp_path / "figs"
+    assert main(["deconv", "--checkpoint", str(ckpt), "--digits", "0", "7", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "digit 0: test image #" in printed and "digit 7: test image #" in printed
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["all_digits.png", "digit_0.png", "digit_7.png", "evolution_pool_1.png",
+                     "evolution_pool_2.png", "occlusion_0.png", "occlusion_7.png",
+                     "top9_pool_1.png", "top9_pool_2.png"]
+    for name in names:
+        png_size(out / name)
+
+
+def test_npcnn_deconv_errors_are_one_line(tmp_path, capsys):
+    assert main(["deconv", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("npcnn deconv: error: ") and "none.pt: no such file" in err

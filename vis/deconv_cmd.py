@@ -1,0 +1,205 @@
+"""``npcnn deconv``: the deconvnet study of a trained MNIST network.
+
+Computes with npcnn (from the checkpoint's weights) and draws:
+  digit_D.png      one correctly classified test image of digit D and the
+                   projection of every map of every conv layer
+  all_digits.png   the same for all the digits, one row each
+  top9_LAYER.png   per map, its 9 strongest activations in the test set:
+                   receptive-field patch | projection (Zeiler & Fergus fig. 2)
+  evolution_LAYER.png  per map, the projection of its strongest activation
+                   in each per-epoch checkpoint (fig. 4); needs
+                   CHECKPOINT.epochNN.pt files (npcnn train --save-every 1)
+  occlusion_D.png  a grey square slid over the image: p(true class) and the
+                   strongest map's activation by position, and its projection (fig. 7)
+"""
+import re
+from pathlib import Path
+
+import numpy as np
+
+import bridge
+from npcnn import deconv
+from npcnn.data import load_mnist, to_tensor
+from npcnn.occlusion import occlusion_maps, probabilities
+from npcnn.receptive_field import receptive_field, unit_window
+from npcnn.topk import batched_forward, top_activations
+
+from . import deconv_figures as figures
+
+EXAMPLE = "example: npcnn deconv --checkpoint lenet5.pt --digits 0 1 5 8 --out out/deconv"
+STAGES = {"conv": "conv2d", "relu": "relu", "pool": "max_pool2d"}
+FIGURES = ("digits", "top9", "evolution", "occlusion")
+
+
+def add_parser(sub):
+    p = sub.add_parser("deconv", help="deconvnet projections of every map of a trained MNIST network",
+                       description=__doc__, epilog=EXAMPLE,
+                       formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="weights (.pt from npcnn train, or .npz)")
+    p.add_argument("--digits", type=int, nargs="+", default=[0, 1, 5, 8])
+    p.add_argument("--out", required=True, help="folder for the figures (created)")
+    p.add_argument("--dataset", help="default: the checkpoint's dataset")
+    p.add_argument("--data-dir", help="directory of the four IDX files (default: $NPCNN_DATA_DIR)")
+    p.add_argument("--stage", default="pool", choices=list(STAGES),
+                   help="project each conv layer's output, its ReLU, or its pooled output (default)")
+    p.add_argument("--select", default="map", choices=deconv.SELECTIONS,
+                   help="keep the whole map (default) or only its strongest unit")
+    p.add_argument("--rule", default="deconvnet", choices=deconv.RULES)
+    p.add_argument("--figures", nargs="+", default=list(FIGURES), choices=FIGURES)
+    p.set_defaults(run=run)
+
+
+def stage_layers(model, stage):
+    """For each conv layer, the layer whose output is projected: the conv
+    itself, or the first ReLU / max-pool after it."""
+    wanted, names, found = STAGES[stage], model.layer_names, []
+    for i, name in enumerate(names):
+        if model.layers[name].kind != "conv2d":
+            continue
+        for later in names[i:]:
+            kind = model.layers[later].kind
+            if kind == wanted:
+                found.append(later)
+                break
+            if kind == "flatten" or (kind == "conv2d" and later != name):
+                raise ValueError(f"conv layer {name} has no {stage} stage before the next layer")
+    return found
+
+
+def pick_examples(model, x, labels, digits):
+    """Index of the first correctly classified test image of each digit."""
+    predicted = batched_forward(model, x).argmax(axis=1)
+    picks = []
+    for d in digits:
+        hits = np.flatnonzero((labels == d) & (predicted == d))
+        if hits.size == 0:
+            raise ValueError(f"no correctly classified test image of digit {d}")
+        picks.append(int(hits[0]))
+    return picks
+
+
+def padded_crop(image, box, size, fill):
+    """The receptive-field box of a unit, padded to the full field size where
+    it runs off the image, so every crop of a layer has one shape."""
+    h0, h1, w0, w1 = box
+    out = np.full(size, fill, dtype=float)
+    img = np.squeeze(image)
+    top = size[0] - (h1 - h0) if h0 == 0 else 0
+    left = size[1] - (w1 - w0) if w0 == 0 else 0
+    out[top:top + h1 - h0, left:left + w1 - w0] = img[h0:h1, w0:w1]
+    return out
+
+
+def run(args):
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = bridge.load(args.checkpoint)
+    dataset = args.dataset or model.meta.get("dataset", "mnist")
+    test = load_mnist(dataset, "test", data_dir=args.data_dir)
+    norm = model.meta.get("normalization", {"mean": 0.1307, "std": 0.3081})
+    x = to_tensor(test.images, norm["mean"], norm["std"], dtype=model.dtype)
+    layers = stage_layers(model, args.stage)
+    print(f"{model.arch} from {args.checkpoint}; {test.name} test set ({len(test)} images); "
+          f"projecting {', '.join(layers)} ({args.select}, {args.rule})")
+    picks = pick_examples(model, x, test.labels, args.digits)
+    for d, i in zip(args.digits, picks):
+        print(f"digit {d}: test image #{i}")
+    written = []
+    if "digits" in args.figures:
+        written += draw_digits(model, x, picks, args, layers, out)
+    if "top9" in args.figures:
+        written += draw_top9(model, x, layers, out)
+    if "evolution" in args.figures:
+        written += draw_evolution(args.checkpoint, x, layers, out)
+    if "occlusion" in args.figures:
+        written += draw_occlusion(model, x, test.labels, picks, args.digits, layers[-1], norm, out)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def draw_digits(model, x, picks, args, layers, out):
+    images = x[picks]
+    _, acts = model.forward(images, record=True)
+    projections = {layer: deconv.project_channels(model, images, layer, range(acts[layer].shape[1]),
+                                                  args.select, args.rule, acts=acts).transpose(1, 0, 2, 3, 4)
+                   for layer in layers}                                  # {layer: (D, C, 1, H, W)}
+    written = []
+    for k, (d, i) in enumerate(zip(args.digits, picks)):
+        title = (f"digit {d} (test #{i}): {args.rule} projection of every map "
+                 f"({args.select}); red +, blue -, each panel on its own scale")
+        written.append(figures.digit_grid(images[k], {l: p[k] for l, p in projections.items()},
+                                          title, out / f"digit_{d}.png"))
+    labels = [f"{d} (#{i})" for d, i in zip(args.digits, picks)]
+    squeezed = {l: p[:, :, 0] for l, p in projections.items()}
+    written.append(figures.combined_grid(images, squeezed, labels, out / "all_digits.png"))
+    return written
+
+
+def draw_top9(model, x, layers, out, k=9):
+    written = []
+    for layer in layers:
+        images, values, positions = top_activations(model, x, layer, k)
+        size = receptive_field(model, layer)[0]
+        C = images.shape[0]
+        patches = np.zeros((C, k) + size)
+        projections = np.zeros((C, k) + size)
+        for c in range(C):
+            proj = deconv.project_channels(model, x[images[c]], layer, [c], "max")[0]  # (k, 1, H, W)
+            for i in range(k):
+                box = unit_window(model, layer, *positions[c, i], x.shape[2:])
+                patches[c, i] = padded_crop(x[images[c, i]], box, size, x.min())
+                projections[c, i] = padded_crop(proj[i], box, size, 0.0)
+        written.append(figures.top9(layer, patches, projections, values, out / f"top9_{layer}.png"))
+    return written
+
+
+def epoch_checkpoints(checkpoint):
+    """``[(epoch, path)]`` of CHECKPOINT.epochNN.ext beside ``checkpoint``."""
+    path = Path(checkpoint)
+    pattern = re.compile(re.escape(path.stem) + r"\.epoch(\d+)" + re.escape(path.suffix) + "$")
+    found = [(int(m.group(1)), p) for p in path.parent.iterdir() if (m := pattern.match(p.name))]
+    return sorted(found)
+
+
+def draw_evolution(checkpoint, x, layers, out, search=2000):
+    series = epoch_checkpoints(checkpoint)
+    if not series:
+        print(f"evolution: no {Path(checkpoint).stem}.epochNN{Path(checkpoint).suffix} files beside "
+              f"{checkpoint} (train with --save-every 1); skipped")
+        return []
+    pool = x[:search]
+    per_layer = {layer: [] for layer in layers}
+    for _, path in series:
+        model = bridge.load(path)
+        for layer in layers:
+            images, _, positions = top_activations(model, pool, layer, k=1)   # (C, 1)
+            size = receptive_field(model, layer)[0]
+            crops = []
+            for c in range(images.shape[0]):
+                proj = deconv.project_channels(model, pool[images[c]], layer, [c], "max")[0, 0]
+                box = unit_window(model, layer, *positions[c, 0], pool.shape[2:])
+                crops.append(padded_crop(proj, box, size, 0.0))
+            per_layer[layer].append(np.stack(crops))                    # (C, h, w)
+    epochs = [e for e, _ in series]
+    return [figures.evolution(layer, np.stack(p, axis=1), epochs, out / f"evolution_{layer}.png")
+            for layer, p in per_layer.items()]
+
+
+def draw_occlusion(model, x, labels, picks, digits, layer, norm, out, size=6, stride=1):
+    grey = (0.5 - norm["mean"]) / norm["std"]   # mid-grey in the network's input units
+    written = []
+    for d, i in zip(digits, picks):
+        image = x[i]
+        _, acts = model.forward(image[None], record=True)
+        channel = int(acts[layer][0].reshape(acts[layer].shape[1], -1).max(axis=1).argmax())
+        prob, act = occlusion_maps(model, image, int(labels[i]), layer, channel, size, stride, grey)
+        projection = deconv.project(model, image[None], layer, channel, "max")[0]
+        p_clean = probabilities(model, model(image[None]))[0, labels[i]]
+        print(f"occlusion digit {d}: p(class {labels[i]}) = {p_clean:.3f} unoccluded, "
+              f"min {prob.min():.3f} with the {size}x{size} square; strongest {layer} map {channel}")
+        r, c = np.unravel_index(prob.argmin(), prob.shape)
+        written.append(figures.occlusion(image, int(labels[i]), prob, act, projection, channel, layer,
+                                         (r * stride, c * stride, size, stride),
+                                         out / f"occlusion_{d}.png"))
+    return written
