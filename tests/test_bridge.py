@@ -233,3 +233,9 @@ def test_reference_errors():
         bridge.project_reference(module, x, "conv_1", 6)
     with pytest.raises(ValueError, match=r"layer 'fc_1' has output shape \(1, 120\)"):
         bridge.project_reference(module, x, "fc_1", 0)
+
+
+def test_training_leaves_torch_global_switches_as_it_found_them(trained):
+    """train() turns on deterministic kernels only while it runs: left on, it
+    would break later ops that have no deterministic kernel."""
+    assert not torch.are_deterministic_algorithms_enabled()

@@ -10,7 +10,7 @@ traceback instead.
 import argparse
 import sys
 
-from . import deconv_cmd, demo, train_cmd
+from . import atlas_cmd, deconv_cmd, demo, train_cmd
 
 
 def build_parser():
@@ -22,6 +22,7 @@ def build_parser():
     demo.add_parser(sub)
     train_cmd.add_parser(sub)
     deconv_cmd.add_parser(sub)
+    atlas_cmd.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,116 @@
+"""Activation studies over many samples: class-wise averages of every layer,
+sparsity, channel redundancy and class selectivity.
+
+    avg = npcnn.analysis.class_averages(model, x, y, per_class=500)
+    avg["conv_1"]        # (10, 8, 28, 28): the mean conv_1 output of each digit
+    avg.counts           # (10,) samples used per class
+    avg.zero_fraction    # {layer: (10,)} fraction of exact zeros per class
+
+Everything streams over batches, so memory does not grow with the dataset.
+"""
+import numpy as np
+
+
+class ClassAverages(dict):
+    """``{layer: (K, ...)}`` mean output per class, plus ``counts`` (K,)
+    and ``zero_fraction`` ``{layer: (K,)}``."""
+
+    def __init__(self, means, counts, zero_fraction):
+        super().__init__(means)
+        self.counts = counts
+        self.zero_fraction = zero_fraction
+
+
+def select_per_class(labels, per_class, n_classes=10, keep=None):
+    """Indices of the first ``per_class`` samples of each class (in dataset
+    order), among those where ``keep`` is True if given; sorted."""
+    ok = np.ones(len(labels), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+    chosen = [np.flatnonzero((labels == k) & ok)[:per_class] for k in range(n_classes)]
+    return np.sort(np.concatenate(chosen))
+
+
+def class_averages(model, x, y, per_class=500, n_classes=10, layers=None, keep=None,
+                   batch_size=500):
+    """Mean of every recorded layer's output over the first ``per_class``
+    samples of each class.
+
+    x: (N, C, H, W) inputs; y: (N,) labels in 0..n_classes-1; ``layers``:
+    names to keep (default all); ``keep``: optional boolean mask (e.g. the
+    correctly classified samples). Returns a ``ClassAverages``.
+    """
+    y = np.asarray(y)
+    index = select_per_class(y, per_class, n_classes, keep)
+    if index.size == 0:
+        raise ValueError("class_averages: no samples selected (empty data, or keep excludes all)")
+    wanted = model.layer_names if layers is None else [model.resolve(l) for l in layers]
+    sums, zeros, shapes = {}, {}, {}
+    counts = np.zeros(n_classes, dtype=np.int64)
+    for start in range(0, len(index), batch_size):
+        idx = index[start:start + batch_size]
+        _, acts = model.forward(x[idx], record=True)
+        labels = y[idx]
+        onehot = np.eye(n_classes, dtype=np.float64)[labels]     # (n, K)
+        counts += onehot.sum(axis=0).astype(np.int64)
+        for name in wanted:
+            a = acts[name]
+            flat = a.reshape(len(a), -1)                           # (n, D)
+            # float64 accumulation: 500 float32 samples summed stay exact to ~1e-7
+            s = onehot.T @ flat.astype(np.float64)                 # (K, D)
+            z = onehot.T @ (flat == 0).sum(axis=1, dtype=np.float64)  # (K,)
+            if name in sums:
+                sums[name] += s
+                zeros[name] += z
+            else:
+                sums[name], zeros[name], shapes[name] = s, z, a.shape[1:]
+    safe = np.maximum(counts, 1)
+    means, zero_fraction = {}, {}
+    for name in wanted:
+        shape = shapes[name]
+        means[name] = (sums[name] / safe[:, None]).astype(x.dtype).reshape((n_classes,) + shape)
+        zero_fraction[name] = zeros[name] / (safe * int(np.prod(shape)))
+    return ClassAverages(means, counts, zero_fraction)
+
+
+def channel_correlation(class_maps):
+    """Pearson correlation between channels of class-averaged maps.
+
+    class_maps: (K, C, H, W); each channel is the vector of its K*H*W values.
+    Returns (C, C). Constant channels (e.g. dead after a ReLU) get 0 off the
+    diagonal rather than NaN.
+    """
+    K, C = class_maps.shape[:2]
+    v = class_maps.transpose(1, 0, 2, 3).reshape(C, -1).astype(np.float64)
+    v = v - v.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(v, axis=1)
+    live = norm > 0
+    corr = np.zeros((C, C))
+    corr[np.ix_(live, live)] = (v[live] @ v[live].T) / np.outer(norm[live], norm[live])
+    np.fill_diagonal(corr, 1.0)
+    return corr
+
+
+def near_duplicates(corr, threshold=0.95):
+    """Pairs (i, j, r), i < j, of channels whose correlation is >= threshold."""
+    i, j = np.triu_indices(len(corr), k=1)
+    hit = corr[i, j] >= threshold
+    return [(int(a), int(b), float(r)) for a, b, r in zip(i[hit], j[hit], corr[i, j][hit])]
+
+
+def class_selectivity(class_means):
+    """Selectivity index of each neuron (Morcos et al. 2018) from its
+    class-conditional mean activity (K, D), activities >= 0 (after a ReLU):
+
+        SI = (mu_max - mu_rest) / (mu_max + mu_rest)
+
+    mu_max the largest class mean, mu_rest the mean over the other classes.
+    0: responds equally to all classes; 1: only to one. Returns
+    ``(index (D,), preferred class (D,))``; silent neurons get 0.
+    """
+    m = np.asarray(class_means, dtype=np.float64)
+    K = m.shape[0]
+    preferred = m.argmax(axis=0)
+    top = m.max(axis=0)
+    rest = (m.sum(axis=0) - top) / (K - 1)
+    denom = top + rest
+    si = np.where(denom > 0, (top - rest) / np.where(denom > 0, denom, 1), 0.0)
+    return si, preferred

@@ -1,0 +1,177 @@
+"""``npcnn atlas``: the activation study of a trained MNIST network.
+
+Computes with npcnn from the checkpoint's weights and draws: samples of the
+data; the architecture; feature maps of every conv and ReLU layer for one
+correctly classified test image per digit; the dense layers as bar charts;
+each ReLU before and after; the conv filters; class-wise averages of every
+layer (a figure per layer per digit and an overview per layer); and what
+the averages show: sparsity per layer and class, redundant channels, and
+the class selectivity of the first dense layer's neurons. index.md and
+index.html link every figure with a caption.
+"""
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+import bridge
+from npcnn.analysis import channel_correlation, class_averages, class_selectivity, near_duplicates
+from npcnn.data import load_mnist, to_tensor
+from npcnn.topk import batched_forward
+
+from . import atlas_figures as figures
+from .deconv_cmd import pick_examples
+from .index_page import write_index
+
+EXAMPLE = "example: npcnn atlas --checkpoint simplecnn.pt --out out/atlas --per-class 500"
+
+
+def add_parser(sub):
+    p = sub.add_parser("atlas", help="feature maps, filters, class averages and measures of a trained "
+                       "MNIST network", description=__doc__, epilog=EXAMPLE,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="weights (.pt from npcnn train, or .npz)")
+    p.add_argument("--out", required=True, help="folder for the figures (created)")
+    p.add_argument("--per-class", type=int, default=500,
+                   help="samples per digit for the class averages: the first N test images of each")
+    p.add_argument("--correct-only", action="store_true",
+                   help="average only correctly classified images")
+    p.add_argument("--dataset", help="default: the checkpoint's dataset")
+    p.add_argument("--data-dir", help="directory of the four IDX files (default: $NPCNN_DATA_DIR)")
+    p.add_argument("--digits", type=int, nargs="+", default=list(range(10)),
+                   help="digits that get their own figures (default all; overviews always show all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random sample grid")
+    p.set_defaults(run=run)
+
+
+def layer_groups(model):
+    """(map layers: conv and ReLU before the flatten, dense layers: linear and
+    ReLU after it, ReLU layers, conv layers)."""
+    maps, dense, seen_flatten = [], [], False
+    for name, layer in model.layers.items():
+        if layer.kind == "flatten":
+            seen_flatten = True
+        elif layer.kind in ("conv2d", "relu") and not seen_flatten:
+            maps.append(name)
+        elif layer.kind in ("linear", "relu") and seen_flatten:
+            dense.append(name)
+    relus = [n for n, l in model.layers.items() if l.kind == "relu"]
+    convs = [n for n, l in model.layers.items() if l.kind == "conv2d"]
+    return maps, dense, relus, convs
+
+
+def run(args):
+    if args.per_class < 1:
+        raise ValueError(f"--per-class must be >= 1, got {args.per_class}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = bridge.load(args.checkpoint)
+    dataset = args.dataset or model.meta.get("dataset", "mnist")
+    test = load_mnist(dataset, "test", data_dir=args.data_dir)
+    norm = model.meta.get("normalization", {"mean": 0.1307, "std": 0.3081})
+    x = to_tensor(test.images, norm["mean"], norm["std"], dtype=model.dtype)
+    y = test.labels
+    maps, dense, relus, convs = layer_groups(model)
+    digits = list(dict.fromkeys(args.digits))
+    picks = pick_examples(model, x, y, digits)
+    predicted = batched_forward(model, x).argmax(axis=1)
+    accuracy = float((predicted == y).mean())
+    print(f"{model.arch} from {args.checkpoint}: {100 * accuracy:.2f}% on {len(test)} {test.name} "
+          f"test images; examples (test index per digit): {picks}")
+    sections = []
+
+    # the data and the network
+    rng = np.random.default_rng(args.seed)
+    shown = rng.choice(len(test), size=40, replace=False)
+    summary = model.summary((1,) + x.shape[1:])
+    rows = [(n, k, s[1:], p) for n, k, s, p in summary]
+    text = "\n".join(f"{n:<12} {k:<20} {'x'.join(map(str, s)):<12} {p:>8,}" for n, k, s, p in rows)
+    text = (f"{'layer':<12} {'kind':<20} {'output':<12} {'params':>8}\n{text}\n"
+            f"total parameters: {model.num_parameters():,}")
+    (out / "architecture.txt").write_text(text + "\n")
+    sections.append(("Data and architecture", [
+        (figures.sample_grid(test.images[shown], y[shown], out / "samples.png",
+                             f"40 random {test.name} test images (seed {args.seed})").name,
+         f"40 random test images of {test.name} with their labels"),
+        (figures.architecture(rows, f"{model.arch}: {model.num_parameters():,} parameters",
+                              out / "architecture.png").name,
+         "every layer, its output shape and parameter count (also architecture.txt)")], text))
+
+    # one image per digit through the network
+    _, acts = model.forward(x[picks], record=True)
+    items = []
+    for layer in maps:
+        for k, d in enumerate(digits):
+            a = acts[layer][k]
+            items.append((figures.feature_maps(a, f"{layer}-({d})", out / f"maps_{layer}_{d}.png").name,
+                          f"{layer}-({d}): every channel for test image #{picks[k]}, one colour scale"))
+    sections.append(("Feature maps, one test image per digit", items, None))
+    items = [(figures.dense_layers({l: acts[l][k] for l in dense},
+                                   f"dense layers for digit {d} (test #{picks[k]}); true class in red",
+                                   out / f"dense_{d}.png", highlight=d).name,
+              f"{', '.join(dense)} for digit {d}: bars per neuron, logit of the true class in red")
+             for k, d in enumerate(digits)]
+    sections.append(("Dense layers", items, None))
+    items = []
+    for relu in relus:
+        before = model.layer_names[model.layer_names.index(relu) - 1]
+        items.append((figures.pre_post_relu(acts[before][0], acts[relu][0],
+                                            f"{before} -> {relu}, digit {digits[0]}",
+                                            out / f"relu_{relu}.png").name,
+                      f"{before} before and after {relu} (digit {digits[0]}), with the fraction of zeros"))
+    sections.append(("What each ReLU does", items, None))
+    items = [(figures.filters(model[c].params["weight"], f"{c} filters (rows) x input channels",
+                              out / f"filters_{c}.png").name,
+              f"the {c} filters, one diverging scale") for c in convs]
+    sections.append(("Filters", items, None))
+
+    # class averages and what they show
+    keep = predicted == y if args.correct_only else None
+    recorded = [n for n in model.layer_names if model.layers[n].kind != "flatten"]
+    avg = class_averages(model, x, y, per_class=args.per_class, layers=recorded, keep=keep)
+    counts = avg.counts
+    used = ", ".join(f"{d}: {c}" for d, c in enumerate(counts))
+    if counts.min() == 0:
+        raise ValueError(f"no samples of digit {int(counts.argmin())} to average ({used})")
+    print(f"class averages over {'correctly classified ' if args.correct_only else ''}test images, "
+          f"per digit {used}")
+    items = []
+    for layer in recorded:
+        items.append((figures.class_overview(layer, avg[layer], counts, out / f"avg_{layer}.png").name,
+                      f"{layer}: class averages, digits x channels"))
+        for d in digits:
+            items.append((figures.class_average_maps(layer, d, avg[layer][d], counts[d],
+                                                     out / f"avg_{layer}_{d}.png").name,
+                          f"{layer}, digit {d}: mean over {counts[d]} images"))
+    sections.append((f"Class averages ({'correct only, ' if args.correct_only else ''}first "
+                     f"{args.per_class} test images per digit; used {used})", items, None))
+
+    table = np.stack([avg.zero_fraction[l] for l in recorded])
+    sparsity_text = "layer        " + " ".join(f"{d:>5}" for d in range(10)) + "\n" + "\n".join(
+        f"{l:<12} " + " ".join(f"{v:5.2f}" for v in row) for l, row in zip(recorded, table))
+    (out / "sparsity.txt").write_text(sparsity_text + "\n")
+    items = [(figures.sparsity(table, recorded, out / "sparsity.png").name,
+              "fraction of exact zeros of each layer's output, per class")]
+    flagged = []
+    for layer in maps:
+        corr = channel_correlation(avg[layer])
+        pairs = near_duplicates(corr)
+        flagged += [f"{layer}: channels {i} and {j}, r = {r:.3f}" for i, j, r in pairs]
+        items.append((figures.redundancy(layer, corr, pairs, out / f"redundancy_{layer}.png").name,
+                      f"{layer}: correlation between channels' class-averaged maps; "
+                      f"{len(pairs)} near-duplicate pair(s)"))
+    first_dense_relu = next(l for l in dense if model.layers[l].kind == "relu")
+    si, preferred = class_selectivity(avg[first_dense_relu])
+    items.append((figures.selectivity(first_dense_relu, si, preferred,
+                                      out / f"selectivity_{first_dense_relu}.png").name,
+                  f"class selectivity of each neuron of {first_dense_relu} (the first dense layer "
+                  f"after its ReLU): mean {si.mean():.2f}"))
+    measures = (sparsity_text + "\n\nnear-duplicate channels (r >= 0.95):\n"
+                + ("\n".join(flagged) if flagged else "none"))
+    sections.append(("Measures: sparsity, redundancy, selectivity", items, measures))
+
+    facts = [("network", f"{model.arch}, {args.checkpoint}"), ("data", f"{test.name} test set, {test.source}"),
+             ("test accuracy", f"{100 * accuracy:.2f}%"), ("computed by", "npcnn (numba backend)")]
+    md, page = write_index(out, f"Activation atlas of {model.arch}", sections, facts)
+    print(f"wrote {sum(len(s[1]) for s in sections)} figures, {md} and {page}")
+    return 0
