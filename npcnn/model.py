@@ -180,6 +180,9 @@ class Model:
             if value.shape != target.shape:
                 raise ValueError(f"load_state_dict ({self.arch}): {key} has shape {value.shape} "
                                  f"in the file but {target.shape} in the model")
+            if not np.isfinite(value).all():
+                raise ValueError(f"load_state_dict ({self.arch}): {key} holds non-finite values "
+                                 f"(NaN or inf), shape {value.shape}")
             target[...] = value
         return self
 

@@ -154,6 +154,13 @@ def test_backends_agree_on_a_large_batch():
     finally:
         kernels._COLS_BUDGET = old
     np.testing.assert_allclose(fast, F.conv2d(x, w, None, 1, 0, backend="numpy"), atol=1e-4, rtol=1e-5)
+    # one image larger than the budget: bands of 5 output rows
+    kernels._COLS_BUDGET = 8 * 9 * 28 * 4 * 5
+    try:
+        banded = F.conv2d(x[:2], w, None, 1, 0, backend="numba")
+    finally:
+        kernels._COLS_BUDGET = old
+    np.testing.assert_allclose(banded, fast[:2], atol=1e-5, rtol=1e-5)
     ref = F.conv2d_backward(np.ones_like(fast), x, w, 1, 0, backend="numpy")
     np.testing.assert_allclose(dw, ref[1], rtol=1e-4)
     np.testing.assert_allclose(dx, ref[0], atol=1e-4, rtol=1e-5)

@@ -150,3 +150,11 @@ def test_layer_errors_name_the_layer():
     model = npcnn.build("lenet5")
     with pytest.raises(ValueError, match=r"layer conv_1 \(conv2d\): conv2d: weight .* input has 3"):
         model(np.zeros((1, 3, 28, 28), dtype=np.float32))
+
+
+def test_non_finite_weights_are_refused_at_load():
+    model = npcnn.build("lenet5")
+    state = {k: v.copy() for k, v in model.state_dict().items()}
+    state["fc_2.weight"][3, 4] = np.nan
+    with pytest.raises(ValueError, match=r"fc_2.weight holds non-finite values .*\(84, 120\)"):
+        model.load_state_dict(state)

@@ -162,10 +162,12 @@ def run(args):
                       f"{len(pairs)} near-duplicate pair(s)"))
     first_dense_relu = next(l for l in dense if model.layers[l].kind == "relu")
     si, preferred = class_selectivity(avg[first_dense_relu])
+    silent = (avg[first_dense_relu] == 0).all(axis=0)
     items.append((figures.selectivity(first_dense_relu, si, preferred,
-                                      out / f"selectivity_{first_dense_relu}.png").name,
+                                      out / f"selectivity_{first_dense_relu}.png", silent).name,
                   f"class selectivity of each neuron of {first_dense_relu} (the first dense layer "
-                  f"after its ReLU): mean {si.mean():.2f}"))
+                  f"after its ReLU): mean {si[~silent].mean() if (~silent).any() else 0:.2f} over "
+                  f"the {int((~silent).sum())} neurons that ever fire"))
     measures = (sparsity_text + "\n\nnear-duplicate channels (r >= 0.95):\n"
                 + ("\n".join(flagged) if flagged else "none"))
     sections.append(("Measures: sparsity, redundancy, selectivity", items, measures))

@@ -162,16 +162,21 @@ def redundancy(layer, corr, pairs, path):
     return save(fig, path)
 
 
-def selectivity(layer, index, preferred, path):
-    order = np.argsort(-index)
+def selectivity(layer, index, preferred, path, silent=None):
+    """Selectivity per neuron, sorted, coloured and labelled by preferred
+    class; ``silent`` neurons (never active) are grey and labelled '-'."""
+    silent = np.zeros(len(index), dtype=bool) if silent is None else np.asarray(silent)
+    order = np.lexsort((silent, -index))
     fig, ax = plt.subplots(figsize=(max(5.0, 0.13 * len(index) + 2), 2.8))
-    ax.bar(np.arange(len(index)), index[order], color=plt.cm.tab10(preferred[order] % 10))
+    colours = [OTHER_COLOUR if silent[n] else plt.cm.tab10(preferred[n] % 10) for n in order]
+    ax.bar(np.arange(len(index)), index[order], color=colours)
     for x, n in enumerate(order):
-        ax.text(x, index[n] + 0.01, str(preferred[n]), ha="center", fontsize=5)
+        ax.text(x, index[n] + 0.01, "-" if silent[n] else str(preferred[n]), ha="center", fontsize=5)
     ax.set_ylim(0, 1.08)
-    ax.set_xlabel("neuron, sorted (digit above: its preferred class)")
+    ax.set_xlabel("neuron, sorted (digit above: its preferred class; '-': never active)")
     ax.set_ylabel("selectivity index")
-    ax.set_title(f"{layer}: class selectivity (mu_max - mu_rest) / (mu_max + mu_rest)", fontsize=9)
+    ax.set_title(f"{layer}: class selectivity (mu_max - mu_rest) / (mu_max + mu_rest); "
+                 f"{int(silent.sum())} of {len(index)} neurons never active", fontsize=9)
     return save(fig, path)
 
 

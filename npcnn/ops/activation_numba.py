@@ -4,9 +4,10 @@ Elementwise ops run as one parallel loop over the flat array; softmax and
 log-softmax move ``dim`` last and run one row per iteration.
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from . import activation as _reference
+from .jit import Kernel
 
 
 def _relu_flat_py(x):
@@ -58,20 +59,20 @@ def _softmax_backward_rows_py(dy, y, log):
     return dx
 
 
-_relu_flat = njit(cache=True, parallel=True)(_relu_flat_py)
-_relu_backward_flat = njit(cache=True, parallel=True)(_relu_backward_flat_py)
-_softmax_rows = njit(cache=True, parallel=True)(_softmax_rows_py)
-_softmax_backward_rows = njit(cache=True, parallel=True)(_softmax_backward_rows_py)
+_relu_flat = Kernel(_relu_flat_py)
+_relu_backward_flat = Kernel(_relu_backward_flat_py)
+_softmax_rows = Kernel(_softmax_rows_py)
+_softmax_backward_rows = Kernel(_softmax_backward_rows_py)
 
 
 def relu(x):
     """See ``activation.relu``."""
-    return _relu_flat(x.ravel()).reshape(x.shape)
+    return _relu_flat(x.ravel(), work=x.size).reshape(x.shape)
 
 
 def relu_backward(grad_output, x):
     """See ``activation.relu_backward``."""
-    return _relu_backward_flat(grad_output.ravel(), x.ravel()).reshape(x.shape)
+    return _relu_backward_flat(grad_output.ravel(), x.ravel(), work=x.size).reshape(x.shape)
 
 
 def _rows(a, dim):
@@ -87,27 +88,27 @@ def _unrows(rows, moved_shape, dim):
 def softmax(x, dim):
     """See ``activation.softmax``."""
     rows, shape = _rows(x, dim)
-    return _unrows(_softmax_rows(rows, False), shape, dim)
+    return _unrows(_softmax_rows(rows, False, work=rows.size), shape, dim)
 
 
 def log_softmax(x, dim):
     """See ``activation.log_softmax``."""
     rows, shape = _rows(x, dim)
-    return _unrows(_softmax_rows(rows, True), shape, dim)
+    return _unrows(_softmax_rows(rows, True, work=rows.size), shape, dim)
 
 
 def softmax_backward(grad_output, output, dim):
     """See ``activation.softmax_backward``."""
     dy, shape = _rows(grad_output, dim)
     y, _ = _rows(output, dim)
-    return _unrows(_softmax_backward_rows(dy, y, False), shape, dim)
+    return _unrows(_softmax_backward_rows(dy, y, False, work=dy.size), shape, dim)
 
 
 def log_softmax_backward(grad_output, output, dim):
     """See ``activation.log_softmax_backward``."""
     dy, shape = _rows(grad_output, dim)
     y, _ = _rows(output, dim)
-    return _unrows(_softmax_backward_rows(dy, y, True), shape, dim)
+    return _unrows(_softmax_backward_rows(dy, y, True, work=dy.size), shape, dim)
 
 
 # Dropout draws from numpy's Generator, which numba cannot share; a mask and

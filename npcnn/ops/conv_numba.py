@@ -13,27 +13,47 @@ The batch is processed in chunks so the column matrix stays near
 import numpy as np
 from numba import njit, prange
 
+from .jit import Kernel
+
 _COLS_BUDGET = 32 * 2**20  # bytes of column matrix per chunk
 
 
-def _im2col_py(x, kH, kW, sH, sW, pH, pW, Ho, Wo):
-    """cols[n, (c*kH + p)*kW + q, i*Wo + j] = xpad[n, c, i*sH + p, j*sW + q]."""
+def _valid_columns(W, Wo, sW, pW, q):
+    """Output columns j whose input column j*sW - pW + q lies inside [0, W):
+    the half-open range [j0, j1) (empty when j1 <= j0)."""
+    j0 = max(0, (pW - q + sW - 1) // sW)
+    j1 = min(Wo, max(0, (W - 1 + pW - q) // sW + 1))
+    return j0, max(j0, j1)
+
+
+def _im2col_py(x, kH, kW, sH, sW, pH, pW, i0, i1, Wo, cols):
+    """cols[n, (c*kH + p)*kW + q, (i - i0)*Wo + j] = xpad[n, c, i*sH + p, j*sW + q]
+    for the output rows i0 <= i < i1, written into ``cols`` (N, K, (i1-i0)*Wo).
+
+    Per row of the output, the columns that fall in the padding are known in
+    advance (``_valid_columns``), so the copy itself is a branch-free loop.
+    """
     N, C, H, W = x.shape
-    cols = np.empty((N, C * kH * kW, Ho * Wo), dtype=x.dtype)  # (N, K, L)
     for nc in prange(N * C):
         n, c = nc // C, nc % C
         for p in range(kH):
             for q in range(kW):
                 row = (c * kH + p) * kW + q
-                for i in range(Ho):
+                j0, j1 = _valid_columns(W, Wo, sW, pW, q)
+                offset = q - pW
+                for i in range(i0, i1):
                     h = i * sH - pH + p
-                    for j in range(Wo):
-                        w = j * sW - pW + q
-                        if 0 <= h < H and 0 <= w < W:
-                            cols[n, row, i * Wo + j] = x[n, c, h, w]
-                        else:
-                            cols[n, row, i * Wo + j] = 0.0
-    return cols
+                    base = (i - i0) * Wo
+                    if h < 0 or h >= H:
+                        cols[n, row, base:base + Wo] = 0.0
+                        continue
+                    cols[n, row, base:base + j0] = 0.0
+                    if sW == 1:  # a contiguous run: a slice copy, which numba turns into a memcpy
+                        cols[n, row, base + j0:base + j1] = x[n, c, h, j0 + offset:j1 + offset]
+                    else:
+                        for j in range(j0, j1):
+                            cols[n, row, base + j] = x[n, c, h, j * sW + offset]
+                    cols[n, row, base + j1:base + Wo] = 0.0
 
 
 def _col2im_py(cols, C, H, W, kH, kW, sH, sW, pH, pW, Ho, Wo):
@@ -49,21 +69,57 @@ def _col2im_py(cols, C, H, W, kH, kW, sH, sW, pH, pW, Ho, Wo):
         for p in range(kH):
             for q in range(kW):
                 row = (c * kH + p) * kW + q
+                j0, j1 = _valid_columns(W, Wo, sW, pW, q)
+                offset = q - pW
                 for i in range(Ho):
                     h = i * sH - pH + p
                     if h < 0 or h >= H:
                         continue
-                    for j in range(Wo):
-                        w = j * sW - pW + q
-                        if 0 <= w < W:
-                            x[n, c, h, w] += cols[n, row, i * Wo + j]
+                    base = i * Wo
+                    for j in range(j0, j1):
+                        x[n, c, h, j * sW + offset] += cols[n, row, base + j]
     return x
 
 
 # Jitted on their own line, so NUMBA_DISABLE_JIT=1 steps through the plain
 # Python above in a debugger.
-_im2col = njit(cache=True, parallel=True)(_im2col_py)
-_col2im = njit(cache=True, parallel=True)(_col2im_py)
+_valid_columns = njit(cache=True, inline="always")(_valid_columns)
+_im2col = Kernel(_im2col_py)
+_col2im = Kernel(_col2im_py)
+
+
+_workspace = {}  # dtype -> 1-D buffer, reused so big column matrices are not re-faulted in each call
+
+
+def _buffer(size, dtype):
+    buf = _workspace.get(dtype)
+    if buf is None or buf.size < size:
+        buf = _workspace[dtype] = np.empty(size, dtype=dtype)
+    return buf[:size]
+
+
+def _blocks(N, K, Ho, Wo, itemsize):
+    """(sample slice, i0, i1) blocks whose column matrix fits the budget:
+    several samples at a time when one is small (LeNet-5), a band of output
+    rows of one sample when one is large (VGG16's first layers)."""
+    per_row = K * Wo * itemsize
+    if per_row * Ho <= _COLS_BUDGET:
+        step = max(1, _COLS_BUDGET // (per_row * Ho))
+        for start in range(0, N, step):
+            yield slice(start, min(N, start + step)), 0, Ho
+    else:
+        rows = max(1, _COLS_BUDGET // per_row)
+        for n in range(N):
+            for i0 in range(0, Ho, rows):
+                yield slice(n, n + 1), i0, min(Ho, i0 + rows)
+
+
+def _columns(x, b, kH, kW, sH, sW, pH, pW, i0, i1, Wo):
+    """im2col of samples ``b``, output rows [i0, i1), in the shared buffer."""
+    n, K = x[b].shape[0], x.shape[1] * kH * kW
+    cols = _buffer(n * K * (i1 - i0) * Wo, x.dtype).reshape(n, K, (i1 - i0) * Wo)
+    _im2col(x[b], kH, kW, sH, sW, pH, pW, i0, i1, Wo, cols, work=cols.size)
+    return cols  # (n, K, rows*Wo)
 
 
 def _chunks(N, bytes_per_sample):
@@ -82,9 +138,12 @@ def conv2d(x, weight, bias, stride, padding):
     K, L = C * kH * kW, Ho * Wo
     w2 = weight.reshape(F, K)
     y = np.empty((N, F, L), dtype=x.dtype)
-    for b in _chunks(N, K * L * x.itemsize):
-        cols = _im2col(x[b], kH, kW, sH, sW, pH, pW, Ho, Wo)  # (n, K, L)
-        np.matmul(w2, cols, out=y[b])                          # (n, F, L)
+    for b, i0, i1 in _blocks(N, K, Ho, Wo, x.itemsize):
+        cols = _columns(x, b, kH, kW, sH, sW, pH, pW, i0, i1, Wo)  # (n, K, rows*Wo)
+        if i1 - i0 == Ho:
+            np.matmul(w2, cols, out=y[b])                          # (n, F, L)
+        else:
+            y[b, :, i0 * Wo:i1 * Wo] = np.matmul(w2, cols)
     y = y.reshape(N, F, Ho, Wo)
     if bias is not None:
         y += bias[None, :, None, None]
@@ -103,10 +162,10 @@ def conv2d_backward(grad_output, x, weight, stride, padding):
     dx = np.empty_like(x)
     dw = np.zeros((F, K), dtype=x.dtype)
     for b in _chunks(N, K * L * x.itemsize):
-        cols = _im2col(x[b], kH, kW, sH, sW, pH, pW, Ho, Wo)        # (n, K, L)
+        cols = _columns(x, b, kH, kW, sH, sW, pH, pW, 0, Ho, Wo)    # (n, K, L)
         dw += np.matmul(dy[b], cols.transpose(0, 2, 1)).sum(axis=0)  # (F, K)
         dcols = np.matmul(w2.T, dy[b])                               # (n, K, L)
-        dx[b] = _col2im(dcols, C, H, W, kH, kW, sH, sW, pH, pW, Ho, Wo)
+        dx[b] = _col2im(dcols, C, H, W, kH, kW, sH, sW, pH, pW, Ho, Wo, work=dcols.size)
     db = grad_output.sum(axis=(0, 2, 3))
     return dx, dw.reshape(weight.shape), db
 
@@ -124,7 +183,7 @@ def conv_transpose2d(x, weight, bias, stride, padding, output_padding):
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     for b in _chunks(N, K * L * x.itemsize):
         cols = np.matmul(w2t, x2[b])  # (n, K, L)
-        y[b] = _col2im(cols, F, Ho, Wo, kH, kW, sH, sW, pH, pW, H, W)
+        y[b] = _col2im(cols, F, Ho, Wo, kH, kW, sH, sW, pH, pW, H, W, work=cols.size)
     if bias is not None:
         y += bias[None, :, None, None]
     return y
@@ -141,7 +200,7 @@ def conv_transpose2d_backward(grad_output, x, weight, stride, padding, output_pa
     dx = np.empty((N, C, L), dtype=x.dtype)
     dw = np.zeros((C, K), dtype=x.dtype)
     for b in _chunks(N, K * L * x.itemsize):
-        cols = _im2col(grad_output[b], kH, kW, sH, sW, pH, pW, H, W)  # (n, K, L)
+        cols = _columns(grad_output, b, kH, kW, sH, sW, pH, pW, 0, H, W)  # (n, K, L)
         np.matmul(w2, cols, out=dx[b])                                 # (n, C, L)
         dw += np.matmul(x2[b], cols.transpose(0, 2, 1)).sum(axis=0)    # (C, K)
     db = grad_output.sum(axis=(0, 2, 3))

@@ -5,8 +5,9 @@ Same functions and signatures as ``pool.py`` (the specification). Each
 the N*C planes and every plane is written by one thread only.
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from .jit import Kernel
 from .pool import adaptive_bounds, pool_output_size
 
 
@@ -78,10 +79,10 @@ def _adaptive_avg_backward_planes_py(dy, h_bounds, w_bounds, H, W):
     return dx
 
 
-_max_pool_planes = njit(cache=True, parallel=True)(_max_pool_planes_py)
-_unpool_planes = njit(cache=True, parallel=True)(_unpool_planes_py)
-_adaptive_avg_planes = njit(cache=True, parallel=True)(_adaptive_avg_planes_py)
-_adaptive_avg_backward_planes = njit(cache=True, parallel=True)(_adaptive_avg_backward_planes_py)
+_max_pool_planes = Kernel(_max_pool_planes_py)
+_unpool_planes = Kernel(_unpool_planes_py)
+_adaptive_avg_planes = Kernel(_adaptive_avg_planes_py)
+_adaptive_avg_backward_planes = Kernel(_adaptive_avg_backward_planes_py)
 
 
 def max_pool2d(x, kernel_size, stride, padding, ceil_mode):
@@ -89,13 +90,13 @@ def max_pool2d(x, kernel_size, stride, padding, ceil_mode):
     (kH, kW), (sH, sW), (pH, pW) = kernel_size, stride, padding
     Ho = pool_output_size(x.shape[2], kH, sH, pH, ceil_mode)
     Wo = pool_output_size(x.shape[3], kW, sW, pW, ceil_mode)
-    return _max_pool_planes(x, kH, kW, sH, sW, pH, pW, Ho, Wo)
+    return _max_pool_planes(x, kH, kW, sH, sW, pH, pW, Ho, Wo, work=x.size)
 
 
 def max_unpool2d(y, switches, output_size):
     """See ``pool.max_unpool2d``."""
     Ho, Wo = output_size
-    return _unpool_planes(y, switches, Ho, Wo)
+    return _unpool_planes(y, switches, Ho, Wo, work=y.size)
 
 
 def _bounds_array(size, out):
@@ -105,11 +106,13 @@ def _bounds_array(size, out):
 def adaptive_avg_pool2d(x, output_size):
     """See ``pool.adaptive_avg_pool2d``."""
     Ho, Wo = output_size
-    return _adaptive_avg_planes(x, _bounds_array(x.shape[2], Ho), _bounds_array(x.shape[3], Wo))
+    return _adaptive_avg_planes(x, _bounds_array(x.shape[2], Ho), _bounds_array(x.shape[3], Wo),
+                                work=x.size)
 
 
 def adaptive_avg_pool2d_backward(grad_output, input_size):
     """See ``pool.adaptive_avg_pool2d_backward``."""
     H, W = input_size
     Ho, Wo = grad_output.shape[2:]
-    return _adaptive_avg_backward_planes(grad_output, _bounds_array(H, Ho), _bounds_array(W, Wo), H, W)
+    return _adaptive_avg_backward_planes(grad_output, _bounds_array(H, Ho), _bounds_array(W, Wo), H, W,
+                                         work=grad_output.shape[0] * grad_output.shape[1] * H * W)

@@ -1,0 +1,1 @@
+"""Benchmarks of npcnn against torch: ``python -m benchmarks.run`` or ``npcnn bench``."""

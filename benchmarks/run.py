@@ -1,0 +1,175 @@
+"""Run the benchmark suite: npcnn (numpy, numba) against torch on the CPU, in
+one process, with the same thread count, and report a Markdown table, JSON
+and a bar chart.
+
+    python -m benchmarks.run [--quick] [--out DIR]      (or: npcnn bench)
+"""
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+import torch
+
+from npcnn.atomic import atomic_path
+from npcnn.data import load_mnist, to_tensor
+
+from . import cases
+from .process import first_call_times, vgg16_forward_memory
+
+# Targets, as the ratio npcnn-numba / torch in the same run (lower is better)
+# or as a fraction of the SGEMM rate; keyed by the start of a case's name.
+RATIO_TARGETS = {
+    "lenet5 forward batch 1": 0.5,
+    "lenet5 forward batch 500": 1.0,
+    "deconv suite": 0.25,
+    "class averages": 1.0,
+    "vgg16 forward batch 1": 1.25,
+    "VGG16 deconv": 1.0,
+}
+SGEMM_TARGET = ("conv2d VGG16 conv3_x 256->256 56x56", 0.60)
+MEMORY_TARGET = 1.5
+
+
+def target_of(case):
+    return next((t for prefix, t in RATIO_TARGETS.items() if case.startswith(prefix)), None)
+
+
+def collect(quick):
+    reps, budget = (3, 2.0) if quick else (7, 6.0)
+    digits = load_mnist("mnist", "test", verbose=False)
+    x_all = to_tensor(digits.images)
+    y_all = digits.labels
+    results = [
+        cases.conv_case("LeNet-5 conv_1 (500x1x28x28, 6 5x5 p2)", 500, 1, 28, 28, 6, 5, 1, 2, reps, budget),
+        cases.conv_case("LeNet-5 conv_2 (500x6x14x14, 16 5x5)", 500, 6, 14, 14, 16, 5, 1, 0, reps, budget),
+        cases.conv_case("VGG16 conv3_x 256->256 56x56", 1, 256, 56, 56, 256, 3, 1, 1, reps, budget,
+                        numpy=not quick),
+        cases.conv_transpose_case("LeNet-5 conv_2^T (500x16x10x10 -> 6)", 500, 16, 10, 10, 6, 5, 1, 0,
+                                  reps, budget),
+        cases.conv_transpose_case("VGG16 conv3_x^T 256->256 56x56", 1, 256, 56, 56, 256, 3, 1, 1, reps,
+                                  budget, numpy=not quick),
+        cases.pool_case("LeNet-5 pool_1 (500x6x28x28, 2x2)", 500, 6, 28, 28, 2, 2, reps, budget),
+        cases.pool_case("VGG16 pool1 (1x64x224x224, 2x2)", 1, 64, 224, 224, 2, 2, reps, budget),
+        cases.unpool_case("LeNet-5 pool_1 (500x6x28x28, 2x2)", 500, 6, 28, 28, 2, 2, reps, budget),
+        cases.unpool_case("VGG16 pool1 (1x64x224x224, 2x2)", 1, 64, 224, 224, 2, 2, reps, budget),
+        cases.linear_case("LeNet-5 fc_1 (500x400 -> 120)", 500, 400, 120, reps, budget),
+        cases.linear_case("VGG16 fc6 (1x25088 -> 4096)", 1, 25088, 4096, reps, budget),
+        cases.forward_case("lenet5", 1, 28, max(reps, 20), budget, flops=cases.LENET5_FLOPS),
+        cases.forward_case("lenet5", 500, 28, reps, budget, flops=cases.LENET5_FLOPS),
+    ]
+    if not quick:
+        results.append(cases.forward_case("lenet5", 5000, 28, reps, budget, flops=cases.LENET5_FLOPS))
+    x4 = x_all[[3, 2, 8, 61]]  # one 0, 1, 5 and 8 of the test set
+    results.append(cases.deconv_suite_case(x4, reps, budget))
+    n = 1000 if quick else 5000
+    results.append(cases.class_average_case(x_all[:2 * n], y_all[:2 * n], reps, budget)
+                   if quick else cases.class_average_case(x_all, y_all, reps, budget))
+    results.append(cases.forward_case("vgg16", 1, 224, reps, budget, numpy=not quick,
+                                      flops=cases.VGG16_FLOPS))
+    results.append(cases.vgg_deconv_case(reps, budget))
+    return results
+
+
+def report(results, sgemm, first_call, memory, threads, quick):
+    lines = [f"npcnn benchmarks ({'quick' if quick else 'full'}), {time.strftime('%Y-%m-%d')}: "
+             f"{os.cpu_count()} CPUs, {threads} threads for numba and torch, torch {torch.__version__}, "
+             f"numba {numba.__version__}, numpy {np.__version__}; float32; median ms after warm-up.",
+             f"SGEMM (numpy float32 2048x2048 matmul): {sgemm:.1f} GFLOP/s.", "",
+             "| case | npcnn-numpy ms | npcnn-numba ms | torch ms | numba / torch | target | "
+             "numba GFLOP/s | % of SGEMM | max rel diff |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in results:
+        ratio, target = r.ratio(), target_of(r.case)
+        g = r.gflops("npcnn-numba")
+        mark = "" if target is None else (f"<= {target} " + ("met" if ratio <= target else "**missed**"))
+        if r.case.startswith(SGEMM_TARGET[0]):
+            mark = f">= {100 * SGEMM_TARGET[1]:.0f}% SGEMM " + ("met" if g / sgemm >= SGEMM_TARGET[1]
+                                                               else "**missed**")
+        cell = lambda k: f"{r.ms[k]:.2f}" if k in r.ms else "-"  # noqa: E731
+        lines.append(f"| {r.case} | {cell('npcnn-numpy')} | {cell('npcnn-numba')} | {cell('torch')} | "
+                     f"{ratio:.2f} | {mark} | {'' if g is None else f'{g:.1f}'} | "
+                     f"{'' if g is None else f'{100 * g / sgemm:.0f}%'} | {r.max_rel_diff:.1e} |")
+    cold, warm = first_call["cold"], first_call["warm"]
+    lines += ["", f"numba first call (LeNet-5 forward, new process): cold cache {cold['first_call_s']:.2f} s, "
+              f"warm cache {warm['first_call_s']:.2f} s (import {warm['import_s']:.2f} s); "
+              f"second call {1e3 * warm['second_call_s']:.2f} ms."]
+    if memory:
+        n, t = memory["npcnn"], memory["torch"]
+        ratio = n["peak_bytes"] / t["peak_bytes"]
+        lines.append(f"VGG16 forward 1x3x224x224, peak resident memory (weights included): npcnn "
+                     f"{n['peak_bytes'] / 2**20:.0f} MiB, torch {t['peak_bytes'] / 2**20:.0f} MiB: "
+                     f"{ratio:.2f}x (target <= {MEMORY_TARGET}x: {'met' if ratio <= MEMORY_TARGET else 'missed'}); "
+                     f"added by the forward itself: npcnn {n['forward_bytes'] / 2**20:.0f} MiB, "
+                     f"torch {t['forward_bytes'] / 2**20:.0f} MiB.")
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(results, path):
+    from vis.common import plt, save
+    named = [r for r in results if r.ratio() is not None]
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(named) + 1.2))
+    ratios = [r.ratio() for r in named]
+    colours = ["tab:green" if (target_of(r.case) or 1.0) >= q else "tab:red" for r, q in zip(named, ratios)]
+    ax.barh(range(len(named)), ratios, color=colours)
+    for i, r in enumerate(named):
+        t = target_of(r.case)
+        if t is not None:
+            ax.plot([t, t], [i - 0.4, i + 0.4], color="black", lw=2)
+    ax.axvline(1.0, color="gray", ls="--", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(named)), [r.case for r in named], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("time npcnn-numba / time torch (log scale; < 1: npcnn faster; black tick: target)")
+    ax.set_title("npcnn-numba against torch on this CPU", fontsize=9)
+    return save(fig, path)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="npcnn bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+def add_arguments(p):
+    p.add_argument("--quick", action="store_true", help="fewer repeats and cases: under 2 minutes")
+    p.add_argument("--out", default="bench", help="folder for results.md, results.json, ratios.png")
+    p.add_argument("--no-memory", action="store_true", help="skip the VGG16 peak-memory processes")
+
+
+def run(args):
+    threads = numba.config.NUMBA_NUM_THREADS
+    torch.set_num_threads(threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    sgemm = cases.sgemm_rate(repeats=3 if args.quick else 7)
+    results = collect(args.quick)
+    first_call = first_call_times()
+    memory = None if args.no_memory else vgg16_forward_memory(threads)
+    text = report(results, sgemm, first_call, memory, threads, args.quick)
+    print(text)
+    data = dict(machine=dict(cpus=os.cpu_count(), threads=threads, platform=platform.platform(),
+                             torch=str(torch.__version__), numba=numba.__version__, numpy=np.__version__),
+                quick=args.quick, sgemm_gflops=sgemm, first_call=first_call, memory=memory,
+                results=[dict(case=r.case, group=r.group, ms=r.ms, flops=r.flops, ratio=r.ratio(),
+                              target=target_of(r.case), max_rel_diff=r.max_rel_diff, note=r.note)
+                         for r in results],
+                seconds=time.perf_counter() - start)
+    with atomic_path(out / "results.json") as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=1))
+    with atomic_path(out / "results.md") as tmp:
+        Path(tmp).write_text(text)
+    bar_chart(results, out / "ratios.png")
+    print(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'ratios.png'} "
+          f"in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,52 @@
+"""Timing that can be trusted: validate first, discard warm-up calls (the JIT
+compile among them), then the median of repeats."""
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Result:
+    case: str
+    group: str               # "op" or "pipeline"
+    flops: float             # floating-point operations of one call (0: not counted)
+    ms: dict = field(default_factory=dict)   # implementation -> median milliseconds
+    max_rel_diff: float = 0.0                # npcnn vs torch, checked before timing
+    note: str = ""
+
+    def gflops(self, impl):
+        return self.flops / (self.ms[impl] * 1e6) if self.flops and impl in self.ms else None
+
+    def ratio(self, impl="npcnn-numba", base="torch"):
+        if impl in self.ms and base in self.ms and self.ms[base] > 0:
+            return self.ms[impl] / self.ms[base]
+        return None
+
+
+def median_ms(fn, repeats=5, warmup=1, budget_s=None):
+    """Median wall time of ``fn()`` in ms after ``warmup`` discarded calls.
+    With ``budget_s``, fewer repeats when one call is slow (at least 3)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for k in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+        if budget_s and k >= 2 and sum(times) > budget_s:
+            break
+    return 1e3 * statistics.median(times)
+
+
+def max_rel_diff(ours, reference):
+    """max |ours - reference| / max |reference|, over arrays or tuples of arrays."""
+    if isinstance(ours, (tuple, list)):
+        return max(max_rel_diff(a, b) for a, b in zip(ours, reference))
+    ours = np.asarray(ours, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    if ours.shape != reference.shape:
+        raise AssertionError(f"shapes differ: {ours.shape} vs {reference.shape}")
+    scale = np.abs(reference).max()
+    return float(np.abs(ours - reference).max() / scale) if scale > 0 else float(np.abs(ours).max())

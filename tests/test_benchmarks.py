@@ -1,0 +1,51 @@
+"""A smoke of the benchmarks: they run, and what they time agrees with torch.
+Never a time assertion (timings on a shared 2-core machine mean nothing here)."""
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import cases
+from benchmarks.process import first_call_times
+from benchmarks.run import bar_chart, report
+from benchmarks.timing import Result, max_rel_diff, median_ms
+from npcnn.data import load_mnist, to_tensor
+
+
+def test_cases_run_and_agree_with_torch(tmp_path):
+    r = [cases.conv_case("tiny", 2, 3, 9, 9, 4, 3, 1, 1, 1, None),
+         cases.conv_transpose_case("tiny", 2, 3, 9, 9, 4, 3, 2, 1, 1, None),
+         cases.pool_case("tiny", 2, 3, 9, 9, 3, 2, 1, None),
+         cases.unpool_case("tiny", 2, 3, 8, 8, 2, 2, 1, None),
+         cases.linear_case("tiny", 3, 20, 7, 1, None),
+         cases.forward_case("lenet5", 2, 28, 1, None, flops=cases.LENET5_FLOPS)]
+    test = load_mnist("mnist5k", "test", verbose=False)
+    x, y = to_tensor(test.images[:300]), test.labels[:300]
+    r.append(cases.deconv_suite_case(x[:2], 1, None))
+    r.append(cases.class_average_case(x, y, 1, None))
+    for result in r:
+        assert result.max_rel_diff <= cases.AGREE, result.case
+        assert set(result.ms) >= {"torch", "npcnn-numba"} and all(v > 0 for v in result.ms.values())
+    text = report(r, 100.0, {"cold": {"first_call_s": 1, "import_s": 1, "second_call_s": 0.001},
+                             "warm": {"first_call_s": 0.1, "import_s": 0.2, "second_call_s": 0.001}},
+                  None, 2, True)
+    assert text.count("\n| ") == len(r) + 2 and "lenet5 forward batch 2" in text
+    assert bar_chart(r, tmp_path / "ratios.png").stat().st_size > 1000
+
+
+def test_a_disagreeing_implementation_is_refused():
+    with pytest.raises(AssertionError, match="differ"):
+        cases._time_all("wrong", "op", 0, {"torch": lambda: np.ones(3), "npcnn-numba": lambda: np.zeros(3)},
+                        np.ones(3), 1, None)
+
+
+def test_timing_helpers():
+    assert max_rel_diff(np.array([1.0, 2.0]), np.array([1.0, 2.5])) == pytest.approx(0.2)
+    assert median_ms(lambda: None, repeats=3) >= 0
+    assert Result("c", "op", 2e6, {"npcnn-numba": 1.0, "torch": 2.0}).ratio() == 0.5
+
+
+def test_first_call_is_measured_cold_and_warm():
+    t = first_call_times()
+    assert t["cold"]["first_call_s"] > t["warm"]["first_call_s"] > 0
+    json.dumps(t)
