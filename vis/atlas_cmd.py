@@ -61,6 +61,13 @@ def layer_groups(model):
 
 
 def run(args):
+    build(args)
+    return 0
+
+
+def build(args):
+    """Compute and draw the atlas, write its index; returns
+    ``(sections, facts)`` as given to ``write_index``."""
     if args.per_class < 1:
         raise ValueError(f"--per-class must be >= 1, got {args.per_class}")
     out = Path(args.out)
@@ -176,4 +183,4 @@ def run(args):
              ("test accuracy", f"{100 * accuracy:.2f}%"), ("computed by", "npcnn (numba backend)")]
     md, page = write_index(out, f"Activation atlas of {model.arch}", sections, facts)
     print(f"wrote {sum(len(s[1]) for s in sections)} figures, {md} and {page}")
-    return 0
+    return sections, facts

@@ -91,6 +91,13 @@ def padded_crop(image, box, size, fill):
 
 
 def run(args):
+    for path, _ in build(args):
+        print(f"wrote {path}")
+    return 0
+
+
+def build(args):
+    """Compute and draw every figure; returns [(path, caption)]."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = bridge.load(args.checkpoint)
@@ -113,9 +120,7 @@ def run(args):
         written += draw_evolution(args.checkpoint, x, layers, out)
     if "occlusion" in args.figures:
         written += draw_occlusion(model, x, test.labels, picks, args.digits, layers[-1], norm, out)
-    for path in written:
-        print(f"wrote {path}")
-    return 0
+    return written
 
 
 def draw_digits(model, x, picks, args, layers, out):
@@ -128,11 +133,14 @@ def draw_digits(model, x, picks, args, layers, out):
     for k, (d, i) in enumerate(zip(args.digits, picks)):
         title = (f"digit {d} (test #{i}): {args.rule} projection of every map "
                  f"({args.select}); red +, blue -, each panel on its own scale")
-        written.append(figures.digit_grid(images[k], {l: p[k] for l, p in projections.items()},
-                                          title, out / f"digit_{d}.png"))
+        written.append((figures.digit_grid(images[k], {l: p[k] for l, p in projections.items()},
+                                           title, out / f"digit_{d}.png"),
+                        f"digit {d} (test #{i}) and the {args.rule} projections of all "
+                        f"{sum(p.shape[1] for p in projections.values())} maps of {', '.join(layers)}"))
     labels = [f"{d} (#{i})" for d, i in zip(args.digits, picks)]
     squeezed = {l: p[:, :, 0] for l, p in projections.items()}
-    written.append(figures.combined_grid(images, squeezed, labels, out / "all_digits.png"))
+    written.append((figures.combined_grid(images, squeezed, labels, out / "all_digits.png"),
+                    f"all the digits, one row each: input and every map's projection"))
     return written
 
 
@@ -150,7 +158,9 @@ def draw_top9(model, x, layers, out, k=9):
                 box = unit_window(model, layer, *positions[c, i], x.shape[2:])
                 patches[c, i] = padded_crop(x[images[c, i]], box, size, x.min())
                 projections[c, i] = padded_crop(proj[i], box, size, 0.0)
-        written.append(figures.top9(layer, patches, projections, values, out / f"top9_{layer}.png"))
+        written.append((figures.top9(layer, patches, projections, values, out / f"top9_{layer}.png"),
+                        f"{layer}: for each map, the 9 test images that excite it most: receptive "
+                        f"field and projection of that unit (Zeiler & Fergus, fig. 2)"))
     return written
 
 
@@ -182,8 +192,9 @@ def draw_evolution(checkpoint, x, layers, out, search=2000):
                 crops.append(padded_crop(proj, box, size, 0.0))
             per_layer[layer].append(np.stack(crops))                    # (C, h, w)
     epochs = [e for e, _ in series]
-    return [figures.evolution(layer, np.stack(p, axis=1), epochs, out / f"evolution_{layer}.png")
-            for layer, p in per_layer.items()]
+    return [(figures.evolution(layer, np.stack(p, axis=1), epochs, out / f"evolution_{layer}.png"),
+             f"{layer}: each map's strongest activation projected, after each of epochs "
+             f"{epochs[0]}-{epochs[-1]} (fig. 4)") for layer, p in per_layer.items()]
 
 
 def draw_occlusion(model, x, labels, picks, digits, layer, norm, out, size=6, stride=1):
@@ -199,7 +210,10 @@ def draw_occlusion(model, x, labels, picks, digits, layer, norm, out, size=6, st
         print(f"occlusion digit {d}: p(class {labels[i]}) = {p_clean:.3f} unoccluded, "
               f"min {prob.min():.3f} with the {size}x{size} square; strongest {layer} map {channel}")
         r, c = np.unravel_index(prob.argmin(), prob.shape)
-        written.append(figures.occlusion(image, int(labels[i]), prob, act, projection, channel, layer,
-                                         (r * stride, c * stride, size, stride),
-                                         out / f"occlusion_{d}.png"))
+        written.append((figures.occlusion(image, int(labels[i]), prob, act, projection, channel, layer,
+                                          (r * stride, c * stride, size, stride),
+                                          out / f"occlusion_{d}.png"),
+                        f"digit {d}: a {size}x{size} grey square slid over the image: p(true class) "
+                        f"and {layer}[{channel}]'s activation by position, and that map's projection "
+                        f"(fig. 7)"))
     return written

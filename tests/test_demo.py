@@ -1,0 +1,49 @@
+"""The README's first command: npcnn demo, end to end (quick, on the embedded
+5,000 samples), and its page checked in a real headless browser."""
+import pytest
+
+from vis.cli import main
+from vis.page_check import check_page
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--quick", "--dataset", "mnist5k", "--out", str(out)]) == 0
+    return out
+
+
+def test_demo_writes_a_page_with_every_study(demo):
+    html = (demo / "index.html").read_text()
+    for heading in ("npcnn equals torch, layer by layer", "The deconvnet (Zeiler &amp; Fergus 2013) on LeNet-5",
+                    "Activation atlas of SimpleCNN"):
+        assert heading in html
+    assert "mnist5k" in html and "test accuracy" in html and "timings" in html
+    for name in ("deconv/digit_0.png", "deconv/top9_pool_2.png", "deconv/occlusion_7.png",
+                 "deconv/evolution_pool_1.png", "atlas/avg_relu_1.png", "atlas/sparsity.png"):
+        assert f'src="{name}"' in html and (demo / name).is_file(), name
+    assert (demo / "index.md").is_file()
+
+
+def test_the_page_loads_in_a_headless_browser(demo):
+    shot = demo / "screenshot.png"
+    report = check_page(demo / "index.html", shot)
+    assert report.title.startswith("npcnn demo")
+    assert report.images > 40
+    assert report.broken == [], report.broken
+    assert report.console_errors == [], report.console_errors
+    assert shot.stat().st_size > 10_000
+
+
+def test_rerunning_reuses_the_checkpoints(demo, capsys):
+    assert main(["demo", "--quick", "--dataset", "mnist5k", "--out", str(demo)]) == 0
+    out = capsys.readouterr().out
+    assert "lenet5: reusing" in out and "simplecnn: reusing" in out and "epoch(s) on" not in out
+
+
+def test_output_path_that_is_a_file_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["demo", "--quick", "--out", str(blocker / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("npcnn demo: error:") and err.count("\n") == 1
