@@ -7,9 +7,9 @@
 
 The engine depends on NumPy and Numba only; the torch side is ``bridge``.
 """
-from . import functional
+from . import analysis, data, deconv, functional
 from .architectures import SPECS, Spec, get_spec
 from .model import Activations, Model, build, load
 
-__all__ = ["functional", "Model", "Activations", "build", "load", "Spec", "SPECS", "get_spec"]
+__all__ = ["functional", "deconv", "analysis", "data", "Model", "Activations", "build", "load", "Spec", "SPECS", "get_spec"]
 __version__ = "0.1.0"

@@ -16,11 +16,12 @@ def demo(tmp_path_factory):
 def test_demo_writes_a_page_with_every_study(demo):
     html = (demo / "index.html").read_text()
     for heading in ("npcnn equals torch, layer by layer", "The deconvnet (Zeiler &amp; Fergus 2013) on LeNet-5",
-                    "Activation atlas of SimpleCNN"):
+                    "Activation atlas of SimpleCNN", "Attributions, activation maximization and FGSM"):
         assert heading in html
     assert "mnist5k" in html and "test accuracy" in html and "timings" in html
     for name in ("deconv/digit_0.png", "deconv/top9_pool_2.png", "deconv/occlusion_7.png",
-                 "deconv/evolution_pool_1.png", "atlas/avg_relu_1.png", "atlas/sparsity.png"):
+                 "deconv/evolution_pool_1.png", "atlas/avg_relu_1.png", "atlas/sparsity.png",
+                 "explain/attributions.png", "explain/actmax_classes.png", "explain/fgsm.png"):
         assert f'src="{name}"' in html and (demo / name).is_file(), name
     assert (demo / "index.md").is_file()
 

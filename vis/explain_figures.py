@@ -1,0 +1,70 @@
+"""Figures of the torch-side methods: attributions, activation maximization, FGSM."""
+import numpy as np
+
+from .common import plt, save, show_image, show_signed, title
+
+
+def _overlay(ax, image, heat, text):
+    """A heat map (>= 0) over the grey image."""
+    ax.imshow(np.squeeze(image), cmap="gray", interpolation="nearest")
+    ax.imshow(heat, cmap="jet", alpha=0.45, interpolation="bilinear")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(text, fontsize=7, pad=2)
+
+
+def attributions(images, labels, maps, path, heading):
+    """Rows: images; columns: the input, then one map per method.
+
+    maps: {method: (N, H, W) or (N, C, H, W)}; signed maps (gradients,
+    Integrated Gradients) use the diverging scale, non-negative ones
+    (CAMs, occlusion drops) are laid over the image."""
+    N, M = len(images), len(maps)
+    fig, axes = plt.subplots(N, M + 1, figsize=(1.45 * (M + 1), 1.55 * N + 0.5), squeeze=False)
+    for n in range(N):
+        show_image(axes[n, 0], images[n], f"label {labels[n]}" if n else f"input\nlabel {labels[n]}")
+        for m, (method, values) in enumerate(maps.items()):
+            v = np.squeeze(values[n])
+            head = method if n == 0 else None
+            if v.min() < 0:
+                show_signed(axes[n, m + 1], v, head)
+            else:
+                _overlay(axes[n, m + 1], images[n], v, head or "")
+    title(fig, heading)
+    return save(fig, path)
+
+
+def actmax(images, titles, history, path, heading):
+    """The optimised inputs in a row and the objective's curve per target."""
+    K = len(images)
+    fig = plt.figure(figsize=(max(6.0, 1.2 * K), 3.6))
+    grid = fig.add_gridspec(2, K, height_ratios=[1, 0.9])
+    for k in range(K):
+        show_signed(fig.add_subplot(grid[0, k]), images[k], titles[k])
+    ax = fig.add_subplot(grid[1, :])
+    curve = np.stack(history)  # (steps+1, K)
+    for k in range(K):
+        ax.plot(curve[:, k], lw=1, label=titles[k])
+    ax.set_xlabel("step")
+    ax.set_ylabel("objective")
+    ax.legend(fontsize=6, ncol=min(K, 5))
+    fig.suptitle(heading, fontsize=9)
+    return save(fig, path)
+
+
+def fgsm(image, adversarial, before, after, labels, sal_before, sal_after, change, path, heading):
+    """Original, adversarial, their difference, saliency before and after, and
+    the relative change of each layer's activations."""
+    fig, axes = plt.subplots(1, 6, figsize=(15, 2.8), gridspec_kw={"width_ratios": [1, 1, 1, 1, 1, 1.8]})
+    show_image(axes[0], image, f"original: predicted {before}")
+    show_image(axes[1], adversarial, f"adversarial: predicted {after}")
+    show_signed(axes[2], np.squeeze(adversarial) - np.squeeze(image), "difference")
+    show_signed(axes[3], sal_before, f"saliency for {labels}, before")
+    show_signed(axes[4], sal_after, f"saliency for {labels}, after")
+    names = list(change)
+    axes[5].barh(range(len(names)), [change[n] for n in names], color="tab:purple")
+    axes[5].set_yticks(range(len(names)), names, fontsize=7)
+    axes[5].invert_yaxis()
+    axes[5].set_xlabel("||a_adv - a|| / ||a||", fontsize=8)
+    fig.suptitle(heading, fontsize=9)
+    return save(fig, path)
