@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as TF
 
-from .networks import named_layers
+from .networks import forward_capturing
 
 
 @dataclass
@@ -34,19 +34,7 @@ def _blur(x):
 def objective(module, x, layer, targets):
     """Mean activation of channel ``targets[k]`` of ``layer`` for image k
     (the output's entry ``targets[k]`` when layer is None), (K,)."""
-    if layer is None:
-        out = module(x)
-    else:
-        layers = named_layers(module)
-        if layer not in layers:
-            raise ValueError(f"unknown layer {layer!r}; valid layers: {', '.join(layers)}")
-        captured = {}
-        handle = layers[layer].register_forward_hook(lambda _m, _i, o: captured.__setitem__("a", o))
-        try:
-            module(x)
-        finally:
-            handle.remove()
-        out = captured["a"]
+    out = module(x) if layer is None else forward_capturing(module, x, layer)[1]
     index = torch.as_tensor(targets).view(-1, *([1] * (out.dim() - 1)))
     picked = out.gather(1, index.expand(-1, 1, *out.shape[2:]))  # (K, 1, ...)
     return picked.reshape(len(targets), -1).mean(dim=1)

@@ -10,12 +10,15 @@ maps for the CAM methods.
 import torch
 import torch.nn.functional as TF
 
-from .networks import named_layers
+from .networks import forward_capturing
+
+
+def _pick(out, target):
+    return out.gather(1, torch.as_tensor(target, device=out.device).view(-1, 1)).squeeze(1)  # (N,)
 
 
 def _scores(module, x, target):
-    out = module(x)
-    return out.gather(1, torch.as_tensor(target, device=out.device).view(-1, 1)).squeeze(1)  # (N,)
+    return _pick(module(x), target)
 
 
 def saliency(module, x, target):
@@ -51,16 +54,8 @@ def integrated_gradients(module, x, target, baseline=None, steps=64):
 
 
 def _layer_and_grad(module, x, target, layer):
-    layers = named_layers(module)
-    if layer not in layers:
-        raise ValueError(f"unknown layer {layer!r}; valid layers: {', '.join(layers)}")
-    captured = {}
-    handle = layers[layer].register_forward_hook(lambda _m, _i, out: captured.__setitem__("a", out))
-    try:
-        score = _scores(module, x.detach(), target)
-    finally:
-        handle.remove()
-    act = captured["a"]
+    out, act = forward_capturing(module, x.detach(), layer)
+    score = _pick(out, target)
     if act.dim() != 4:
         raise ValueError(f"layer {layer!r} has output shape {tuple(act.shape)}: Grad-CAM needs a "
                          f"conv-stage layer (N, C, H, W)")

@@ -22,7 +22,7 @@ from torch import nn
 
 from npcnn.architectures import get_spec
 
-from .networks import named_layers
+from .networks import forward_capturing, named_layers
 
 RULES = ("deconvnet", "guided", "saliency")
 
@@ -97,17 +97,10 @@ class ReferenceDeconvnet:
         """(K, N, C, H, W): one forward pass, then one autograd backward per
         channel of ``channels``, each starting from that channel's signal."""
         name = self.aliases.get(layer, layer)
-        if name not in self.layers:
+        if name not in self.layers:  # named as the caller named it
             raise ValueError(f"unknown layer {layer!r}; valid layers: {', '.join(self.layers)}")
-        captured = {}
-        handle = self.layers[name].register_forward_hook(
-            lambda _m, _i, out: captured.__setitem__("act", out))
         xt = torch.tensor(np.asarray(x), requires_grad=True)
-        try:
-            self.net(xt)
-        finally:
-            handle.remove()
-        act = captured["act"]
+        _, act = forward_capturing(self.net, xt, name)
         if act.dim() != 4:
             raise ValueError(f"layer {layer!r} has output shape {tuple(act.shape)}: only conv, "
                              f"ReLU and pooling outputs (N, C, H, W) can be projected")

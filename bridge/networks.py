@@ -76,3 +76,19 @@ def torch_activations(module, x, switches=False):
         for h in handles:
             h.remove()
     return (out, acts, found) if switches else (out, acts)
+
+
+def forward_capturing(module, x, layer):
+    """Run ``module`` on ``x`` (with autograd, if x needs it) and return
+    ``(output, output of layer)``; an unknown layer name is an error listing
+    the valid ones."""
+    layers = named_layers(module)
+    if layer not in layers:
+        raise ValueError(f"unknown layer {layer!r}; valid layers: {', '.join(layers)}")
+    captured = {}
+    handle = layers[layer].register_forward_hook(lambda _m, _i, out: captured.__setitem__("a", out))
+    try:
+        out = module(x)
+    finally:
+        handle.remove()
+    return out, captured["a"]

@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch import nn
 
-import bridge
 from bridge.actmax import activation_maximization, objective
 from bridge.attribution import (fgsm, gradcam, gradcam_plus_plus, integrated_gradients, occlusion, saliency,
                                 smoothgrad)

@@ -1,16 +1,13 @@
 """The bridge: weight files in and out, training, trained-weight parity and
 the reference deconvnet."""
-import io
-import pickle
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as TF
 
 import bridge
 import npcnn
-from bridge.train import epoch_path, train
+from bridge.train import train
 from npcnn.data import load_mnist, to_tensor
 
 

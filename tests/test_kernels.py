@@ -2,7 +2,6 @@
 both compilations must give the same numbers as torch."""
 import numpy as np
 import pytest
-import torch
 import torch.nn.functional as TF
 
 import npcnn.functional as F

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-import bridge
 from npcnn.analysis import channel_correlation, class_averages, class_selectivity, near_duplicates
-from npcnn.data import load_mnist, to_tensor
 from npcnn.topk import batched_forward
 
 from . import atlas_figures as figures
 from .deconv_cmd import pick_examples
 from .index_page import write_index
+from .study_inputs import load_study
 
 EXAMPLE = "example: npcnn atlas --checkpoint simplecnn.pt --out out/atlas --per-class 500"
 
@@ -72,12 +71,8 @@ def build(args):
         raise ValueError(f"--per-class must be >= 1, got {args.per_class}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = bridge.load(args.checkpoint)
-    dataset = args.dataset or model.meta.get("dataset", "mnist")
-    test = load_mnist(dataset, "test", data_dir=args.data_dir)
-    norm = model.meta.get("normalization", {"mean": 0.1307, "std": 0.3081})
-    x = to_tensor(test.images, norm["mean"], norm["std"], dtype=model.dtype)
-    y = test.labels
+    study = load_study(args.checkpoint, args.dataset, args.data_dir)
+    model, test, x, y = study.model, study.test, study.x, study.test.labels
     maps, dense, relus, convs = layer_groups(model)
     digits = list(dict.fromkeys(args.digits))
     picks = pick_examples(model, x, y, digits)

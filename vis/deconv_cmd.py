@@ -19,12 +19,12 @@ import numpy as np
 
 import bridge
 from npcnn import deconv
-from npcnn.data import load_mnist, to_tensor
 from npcnn.occlusion import occlusion_maps, probabilities
 from npcnn.receptive_field import receptive_field, unit_window
 from npcnn.topk import batched_forward, top_activations
 
 from . import deconv_figures as figures
+from .study_inputs import load_study
 
 EXAMPLE = "example: npcnn deconv --checkpoint lenet5.pt --digits 0 1 5 8 --out out/deconv"
 STAGES = {"conv": "conv2d", "relu": "relu", "pool": "max_pool2d"}
@@ -100,11 +100,8 @@ def build(args):
     """Compute and draw every figure; returns [(path, caption)]."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = bridge.load(args.checkpoint)
-    dataset = args.dataset or model.meta.get("dataset", "mnist")
-    test = load_mnist(dataset, "test", data_dir=args.data_dir)
-    norm = model.meta.get("normalization", {"mean": 0.1307, "std": 0.3081})
-    x = to_tensor(test.images, norm["mean"], norm["std"], dtype=model.dtype)
+    study = load_study(args.checkpoint, args.dataset, args.data_dir)
+    model, test, x, norm = study.model, study.test, study.x, study.normalization
     layers = stage_layers(model, args.stage)
     print(f"{model.arch} from {args.checkpoint}; {test.name} test set ({len(test)} images); "
           f"projecting {', '.join(layers)} ({args.select}, {args.rule})")
@@ -140,7 +137,7 @@ def draw_digits(model, x, picks, args, layers, out):
     labels = [f"{d} (#{i})" for d, i in zip(args.digits, picks)]
     squeezed = {l: p[:, :, 0] for l, p in projections.items()}
     written.append((figures.combined_grid(images, squeezed, labels, out / "all_digits.png"),
-                    f"all the digits, one row each: input and every map's projection"))
+                    "all the digits, one row each: input and every map's projection"))
     return written
 
 

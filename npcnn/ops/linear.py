@@ -3,7 +3,6 @@
 Dimension letters: N rows (the batch, or all leading dimensions together),
 I input features, O output features. ``weight`` is (O, I) as in torch.
 """
-import numpy as np
 
 
 def linear(x, weight, bias):
