@@ -52,7 +52,8 @@ def projectable_layers(model):
     return names
 
 
-def _check_layer(model, layer):
+def check_layer(model, layer):
+    """The name of a layer a projection can start from, or an error listing them."""
     name = model.resolve(layer)  # unknown names: an error listing the valid ones
     valid = projectable_layers(model)
     if name not in valid:
@@ -90,7 +91,7 @@ def backward_from(model, acts, layer, signal, rule="deconvnet"):
     """
     if rule not in RULES:
         raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
-    name = _check_layer(model, layer)
+    name = check_layer(model, layer)
     names = model.layer_names
     stop = names.index(name)
     n_images = acts.input.shape[0]
@@ -140,7 +141,7 @@ def project_channels(model, x, layer, channels, select="map", rule="deconvnet", 
     All K signals go down together as one batch of K*N. Pass ``acts`` (a
     recording of ``model.forward(x, record=True)``) to reuse a forward pass.
     """
-    name = _check_layer(model, layer)
+    name = check_layer(model, layer)
     if acts is None:
         _, acts = model.forward(x, record=True, until=name)
     channels = [int(c) for c in channels]

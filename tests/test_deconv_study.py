@@ -117,3 +117,36 @@ def test_npcnn_deconv_errors_are_one_line(tmp_path, capsys):
     assert main(["deconv", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("npcnn deconv: error: ") and "none.pt: no such file" in err
+
+
+def test_npcnn_deconv_unknown_layer_lists_the_valid_ones(tmp_path, capsys):
+    ckpt = tmp_path / "lenet5.npz"
+    npcnn.build("lenet5", seed=0).save(ckpt)
+    assert main(["deconv", "--checkpoint", str(ckpt), "--layers", "conv_9", "--dataset", "mnist5k",
+                 "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("npcnn deconv: error: unknown layer 'conv_9'; valid layers: conv_1, relu_1")
+    assert err.count("\n") == 1
+
+
+def test_npcnn_deconv_checkpoint_of_another_architecture_is_one_line(tmp_path, capsys):
+    import torch
+    import bridge
+    ckpt = tmp_path / "lenet5.pt"
+    torch.save({"state_dict": bridge.torch_model("simplecnn").state_dict(), "meta": {"arch": "lenet5"}}, ckpt)
+    assert main(["deconv", "--checkpoint", str(ckpt), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("npcnn deconv: error: ") and "missing keys" in err and err.count("\n") == 1
+
+
+def test_npcnn_atlas_on_corrupt_data_is_one_line(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (data / name).write_bytes(b"\x00\x00\x08\x03" + b"\x00" * 7)
+    ckpt = tmp_path / "s.npz"
+    npcnn.build("simplecnn", seed=0).save(ckpt)
+    assert main(["atlas", "--checkpoint", str(ckpt), "--dataset", "mnist", "--data-dir", str(data),
+                 "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("npcnn atlas: error: ") and "t10k-images-idx3-ubyte" in err and err.count("\n") == 1

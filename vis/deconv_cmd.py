@@ -42,6 +42,8 @@ def add_parser(sub):
     p.add_argument("--data-dir", help="directory of the four IDX files (default: $NPCNN_DATA_DIR)")
     p.add_argument("--stage", default="pool", choices=list(STAGES),
                    help="project each conv layer's output, its ReLU, or its pooled output (default)")
+    p.add_argument("--layers", nargs="+", metavar="LAYER",
+                   help="project these layers instead (conv, ReLU or pool layers, e.g. conv_2 relu_2)")
     p.add_argument("--select", default="map", choices=deconv.SELECTIONS,
                    help="keep the whole map (default) or only its strongest unit")
     p.add_argument("--rule", default="deconvnet", choices=deconv.RULES)
@@ -102,7 +104,8 @@ def build(args):
     out.mkdir(parents=True, exist_ok=True)
     study = load_study(args.checkpoint, args.dataset, args.data_dir)
     model, test, x, norm = study.model, study.test, study.x, study.normalization
-    layers = stage_layers(model, args.stage)
+    layers = stage_layers(model, args.stage) if not getattr(args, "layers", None) else \
+        [deconv.check_layer(model, layer) for layer in args.layers]
     print(f"{model.arch} from {args.checkpoint}; {test.name} test set ({len(test)} images); "
           f"projecting {', '.join(layers)} ({args.select}, {args.rule})")
     picks = pick_examples(model, x, test.labels, args.digits)

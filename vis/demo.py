@@ -104,7 +104,7 @@ def run(args):
     t = time.perf_counter()
     digits = [0, 7] if args.quick else [0, 1, 5, 8]
     deconv_args = argparse.Namespace(checkpoint=str(nets["lenet5"][0]), digits=digits, out=str(out / "deconv"),
-                                     dataset=None, data_dir=args.data_dir, stage="pool", select="map",
+                                     dataset=None, data_dir=args.data_dir, stage="pool", layers=None, select="map",
                                      rule="deconvnet", figures=list(deconv_cmd.FIGURES))
     deconv_figures = deconv_cmd.build(deconv_args)
     timings["deconvnet figures"] = time.perf_counter() - t
