@@ -28,11 +28,17 @@ RULES = ("deconvnet", "guided", "saliency")
 
 
 class _RuleReLUFunction(torch.autograd.Function):
+    generate_vmap_rule = True  # so many starting signals can go down in one batched backward
+
     @staticmethod
-    def forward(ctx, x, rule):
+    def forward(x, rule):
+        return x.clamp(min=0)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, rule = inputs
         ctx.save_for_backward(x)
         ctx.rule = rule
-        return x.clamp(min=0)
 
     @staticmethod
     def backward(ctx, g):
@@ -104,15 +110,14 @@ class ReferenceDeconvnet:
         if act.dim() != 4:
             raise ValueError(f"layer {layer!r} has output shape {tuple(act.shape)}: only conv, "
                              f"ReLU and pooling outputs (N, C, H, W) can be projected")
-        out = []
-        for k, channel in enumerate(channels):
+        for channel in channels:
             if not 0 <= channel < act.shape[1]:
                 raise ValueError(f"channel {channel} is out of range for layer {layer!r} with "
                                  f"{act.shape[1]} channels")
-            signal = starting_signal(act.detach(), channel, select)
-            (grad,) = torch.autograd.grad(act, xt, signal, retain_graph=k < len(channels) - 1)
-            out.append(grad.numpy())
-        return np.stack(out)
+        signals = torch.stack([starting_signal(act.detach(), c, select) for c in channels])  # (K, N, ...)
+        # one backward for all K signals (vmap over the first dimension)
+        (grad,) = torch.autograd.grad(act, xt, signals, is_grads_batched=True)
+        return grad.numpy()
 
 
 def project_reference(module, x, layer, channel, select="map", rule="deconvnet"):
