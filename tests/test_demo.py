@@ -21,7 +21,9 @@ def test_demo_writes_a_page_with_every_study(demo):
     assert "mnist5k" in html and "test accuracy" in html and "timings" in html
     for name in ("deconv/digit_0.png", "deconv/top9_pool_2.png", "deconv/occlusion_7.png",
                  "deconv/evolution_pool_1.png", "atlas/avg_relu_1.png", "atlas/sparsity.png",
-                 "explain/attributions.png", "explain/actmax_classes.png", "explain/fgsm.png"):
+                 "explain/lenet5/attributions.png", "explain/lenet5/actmax_classes.png",
+                 "explain/lenet5/fgsm.png", "explain/simplecnn/attributions.png",
+                 "explain/simplecnn/actmax_relu_2.png"):
         assert f'src="{name}"' in html and (demo / name).is_file(), name
     assert (demo / "index.md").is_file()
 

@@ -118,7 +118,9 @@ def run(args):
     timings["activation atlas"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    explain_figures = explain_demo.build(nets["lenet5"][0], test_set, out / "explain", quick=args.quick)
+    explain_figures = []
+    for arch in ("lenet5", "simplecnn"):
+        explain_figures += explain_demo.build(nets[arch][0], test_set, out / "explain" / arch, quick=args.quick)
     timings["attributions and activation maximization"] = time.perf_counter() - t
 
     bench_text, bench_figures = None, []
@@ -155,8 +157,8 @@ def write_page(out, train_set, test_set, nets, parity_text, deconv_figures, atla
     for title, figures, extra in atlas_sections:
         sections.append((f"Activation atlas of SimpleCNN: {title}",
                          [(f"atlas/{f}", c) for f, c in figures], extra))
-    sections.append(("Attributions, activation maximization and FGSM (torch) on LeNet-5",
-                     [(rel(p, "explain"), c) for p, c in explain_figures], None))
+    sections.append(("Attributions, activation maximization and FGSM (torch) on both networks",
+                     [(f"explain/{Path(p).parent.name}/{Path(p).name}", c) for p, c in explain_figures], None))
     if bench_text:
         sections.append(("Kernels against torch (quick benchmark)", bench_figures, bench_text))
     return write_index(out, "npcnn demo: the math of a CNN, checked against PyTorch", sections, facts)
