@@ -48,6 +48,15 @@ class DatasetSpec:
     env_dir: str | None = None
 
 
+# Both datasets: 60,000 + 10,000 images of 28x28 and their labels, so the
+# decompressed files have the same sizes.
+SIZES = {
+    "train-images-idx3-ubyte": 47040016,
+    "train-labels-idx1-ubyte": 60008,
+    "t10k-images-idx3-ubyte": 7840016,
+    "t10k-labels-idx1-ubyte": 10008,
+}
+
 DATASETS = {
     "mnist": DatasetSpec(
         name="mnist",
@@ -58,12 +67,7 @@ DATASETS = {
             "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
             "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
         },
-        sizes={
-            "train-images-idx3-ubyte": 47040016,
-            "train-labels-idx1-ubyte": 60008,
-            "t10k-images-idx3-ubyte": 7840016,
-            "t10k-labels-idx1-ubyte": 10008,
-        },
+        sizes=SIZES,
         counts={"train": 60000, "test": 10000},
         image_shape=(28, 28),
         mirrors=(
@@ -84,12 +88,7 @@ DATASETS = {
             "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
             "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
         },
-        sizes={
-            "train-images-idx3-ubyte": 47040016,
-            "train-labels-idx1-ubyte": 60008,
-            "t10k-images-idx3-ubyte": 7840016,
-            "t10k-labels-idx1-ubyte": 10008,
-        },
+        sizes=SIZES,
         counts={"train": 60000, "test": 10000},
         image_shape=(28, 28),
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
