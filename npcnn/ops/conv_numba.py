@@ -88,7 +88,11 @@ _im2col = Kernel(_im2col_py)
 _col2im = Kernel(_col2im_py)
 
 
-_workspace = {}  # dtype -> 1-D buffer, reused so big column matrices are not re-faulted in each call
+# dtype -> 1-D buffer, reused so big column matrices are not page-faulted in
+# afresh on every call (that alone cost as much as the copy). It stays as
+# large as the largest column matrix seen, and it makes these functions
+# unsafe to call from two Python threads at once.
+_workspace = {}
 
 
 def _buffer(size, dtype):
