@@ -23,7 +23,7 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_console_script_help_lists_the_subcommands():
     done = subprocess.run([sys.executable, "-m", "vis.cli", "--help"], capture_output=True,
                           text=True, timeout=120)
-    for command in ("demo", "train", "deconv", "atlas", "bench"):
+    for command in ("demo", "train", "deconv", "atlas", "explain", "bench"):
         assert command in done.stdout
         sub = subprocess.run([sys.executable, "-m", "vis.cli", command, "--help"], capture_output=True,
                              text=True, timeout=120)

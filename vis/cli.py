@@ -10,7 +10,7 @@ traceback instead.
 import argparse
 import sys
 
-from . import atlas_cmd, bench_cmd, deconv_cmd, demo, train_cmd
+from . import atlas_cmd, bench_cmd, deconv_cmd, demo, explain_cmd, train_cmd
 
 
 def build_parser():
@@ -23,6 +23,7 @@ def build_parser():
     train_cmd.add_parser(sub)
     deconv_cmd.add_parser(sub)
     atlas_cmd.add_parser(sub)
+    explain_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)
     return parser
 

@@ -1,7 +1,7 @@
 """Figures of the torch-side methods: attributions, activation maximization, FGSM."""
 import numpy as np
 
-from .common import plt, save, show_image, show_signed, title
+from .common import DIVERGING, plt, save, show_image, show_mosaic, show_signed, title
 
 
 def _overlay(ax, image, heat, text):
@@ -58,7 +58,8 @@ def fgsm(image, adversarial, before, after, labels, sal_before, sal_after, chang
     fig, axes = plt.subplots(1, 6, figsize=(15, 2.8), gridspec_kw={"width_ratios": [1, 1, 1, 1, 1, 1.8]})
     show_image(axes[0], image, f"original: predicted {before}")
     show_image(axes[1], adversarial, f"adversarial: predicted {after}")
-    show_signed(axes[2], np.squeeze(adversarial) - np.squeeze(image), "difference")
+    diff = np.squeeze(adversarial) - np.squeeze(image)
+    show_signed(axes[2], diff.sum(axis=-1) if diff.ndim == 3 else diff, "difference")
     show_signed(axes[3], sal_before, f"saliency for {labels}, before")
     show_signed(axes[4], sal_after, f"saliency for {labels}, after")
     names = list(change)
@@ -67,4 +68,58 @@ def fgsm(image, adversarial, before, after, labels, sal_before, sal_after, chang
     axes[5].invert_yaxis()
     axes[5].set_xlabel("||a_adv - a|| / ||a||", fontsize=8)
     fig.suptitle(heading, fontsize=9)
+    return save(fig, path)
+
+
+def filter_tiles(weight, layer, path, colour=False):
+    """Conv filters (F, C, kH, kW): in colour (first layer of an RGB network),
+    or as the mean over input channels; each filter scaled on its own."""
+    F = len(weight)
+    cols = min(F, 16)
+    rows = -(-F // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.7 + 0.4, rows * 0.75 + 0.6), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for f in range(F):
+        ax = axes.flat[f]
+        if colour:
+            w = weight[f].transpose(1, 2, 0)
+            ax.imshow((w - w.min()) / max(float(np.ptp(w)), 1e-12), interpolation="nearest")
+        else:
+            w = weight[f].mean(axis=0)
+            m = float(np.abs(w).max()) or 1.0
+            ax.imshow(w, cmap=DIVERGING, vmin=-m, vmax=m, interpolation="nearest")
+    title(fig, f"{layer}: {F} filters, " + ("in colour" if colour else "mean over input channels")
+          + ", each on its own scale")
+    return save(fig, path)
+
+
+def channel_grid(maps, heading, path):
+    """Channels (C, H, W) of one layer for one image, one shared scale."""
+    C = len(maps)
+    cols = min(C, 8)
+    rows = -(-C // cols)
+    tiles = np.full((rows * cols,) + maps.shape[1:], np.nan)
+    tiles[:C] = maps
+    fig, ax = plt.subplots(figsize=(cols * 1.1 + 1.2, rows * 1.1 + 0.6))
+    im = show_mosaic(ax, tiles.reshape((rows, cols) + maps.shape[1:]), "viridis", float(maps.min()),
+                     float(maps.max()))
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    ax.set_title(heading, fontsize=9)
+    return save(fig, path)
+
+
+def progression(image, means, heading, path):
+    """The image, then the channel mean of each layer in forward order."""
+    n = len(means) + 1
+    cols = min(n, 8)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.4, rows * 1.5 + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    show_image(axes.flat[0], image, "input")
+    for ax, (name, m) in zip(axes.flat[1:], means.items()):
+        ax.imshow(m, cmap="viridis", interpolation="nearest")
+        ax.set_title(name, fontsize=7)
+    title(fig, heading)
     return save(fig, path)
