@@ -102,7 +102,3 @@ def occlusion(image, label, probability, activation, projection, channel, layer,
     show_signed(axes[3], projection, f"projection of {layer}[{channel}] (strongest map)")
     return save(fig, path)
 
-
-def crop(image, box):
-    h0, h1, w0, w1 = box
-    return np.squeeze(image)[h0:h1, w0:w1]
