@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 import bridge
+from bridge.class_names import imagenet_classes
 from vis.cli import main
 
 
@@ -27,17 +28,21 @@ def test_every_method_on_lenet5(images, tmp_path, capsys):
                  "gradcam", "gradcam++", "occlusion", "actmax", "fgsm", "--steps", "20",
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("top 5: class ")
+    assert printed.startswith("top 5: digit ")
     assert sorted(p.name for p in out.iterdir()) == [
         "actmax_fc_3.png", "attributions.png", "feature_map_progression.png", "feature_maps_relu_2.png",
         "fgsm.png", "filters_conv_1.png", "filters_conv_2.png"]
     assert all(p.stat().st_size > 1000 for p in out.iterdir())
 
 
-def test_imagenet_network_in_colour(images, tmp_path):
+def test_imagenet_network_in_colour(images, tmp_path, capsys):
     out = tmp_path / "alexnet"
     assert main(["explain", "--model", "alexnet", "--random-weights", "--image", str(images / "photo.jpg"),
                  "--method", "filters", "saliency", "gradcam", "fgsm", "--out", str(out)]) == 0
+    top = capsys.readouterr().out.splitlines()[0]
+    assert top.startswith("top 5: ")
+    predicted = [entry.rsplit(" (", 1)[0] for entry in top[len("top 5: "):].split(", ")]
+    assert len(predicted) == 5 and set(predicted) <= set(imagenet_classes()), top
     assert {"filters_features.0.png", "attributions.png", "fgsm.png"} <= {p.name for p in out.iterdir()}
 
 

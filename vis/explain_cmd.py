@@ -8,7 +8,6 @@ checkpoints), else for AlexNet and VGG16 torchvision's file in the torch hub
 cache; ``--random-weights`` to try the methods without any file.
 """
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +17,12 @@ import bridge
 from bridge.actmax import activation_maximization
 from bridge.attribution import (fgsm, gradcam, gradcam_plus_plus, integrated_gradients, occlusion, saliency,
                                 smoothgrad)
+from bridge.class_names import describe_top
 from bridge.images import IMAGENET_MEAN, IMAGENET_STD, load_digit_image, load_imagenet_image, to_display
 from npcnn.data import MNIST_MEAN, MNIST_STD
 
 from . import explain_figures as figures
+from .progress import progress_bar
 
 EXAMPLE = ("example: npcnn explain --model lenet5 --weights lenet5.pt --image digit.png "
            "--method saliency gradcam actmax --out out/explain")
@@ -103,9 +104,8 @@ def run(args):
              else load_digit_image(args.image, mean[0], std[0])).to(device)
         with torch.no_grad():
             probs = torch.softmax(module(x), dim=1)[0]
-        top = torch.topk(probs, 5)
-        print("top 5: " + ", ".join(f"class {int(i)} ({100 * float(p):.1f}%)" for p, i in zip(*top)))
-        target = torch.tensor([args.target if args.target is not None else int(top.indices[0])])
+        print("top 5: " + describe_top(probs.cpu(), args.model))
+        target = torch.tensor([args.target if args.target is not None else int(probs.argmax())])
     written = []
     low = float(min(-m / s for m, s in zip(mean, std)))
     high = float(max((1 - m) / s for m, s in zip(mean, std)))
@@ -185,14 +185,9 @@ def actmax(module, args, out, low, high):
         targets = list(range(8))
     shape = (3, 224, 224) if args.model in IMAGENET else (1, 28, 28)
 
-    def progress(step, objective):
-        if step % 10 == 0 or step == args.steps:
-            sys.stderr.write(f"\ractmax step {step}/{args.steps} objective {float(objective.mean()):.3f} ")
-            if step == args.steps:
-                sys.stderr.write("\n")
-
-    result = activation_maximization(module, shape, targets, layer=layer, steps=args.steps, seed=args.seed,
-                                     low=low, high=high, progress=progress)
+    with progress_bar(args.steps, f"actmax {layer}") as progress:
+        result = activation_maximization(module, shape, targets, layer=layer, steps=args.steps, seed=args.seed,
+                                         low=low, high=high, progress=progress)
     images = result.images.cpu().numpy()
     images = images.mean(axis=1) if images.shape[1] == 3 else images[:, 0]
     return figures.actmax(images, [f"{layer}[{t}]" for t in targets], [h.cpu().numpy() for h in result.history],
