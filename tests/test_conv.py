@@ -9,7 +9,7 @@ import npcnn.functional as F
 from parity import TOL, check_op
 
 
-def conv_cases(count=48, seed=1):
+def conv_cases(count=50, seed=1):
     """Random but fixed configurations: batch 1-3, channels 1-4, sizes that
     do not tile, kernels 1, 2, 3, 5, 11, strides 1-4, padding 0-2, and
     non-square pairs. Each is (N, C, F, (H, W), (kH, kW), stride, padding)."""
@@ -21,6 +21,8 @@ def conv_cases(count=48, seed=1):
         (3, 4, 2, (13, 17), (5, 5), 4, 2),
         (2, 1, 6, (28, 28), (5, 5), 1, 2),          # LeNet-5 conv_1
         (1, 3, 2, (16, 15), (2, 3), (2, 3), (1, 0)),
+        (3, 40, 33, (6, 5), (3, 3), 1, 1),          # >= 32 channels, several images: one wide product
+        (4, 33, 64, (4, 4), (3, 3), 2, 1),
     ]
     while len(cases) < count:
         k = int(rng.choice([1, 2, 3, 5, 11]))

@@ -132,6 +132,27 @@ def _chunks(N, bytes_per_sample):
         yield slice(start, min(N, start + step))
 
 
+# Inner dimension from which one wide product beats one product per image
+# (measured on 2 cores: 5x faster at VGG16's 64..512 channels, 10x slower at
+# LeNet-5's 6 and 16, where the product is cheap and the copy is not).
+_WIDE_MIN_INNER = 32
+
+
+def _product_per_image(w, a):
+    """w (R, C) times every image of a (n, C, L): (n, R, L).
+
+    numpy's stacked matmul makes one small product per image and reads w
+    each time; with many channels a single wide product (R, C) @ (C, n*L)
+    is several times faster even with the transposing copy that puts its
+    result back in per-image order (a batch of deconvnet signals through
+    VGG16's conv5 read 9 MB of weights per signal otherwise)."""
+    n, C, L = a.shape
+    if n == 1 or C < _WIDE_MIN_INNER:
+        return np.matmul(w, a)
+    wide = w @ a.transpose(1, 0, 2).reshape(C, n * L)                          # (R, n*L)
+    return np.ascontiguousarray(wide.reshape(-1, n, L).transpose(1, 0, 2))    # (n, R, L)
+
+
 def conv2d(x, weight, bias, stride, padding):
     """See ``conv.conv2d``: y = W2 @ im2col(x) + b, per image."""
     (sH, sW), (pH, pW) = stride, padding
@@ -168,7 +189,7 @@ def conv2d_backward(grad_output, x, weight, stride, padding):
     for b in _chunks(N, K * L * x.itemsize):
         cols = _columns(x, b, kH, kW, sH, sW, pH, pW, 0, Ho, Wo)    # (n, K, L)
         dw += np.matmul(dy[b], cols.transpose(0, 2, 1)).sum(axis=0)  # (F, K)
-        dcols = np.matmul(w2.T, dy[b])                               # (n, K, L)
+        dcols = _product_per_image(w2.T, dy[b])                      # (n, K, L)
         dx[b] = _col2im(dcols, C, H, W, kH, kW, sH, sW, pH, pW, Ho, Wo, work=dcols.size)
     db = grad_output.sum(axis=(0, 2, 3))
     return dx, dw.reshape(weight.shape), db
@@ -186,7 +207,7 @@ def conv_transpose2d(x, weight, bias, stride, padding, output_padding):
     x2 = x.reshape(N, C, L)
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     for b in _chunks(N, K * L * x.itemsize):
-        cols = np.matmul(w2t, x2[b])  # (n, K, L)
+        cols = _product_per_image(w2t, x2[b])  # (n, K, L)
         y[b] = _col2im(cols, F, Ho, Wo, kH, kW, sH, sW, pH, pW, H, W, work=cols.size)
     if bias is not None:
         y += bias[None, :, None, None]
