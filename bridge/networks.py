@@ -92,3 +92,32 @@ def forward_capturing(module, x, layer):
     finally:
         handle.remove()
     return out, captured["a"]
+
+
+class _Reached(Exception):
+    """Raised by the hook on a layer to stop the forward pass there."""
+
+
+def forward_to(module, x, layer):
+    """The output of ``layer`` for input x, running the network only as far
+    as that layer (a forward hook raises once it has the output): the layers
+    after it cost nothing, and need not accept the input's size."""
+    layers = named_layers(module)
+    if layer not in layers:
+        raise ValueError(f"unknown layer {layer!r}; valid layers: {', '.join(layers)}")
+    captured = {}
+
+    def stop(_m, _i, out):
+        captured["a"] = out
+        raise _Reached
+
+    handle = layers[layer].register_forward_hook(stop)
+    try:
+        module(x)
+    except _Reached:
+        pass
+    finally:
+        handle.remove()
+    if "a" not in captured:
+        raise ValueError(f"layer {layer!r} was not reached by the forward pass")
+    return captured["a"]

@@ -16,6 +16,10 @@ def images(tmp_path_factory):
     digit = np.full((40, 40), 255, np.uint8)
     digit[8:32, 18:23] = 0                      # a dark "1" on white: gets inverted
     Image.fromarray(digit).save(folder / "one.png")
+    seven = np.zeros((28, 28), np.uint8)
+    seven[5:8, 6:22] = 255
+    seven[8:24, 18:21] = 255                   # a white "7" on black: used as it is
+    Image.fromarray(seven).save(folder / "two.png")
     Image.fromarray((rng.random((180, 240, 3)) * 255).astype(np.uint8)).save(folder / "photo.jpg")
     (folder / "broken.png").write_bytes(b"not an image")
     return folder
@@ -35,6 +39,17 @@ def test_every_method_on_lenet5(images, tmp_path, capsys):
     assert all(p.stat().st_size > 1000 for p in out.iterdir())
 
 
+def test_several_images_compared_dreamed_and_attributed(images, tmp_path, capsys):
+    out = tmp_path / "several"
+    paths = [str(images / "one.png"), str(images / "two.png")]
+    assert main(["explain", "--model", "lenet5", "--random-weights", "--image", *paths,
+                 "--method", "compare", "deepdream", "saliency", "--octaves", "2", "--steps", "3",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(": top 5: ")[0] for line in printed[:2]] == paths
+    assert {"compare_relu_2.png", "deepdream_relu_2.png", "attributions.png"} <= {p.name for p in out.iterdir()}
+
+
 def test_imagenet_network_in_colour(images, tmp_path, capsys):
     out = tmp_path / "alexnet"
     assert main(["explain", "--model", "alexnet", "--random-weights", "--image", str(images / "photo.jpg"),
@@ -49,6 +64,8 @@ def test_imagenet_network_in_colour(images, tmp_path, capsys):
 @pytest.mark.parametrize("argv,fragment", [
     (["--model", "lenet5", "--random-weights", "--method", "saliency"], "--image is needed by saliency"),
     (["--model", "lenet5", "--random-weights", "--layer", "conv_9"], "unknown layer 'conv_9'; valid layers"),
+    (["--model", "lenet5", "--random-weights", "--image", "IMG", "--method", "compare"],
+     "--method compare needs two or more --image, got 1"),
     (["--model", "lenet5", "--image", "IMG"], "needs --weights"),
     (["--model", "lenet5", "--random-weights", "--image", "BROKEN"], "not an image Pillow can read"),
     (["--model", "vgg16", "--image", "IMG"], "vgg16-397923af.pth: not found"),

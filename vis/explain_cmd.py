@@ -1,7 +1,12 @@
-"""``npcnn explain``: the torch-side methods on one image, for any of the four
-networks: top-5 predictions, filters, feature maps, attributions (saliency,
-SmoothGrad, Integrated Gradients, Grad-CAM, Grad-CAM++, occlusion),
-activation maximization and FGSM.
+"""``npcnn explain``: the torch-side methods on images, for any of the four
+networks: top-5 predictions by class name, filters, feature maps,
+activation maximization, feature inversion, attributions (saliency,
+SmoothGrad, Integrated Gradients, Grad-CAM, Grad-CAM++, occlusion), deep
+dream, FGSM, and with several images which filters they share.
+
+Several ``--image``s: attributions and deep dream take them all (a row
+each), ``compare`` needs two or more, and the one-image methods
+(feature maps, inversion, FGSM) use the first.
 
 Weights: ``--weights`` (a torchvision-compatible state_dict, or one of our
 checkpoints), else for AlexNet and VGG16 torchvision's file in the torch hub
@@ -17,17 +22,21 @@ import bridge
 from bridge.actmax import activation_maximization
 from bridge.attribution import (fgsm, gradcam, gradcam_plus_plus, integrated_gradients, occlusion, saliency,
                                 smoothgrad)
-from bridge.class_names import describe_top
+from bridge.class_names import class_names, describe_top
+from bridge.compare import filter_responses, layer_output, shared_and_unique
+from bridge.deepdream import deep_dream, dream_objective, octave_sizes
 from bridge.images import IMAGENET_MEAN, IMAGENET_STD, load_digit_image, load_imagenet_image, to_display
 from npcnn.data import MNIST_MEAN, MNIST_STD
 
+from . import compare_figures, dream_figures
 from . import explain_figures as figures
 from .progress import progress_bar
 
 EXAMPLE = ("example: npcnn explain --model lenet5 --weights lenet5.pt --image digit.png "
            "--method saliency gradcam actmax --out out/explain")
 ATTRIBUTIONS = ("saliency", "smoothgrad", "integrated-gradients", "gradcam", "gradcam++", "occlusion")
-METHODS = ("filters", "feature-maps") + ATTRIBUTIONS + ("actmax", "fgsm")
+METHODS = ("filters", "feature-maps", "actmax", "inversion") + ATTRIBUTIONS + ("deepdream", "fgsm", "compare")
+NO_IMAGE = ("filters", "actmax")
 IMAGENET = ("vgg16", "alexnet")
 
 
@@ -38,12 +47,15 @@ def add_parser(sub):
     p.add_argument("--model", required=True, choices=["vgg16", "alexnet", "lenet5", "simplecnn"])
     p.add_argument("--weights", "--checkpoint", dest="weights", help="weight file (state_dict or checkpoint)")
     p.add_argument("--random-weights", action="store_true", help="torch's initialisation, seeded by --seed")
-    p.add_argument("--image", help="the image to explain (needed by all but filters and actmax)")
+    p.add_argument("--image", nargs="+", help="the image(s) to explain (needed by all but filters and actmax; "
+                   "compare needs two or more)")
     p.add_argument("--method", nargs="+", default=["saliency", "gradcam"], choices=METHODS)
-    p.add_argument("--layer", help="layer for Grad-CAM, feature maps and actmax (default: the last "
-                   "conv-stage ReLU; actmax: the logits)")
+    p.add_argument("--layer", help="layer for Grad-CAM, feature maps, deep dream, compare and actmax "
+                   "(default: the last conv-stage ReLU; actmax: the logits)")
     p.add_argument("--target", type=int, help="class to explain (default: the predicted one)")
-    p.add_argument("--steps", type=int, default=200, help="iterations of activation maximization")
+    p.add_argument("--steps", type=int, help="iterations of activation maximization and inversion "
+                   "(default 200), of deep dream per octave (default 20)")
+    p.add_argument("--octaves", type=int, default=4, help="deep dream octaves (scale 1.4 apart)")
     p.add_argument("--channels", type=int, nargs="+", help="actmax targets (default: the first 8, or "
                    "the target class for the logits)")
     p.add_argument("--epsilon", type=float, default=0.03, help="FGSM step in pixel units ([0, 1])")
@@ -95,17 +107,20 @@ def run(args):
     layer = args.layer or default_layer(module)
     if layer not in bridge.named_layers(module):
         raise ValueError(f"unknown layer {layer!r}; valid layers: {', '.join(bridge.named_layers(module))}")
-    needs_image = [m for m in args.method if m not in ("filters", "actmax")]
+    needs_image = [m for m in args.method if m not in NO_IMAGE]
     x = None
     if needs_image:
         if not args.image:
             raise ValueError(f"--image is needed by {', '.join(needs_image)}")
-        x = (load_imagenet_image(args.image) if args.model in IMAGENET
-             else load_digit_image(args.image, mean[0], std[0])).to(device)
+        if "compare" in args.method and len(args.image) < 2:
+            raise ValueError(f"--method compare needs two or more --image, got {len(args.image)}")
+        x = torch.cat([load_imagenet_image(path) if args.model in IMAGENET
+                       else load_digit_image(path, mean[0], std[0]) for path in args.image]).to(device)
         with torch.no_grad():
-            probs = torch.softmax(module(x), dim=1)[0]
-        print("top 5: " + describe_top(probs.cpu(), args.model))
-        target = torch.tensor([args.target if args.target is not None else int(probs.argmax())])
+            probs = torch.softmax(module(x), dim=1).cpu()
+        for path, p in zip(args.image, probs):
+            print(("top 5: " if len(x) == 1 else f"{path}: top 5: ") + describe_top(p, args.model))
+        target = (torch.full((len(x),), args.target) if args.target is not None else probs.argmax(dim=1))
     written = []
     low = float(min(-m / s for m, s in zip(mean, std)))
     high = float(max((1 - m) / s for m, s in zip(mean, std)))
@@ -117,7 +132,11 @@ def run(args):
         elif method == "actmax":
             written.append(actmax(module, args, out, low, high))
         elif method == "fgsm":
-            written.append(adversarial(module, x, target, args.epsilon, mean, std, low, high, out))
+            written.append(adversarial(module, x[:1], target[:1], args.epsilon, mean, std, low, high, out))
+        elif method == "deepdream":
+            written.append(deepdream(module, x, layer, args, mean, std, out))
+        elif method == "compare":
+            written.append(compare(module, x, layer, args.image, mean, std, out))
     chosen = [m for m in args.method if m in ATTRIBUTIONS]
     if chosen:
         written.append(attributions(module, x, target, chosen, layer, mean, std, low, out))
@@ -141,9 +160,11 @@ def attributions(module, x, target, methods, layer, mean, std, low, out):
         v = compute[m]().detach().cpu().numpy()
         maps[m if m not in ("gradcam", "gradcam++") else f"{m} ({layer})"] = (
             v.sum(axis=1) if v.ndim == 4 else v)  # colour gradients: summed over channels
-    image = to_display(x[0], mean, std)
-    return figures.attributions([image], [int(target)], maps, out / "attributions.png",
-                                f"{module.arch}: attributions for class {int(target)}")
+    images = [to_display(image, mean, std) for image in x]
+    names = class_names(module.arch)
+    return figures.attributions(images, [names[int(t)] for t in target], maps, out / "attributions.png",
+                                f"{module.arch}: attributions for the " + (
+                                    "target class" if len(x) > 1 else f"class {names[int(target[0])]}"))
 
 
 def black(x, mean, std):
@@ -163,6 +184,7 @@ def filters(module, out):
 
 
 def feature_maps(module, x, layer, out, mean, std):
+    x = x[:1]
     with torch.no_grad():
         _, acts = bridge.torch_activations(module, x)
     stages = [n for n, a in acts.items() if a.dim() == 4]
@@ -185,8 +207,9 @@ def actmax(module, args, out, low, high):
         targets = list(range(8))
     shape = (3, 224, 224) if args.model in IMAGENET else (1, 28, 28)
 
-    with progress_bar(args.steps, f"actmax {layer}") as progress:
-        result = activation_maximization(module, shape, targets, layer=layer, steps=args.steps, seed=args.seed,
+    steps = args.steps or 200
+    with progress_bar(steps, f"actmax {layer}") as progress:
+        result = activation_maximization(module, shape, targets, layer=layer, steps=steps, seed=args.seed,
                                          low=low, high=high, progress=progress)
     images = result.images.cpu().numpy()
     images = images.mean(axis=1) if images.shape[1] == 3 else images[:, 0]
@@ -207,3 +230,30 @@ def adversarial(module, x, target, epsilon, mean, std, low, high, out):
     return figures.fgsm(to_display(x[0], mean, std), to_display(adv[0], mean, std), before, after, int(target),
                         sal(x), sal(adv), change, out / "fgsm.png",
                         f"FGSM, epsilon {epsilon} (pixel units): class {before} -> {after}")
+
+
+def deepdream(module, x, layer, args, mean, std, out):
+    sizes = octave_sizes(module, x.shape[1:], layer, args.octaves, dtype=x.dtype, device=x.device)
+    steps = args.steps or 20
+    low_c = [-m / s for m, s in zip(mean, std)]       # per channel: black and white in every channel
+    high_c = [(1 - m) / s for m, s in zip(mean, std)]
+    with progress_bar(len(sizes) * steps, f"deepdream {layer}") as progress:
+        result = deep_dream(module, x, layer, octaves=args.octaves, steps=steps, seed=args.seed,
+                            low=low_c, high=high_c, progress=progress)
+    with torch.no_grad():
+        start = dream_objective(module, x, layer)
+    return dream_figures.dream([to_display(a, mean, std) for a in x], [to_display(a, mean, std) for a in result.image],
+                               [h.cpu().numpy() for h in result.history], result.sizes, out / f"deepdream_{layer}.png",
+                               f"{module.arch}: deep dream at {layer}, {len(result.sizes)} octaves x {steps} steps",
+                               start=start.cpu().numpy())
+
+
+def compare(module, x, layer, paths, mean, std, out):
+    with torch.no_grad():
+        groups = shared_and_unique(filter_responses(module, x, layer))
+        maps = layer_output(module, x, layer)
+    labels = [Path(p).name for p in paths]
+    return compare_figures.filters_across_images(
+        [to_display(a, mean, std) for a in x], groups, maps.cpu().numpy() if maps.dim() == 4 else None,
+        out / f"compare_{layer}.png", f"{module.arch} {layer}: filters shared by the images and unique to one",
+        labels=labels)
