@@ -17,16 +17,21 @@ def _max_pool_planes_py(x, kH, kW, sH, sW, pH, pW, Ho, Wo):
     switches = np.empty((N, C, Ho, Wo), dtype=np.int64)
     for nc in prange(N * C):
         n, c = nc // C, nc % C
+        plane = x[n, c]
         for i in range(Ho):
             h0 = i * sH - pH
+            ha, hb = max(h0, 0), min(h0 + kH, H)           # the window's rows inside the image
             for j in range(Wo):
                 w0 = j * sW - pW
-                best = -np.inf
-                arg = -1
-                for h in range(max(h0, 0), min(h0 + kH, H)):      # row-major window
-                    for w in range(max(w0, 0), min(w0 + kW, W)):
-                        v = x[n, c, h, w]
-                        if v > best or arg < 0:                    # strict: first max wins
+                wa, wb = max(w0, 0), min(w0 + kW, W)
+                # start from the window's first element (in the input's dtype:
+                # no comparisons against a float64 -inf in a float32 loop)
+                best = plane[ha, wa]
+                arg = ha * W + wa
+                for h in range(ha, hb):                     # row-major window
+                    for w in range(wa, wb):
+                        v = plane[h, w]
+                        if v > best:                        # strict: first max wins
                             best = v
                             arg = h * W + w
                 y[n, c, i, j] = best
