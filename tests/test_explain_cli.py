@@ -29,13 +29,13 @@ def test_every_method_on_lenet5(images, tmp_path, capsys):
     out = tmp_path / "lenet5"
     assert main(["explain", "--model", "lenet5", "--random-weights", "--image", str(images / "one.png"),
                  "--method", "filters", "feature-maps", "saliency", "smoothgrad", "integrated-gradients",
-                 "gradcam", "gradcam++", "occlusion", "actmax", "fgsm", "--steps", "20",
-                 "--out", str(out)]) == 0
+                 "gradcam", "gradcam++", "occlusion", "actmax", "inversion", "deepdream", "fgsm",
+                 "--steps", "20", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("top 5: digit ")
     assert sorted(p.name for p in out.iterdir()) == [
-        "actmax_fc_3.png", "attributions.png", "feature_map_progression.png", "feature_maps_relu_2.png",
-        "fgsm.png", "filters_conv_1.png", "filters_conv_2.png"]
+        "actmax_fc_3.png", "attributions.png", "deepdream_relu_2.png", "feature_map_progression.png",
+        "feature_maps_relu_2.png", "fgsm.png", "filters_conv_1.png", "filters_conv_2.png", "inversion.png"]
     assert all(p.stat().st_size > 1000 for p in out.iterdir())
 
 
@@ -76,3 +76,11 @@ def test_bad_input_is_one_line(argv, fragment, images, tmp_path, capsys, monkeyp
     assert main(["explain", *argv, "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("npcnn explain: error: ") and fragment in err and err.count("\n") == 1
+
+
+def test_default_inversion_depths():
+    from vis.explain_cmd import inversion_layers
+    assert inversion_layers(bridge.torch_model("lenet5")) == ["pool_1", "pool_2", "relu_3", "relu_4", "fc_3"]
+    assert inversion_layers(bridge.torch_model("vgg16")) == [
+        "features.4", "features.9", "features.16", "features.23", "features.30",
+        "classifier.1", "classifier.4", "classifier.6"]

@@ -25,10 +25,11 @@ from bridge.attribution import (fgsm, gradcam, gradcam_plus_plus, integrated_gra
 from bridge.class_names import class_names, describe_top
 from bridge.compare import filter_responses, layer_output, shared_and_unique
 from bridge.deepdream import deep_dream, dream_objective, octave_sizes
+from bridge.inversion import invert_across_depths
 from bridge.images import IMAGENET_MEAN, IMAGENET_STD, load_digit_image, load_imagenet_image, to_display
 from npcnn.data import MNIST_MEAN, MNIST_STD
 
-from . import compare_figures, dream_figures
+from . import compare_figures, dream_figures, inversion_figures
 from . import explain_figures as figures
 from .progress import progress_bar
 
@@ -56,6 +57,8 @@ def add_parser(sub):
     p.add_argument("--steps", type=int, help="iterations of activation maximization and inversion "
                    "(default 200), of deep dream per octave (default 20)")
     p.add_argument("--octaves", type=int, default=4, help="deep dream octaves (scale 1.4 apart)")
+    p.add_argument("--layers", nargs="+", help="inversion: the layers to reconstruct from (default: every "
+                   "max-pool, the ReLU of every hidden linear layer, and the logits)")
     p.add_argument("--channels", type=int, nargs="+", help="actmax targets (default: the first 8, or "
                    "the target class for the logits)")
     p.add_argument("--epsilon", type=float, default=0.03, help="FGSM step in pixel units ([0, 1])")
@@ -133,6 +136,8 @@ def run(args):
             written.append(actmax(module, args, out, low, high))
         elif method == "fgsm":
             written.append(adversarial(module, x[:1], target[:1], args.epsilon, mean, std, low, high, out))
+        elif method == "inversion":
+            written.append(inversion(module, x[:1], args, mean, std, out))
         elif method == "deepdream":
             written.append(deepdream(module, x, layer, args, mean, std, out))
         elif method == "compare":
@@ -257,3 +262,32 @@ def compare(module, x, layer, paths, mean, std, out):
         [to_display(a, mean, std) for a in x], groups, maps.cpu().numpy() if maps.dim() == 4 else None,
         out / f"compare_{layer}.png", f"{module.arch} {layer}: filters shared by the images and unique to one",
         labels=labels)
+
+
+def inversion_layers(module):
+    """Every max-pool, the ReLU after every hidden linear layer, and the logits:
+    the depths at which a network's representation changes kind."""
+    items = list(bridge.named_layers(module).items())
+    chosen = [n for n, m in items if isinstance(m, torch.nn.MaxPool2d)]
+    chosen += [items[i + 1][0] for i, (_, m) in enumerate(items[:-1])
+               if isinstance(m, torch.nn.Linear) and isinstance(items[i + 1][1], torch.nn.ReLU)]
+    return chosen + [logits_layer(module)]
+
+
+def inversion(module, x, args, mean, std, out):
+    layers = args.layers or inversion_layers(module)
+    steps = args.steps or 200
+    with progress_bar(len(layers) * steps, "inversion", label="loss") as progress:
+        done = {}
+
+        def tick(layer, step, loss):
+            done.setdefault(layer, len(done))
+            progress(done[layer] * steps + step, loss)
+
+        results = invert_across_depths(module, x, layers, mean, std, steps=steps, progress=tick)
+    display = lambda batch: [to_display(a, mean, std) for a in batch]  # noqa: E731
+    return inversion_figures.inversions(
+        display(x), {r.layer: display(r.images) for r in results},
+        {r.layer: r.ssim.cpu().numpy() for r in results}, {r.layer: r.psnr.cpu().numpy() for r in results},
+        {r.layer: torch.stack(r.history).cpu().numpy() for r in results}, out / "inversion.png",
+        f"{module.arch}: the input reconstructed from each layer (Mahendran & Vedaldi 2015)")
