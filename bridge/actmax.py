@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as TF
 
-from .networks import forward_capturing
+from .networks import forward_to
 
 
 @dataclass
@@ -34,7 +34,7 @@ def _blur(x):
 def objective(module, x, layer, targets):
     """Mean activation of channel ``targets[k]`` of ``layer`` for image k
     (the output's entry ``targets[k]`` when layer is None), (K,)."""
-    out = module(x) if layer is None else forward_capturing(module, x, layer)[1]
+    out = module(x) if layer is None else forward_to(module, x, layer)   # the layers after it: not run
     index = torch.as_tensor(targets).view(-1, *([1] * (out.dim() - 1)))
     picked = out.gather(1, index.expand(-1, 1, *out.shape[2:]))  # (K, 1, ...)
     return picked.reshape(len(targets), -1).mean(dim=1)

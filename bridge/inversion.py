@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .networks import forward_capturing, named_layers
+from .networks import forward_to, named_layers
 from .quality import psnr, ssim
 
 
@@ -95,7 +95,7 @@ def invert(module, x, layer, steps=200, lr=0.1, alpha=6, alpha_weight=1e-3, tv_w
     module.eval()
     x = x.detach()
     with torch.no_grad():
-        target = forward_capturing(module, x, layer)[1]
+        target = forward_to(module, x, layer)
     lo, hi = _bound(low, x, torch.amin), _bound(high, x, torch.amax)
     middle, half = (hi + lo) / 2, ((hi - lo) / 2).clamp(min=1e-12)          # (1, C, 1, 1)
     gen = torch.Generator().manual_seed(seed)
@@ -104,7 +104,7 @@ def invert(module, x, layer, steps=200, lr=0.1, alpha=6, alpha_weight=1e-3, tv_w
     optimizer = torch.optim.Adam([u], lr=lr)
     history = []
     for step in range(steps + 1):
-        features = forward_capturing(module, middle + half * u, layer)[1]
+        features = forward_to(module, middle + half * u, layer)
         loss = (representation_error(features, target) + alpha_weight * alpha_norm(u, alpha)
                 + tv_weight * tv_norm(u, beta))                                  # (N,)
         history.append(loss.detach().clone())
@@ -158,8 +158,8 @@ def invert_across_depths(module, x, layers, mean, std, steps=200, progress=None,
         result = invert(module, x, layer, steps=steps, low=-mean_t / std_t, high=(1 - mean_t) / std_t,
                         progress=tick, **options)
         with torch.no_grad():
-            error = representation_error(forward_capturing(module, result.images, layer)[1],
-                                         forward_capturing(module, x, layer)[1])
+            error = representation_error(forward_to(module, result.images, layer),
+                                         forward_to(module, x, layer))
         results.append(LayerInversion(layer, result.images, result.history, result.history[-1], error,
                                       ssim(pixels(result.images), pixels(x), 1.0),
                                       psnr(pixels(result.images), pixels(x), 1.0)))

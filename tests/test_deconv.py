@@ -1,5 +1,7 @@
 """npcnn's deconvnet (both backends) against the torch reference deconvnet
 (autograd with ReLU's backward replaced), on all four networks."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -70,11 +72,31 @@ def test_every_map_of_every_layer_of_alexnet():
                                  f"alexnet {layer}")
 
 
+@pytest.mark.skipif(os.environ.get("NPCNN_EVERY_VGG16_MAP") != "1",
+                    reason="about 5 minutes on 2 cores: .ci/run runs it as a step of its own after the suite "
+                           "(NPCNN_EVERY_VGG16_MAP=1)")
+def test_every_map_of_every_layer_of_vgg16():
+    """All 9,920 maps of VGG16's 31 projectable layers at 32x32 (the smallest
+    input its five pools take), strongest unit of each, in float64, against
+    the reference's batched backward."""
+    module, model = twins("vgg16", np.float64)
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32))
+    _, acts = model.forward(x, record=True)
+    reference = bridge.ReferenceDeconvnet(module)
+    maps = 0
+    for layer in deconv.projectable_layers(model):
+        channels = range(acts[layer].shape[1])
+        ours = deconv.project_channels(model, x, layer, channels, "max", acts=acts)
+        assert_projections_equal(ours, reference.project(x, layer, channels, "max"), np.float64,
+                                 f"vgg16 {layer}")
+        maps += len(channels)
+    assert maps == 9920
+
+
 @pytest.mark.parametrize("arch,size", [("alexnet", 67), ("vgg16", 32)])
 def test_every_layer_of_alexnet_and_vgg16(arch, size):
     """Every projectable layer, four maps each (first, second, middle, last),
-    both selections. (VGG16's 9,920 maps all take ~13 minutes on 2 cores:
-    run by hand, not in CI.)"""
+    both selections. (Every map of VGG16: the test above.)"""
     module, model = twins(arch, np.float64)
     x = np.random.default_rng(0).standard_normal((2, 3, size, size))
     _, acts = model.forward(x, record=True)
