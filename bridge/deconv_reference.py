@@ -22,7 +22,7 @@ from torch import nn
 
 from npcnn.architectures import get_spec
 
-from .networks import forward_to, named_layers, torch_activations
+from .networks import forward_to, named_layers
 
 RULES = ("deconvnet", "guided", "saliency")
 _BATCH_BUDGET = 512 * 2**20  # bytes of recorded activations per batch of copies
@@ -107,13 +107,41 @@ class ReferenceDeconvnet:
         autograd backward takes all K*N signals. Each copy records the same
         switches and ReLU inputs, so this is K separate backward passes;
         batched so, torch runs its usual batched kernels (vmap over the
-        gradients was several times slower on VGG16)."""
+        gradients was several times slower on VGG16). The first batch holds
+        one signal and measures what a copy records; the later ones are as
+        large as ``_BATCH_BUDGET`` allows."""
         name = self.aliases.get(layer, layer)
         if name not in self.layers:  # named as the caller named it
             raise ValueError(f"unknown layer {layer!r}; valid layers: {', '.join(self.layers)}")
         xt = torch.tensor(np.asarray(x))
-        with torch.no_grad():
-            act = forward_to(self.net, xt, name)
+        channels = [int(c) for c in channels]
+        out = np.empty((len(channels),) + tuple(xt.shape), dtype=xt.numpy().dtype)
+        start, step = 0, 1
+        while start < len(channels):
+            chunk = channels[start:start + step]
+            grad, recorded = self._down(xt, name, layer, chunk, channels, select)
+            out[start:start + len(chunk)] = grad
+            start += len(chunk)
+            step = max(1, _BATCH_BUDGET // max(1, recorded))
+        return out
+
+    def _down(self, xt, name, layer, chunk, channels, select):
+        """The projections of ``chunk`` (k, N, C, H, W), and the bytes that one
+        signal's batch of N copies records on the way up and down."""
+        k, N = len(chunk), len(xt)
+        recorded = [0]
+
+        def count(_m, _i, output):
+            recorded[0] += output.numel() * output.element_size()
+
+        handles = [m.register_forward_hook(count) for m in self.layers.values()]
+        copies = xt.repeat(k, 1, 1, 1).requires_grad_(True)                  # (k*N, C, H, W)
+        try:
+            act_k = forward_to(self.net, copies, name)                       # (k*N, ...)
+        finally:
+            for h in handles:
+                h.remove()
+        act = act_k[:N].detach()                                              # every copy records the same
         if act.dim() != 4:
             raise ValueError(f"layer {layer!r} has output shape {tuple(act.shape)}: only conv, "
                              f"ReLU and pooling outputs (N, C, H, W) can be projected")
@@ -121,26 +149,10 @@ class ReferenceDeconvnet:
             if not 0 <= channel < act.shape[1]:
                 raise ValueError(f"channel {channel} is out of range for layer {layer!r} with "
                                  f"{act.shape[1]} channels")
-        N = len(xt)
-        # autograd keeps every layer's output up to ``name`` for each copy: bound their sum
-        step = max(1, _BATCH_BUDGET // (N * _saved_bytes(self.net, xt[:1], name)))
-        out = np.empty((len(channels),) + tuple(xt.shape), dtype=xt.numpy().dtype)
-        for start in range(0, len(channels), step):
-            chunk = channels[start:start + step]
-            copies = xt.repeat(len(chunk), 1, 1, 1).requires_grad_(True)          # (k*N, C, H, W)
-            act_k = forward_to(self.net, copies, name)                              # (k*N, ...)
-            signals = torch.cat([starting_signal(act, c, select) for c in chunk])  # (k*N, ...), k-major
-            (grad,) = torch.autograd.grad(act_k, copies, signals)
-            out[start:start + len(chunk)] = grad.reshape((len(chunk),) + tuple(xt.shape)).numpy()
-        return out
-
-
-def _saved_bytes(module, x, name):
-    """Bytes of the outputs of every layer up to and including ``name`` for x."""
-    with torch.no_grad():
-        _, acts = torch_activations(module, x)
-    names = list(acts)
-    return sum(acts[n].numel() * acts[n].element_size() for n in names[:names.index(name) + 1])
+        signals = torch.cat([starting_signal(act, c, select) for c in chunk])  # (k*N, ...), k-major
+        (grad,) = torch.autograd.grad(act_k, copies, signals)
+        # x2: the backward holds a gradient as large as each recorded output
+        return grad.reshape((k,) + tuple(xt.shape)).numpy(), 2 * recorded[0] // k
 
 
 def project_reference(module, x, layer, channel, select="map", rule="deconvnet"):

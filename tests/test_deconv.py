@@ -73,7 +73,7 @@ def test_every_map_of_every_layer_of_alexnet():
 
 
 @pytest.mark.skipif(os.environ.get("NPCNN_EVERY_VGG16_MAP") != "1",
-                    reason="about 5 minutes on 2 cores: .ci/run runs it as a step of its own after the suite "
+                    reason="about 6 minutes on 2 cores: .ci/run runs it as a step of its own after the suite "
                            "(NPCNN_EVERY_VGG16_MAP=1)")
 def test_every_map_of_every_layer_of_vgg16():
     """All 9,920 maps of VGG16's 31 projectable layers at 32x32 (the smallest
