@@ -25,8 +25,8 @@ from bridge.attribution import (fgsm, gradcam, gradcam_plus_plus, integrated_gra
 from bridge.class_names import class_names, describe_top
 from bridge.compare import filter_responses, layer_output, shared_and_unique
 from bridge.deepdream import deep_dream, dream_objective, octave_sizes
-from bridge.inversion import invert_across_depths
 from bridge.images import IMAGENET_MEAN, IMAGENET_STD, load_digit_image, load_imagenet_image, to_display
+from bridge.inversion import invert_across_depths
 from npcnn.data import MNIST_MEAN, MNIST_STD
 
 from . import compare_figures, dream_figures, inversion_figures
@@ -284,7 +284,7 @@ def inversion(module, x, args, mean, std, out):
             done.setdefault(layer, len(done))
             progress(done[layer] * steps + step, loss)
 
-        results = invert_across_depths(module, x, layers, mean, std, steps=steps, progress=tick)
+        results = invert_across_depths(module, x, layers, mean, std, steps=steps, progress=tick, seed=args.seed)
     display = lambda batch: [to_display(a, mean, std) for a in batch]  # noqa: E731
     return inversion_figures.inversions(
         display(x), {r.layer: display(r.images) for r in results},
