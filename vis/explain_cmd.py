@@ -284,7 +284,8 @@ def inversion(module, x, args, mean, std, out):
             done.setdefault(layer, len(done))
             progress(done[layer] * steps + step, loss)
 
-        results = invert_across_depths(module, x, layers, mean, std, steps=steps, progress=tick, seed=args.seed)
+        results = invert_across_depths(module, x, layers, mean, std, steps=steps, progress=tick,
+                                       seed=args.seed)
     display = lambda batch: [to_display(a, mean, std) for a in batch]  # noqa: E731
     return inversion_figures.inversions(
         display(x), {r.layer: display(r.images) for r in results},
