@@ -85,36 +85,56 @@ def _conv_direct_py(x, weight, pH, pW):
     """Stride-1 convolution without a column matrix, for few channels:
     y[n, f, i, j] = sum_{c,p,q} xpad[n, c, i + p, j + q] * w[f, c, p, q].
 
-    Each task n copies image n into a zero-padded buffer, flattened row by
-    row (Hp*Wp), and for each filter f accumulates one scaled, shifted copy
-    of it per tap (c, p, q): with the rows flattened, the tap's shift p*Wp + q is a single
-    offset, so the inner loop is one long contiguous multiply-add that LLVM
-    vectorises. The accumulator is "wide": output row i starts at i*Wp, and
-    the kW-1 columns past Wo at the end of each row are computed and dropped.
-    (The inner loop reads a slice of the buffer, not buffer[c, off + k]: with
-    a possibly negative index numba wraps it, and that blocked vectorising.)
+    Each task n copies image n into a zero-padded buffer, every channel's
+    rows laid end to end (C*Hp*Wp). A tap t = (c, p, q) is then one offset
+    into that buffer, c*Hp*Wp + p*Wp + q, and for each filter f the output
+    is a sum of shifted, scaled copies of the buffer: one contiguous
+    multiply-add per tap, which LLVM vectorises. Four taps go into each
+    pass over the accumulator, so it is loaded and stored once per four
+    multiply-adds (one tap per pass was 1.1-1.4x slower). The accumulator
+    is "wide": output row i starts at i*Wp, and the kW-1 columns past Wo
+    at the end of each row are computed and dropped.
+    (The loops read slices of the buffer, not buffer[off + k]: with a
+    possibly negative index numba wraps it, and that blocked vectorising.)
     """
     N, C, H, W = x.shape
     F, _, kH, kW = weight.shape
     Hp, Wp = H + 2 * pH, W + 2 * pW
     Ho, Wo = Hp - kH + 1, Wp - kW + 1
     wide = (Ho - 1) * Wp + Wo                  # length of the wide accumulator
+    T = C * kH * kW                            # taps, in weight order (c, p, q)
+    offsets = np.empty(T, dtype=np.int64)
+    for c in range(C):
+        for p in range(kH):
+            for q in range(kW):
+                offsets[(c * kH + p) * kW + q] = c * Hp * Wp + p * Wp + q
+    w2 = weight.reshape(F, T)
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     for n in prange(N):
-        xp = np.zeros((C, Hp * Wp), dtype=x.dtype)
+        xp = np.zeros(C * Hp * Wp, dtype=x.dtype)
         for c in range(C):
             for h in range(H):
-                xp[c, (h + pH) * Wp + pW:(h + pH) * Wp + pW + W] = x[n, c, h, :]
+                start = c * Hp * Wp + (h + pH) * Wp + pW
+                xp[start:start + W] = x[n, c, h, :]
         acc = np.empty(wide, dtype=x.dtype)
         for f in range(F):
             acc[:] = 0.0
-            for c in range(C):
-                for p in range(kH):
-                    for q in range(kW):
-                        wv = weight[f, c, p, q]
-                        shifted = xp[c, p * Wp + q:p * Wp + q + wide]
-                        for k in range(wide):
-                            acc[k] += wv * shifted[k]
+            t = 0
+            while t + 4 <= T:
+                a0, a1, a2, a3 = w2[f, t], w2[f, t + 1], w2[f, t + 2], w2[f, t + 3]
+                s0 = xp[offsets[t]:offsets[t] + wide]
+                s1 = xp[offsets[t + 1]:offsets[t + 1] + wide]
+                s2 = xp[offsets[t + 2]:offsets[t + 2] + wide]
+                s3 = xp[offsets[t + 3]:offsets[t + 3] + wide]
+                for k in range(wide):
+                    acc[k] += a0 * s0[k] + a1 * s1[k] + a2 * s2[k] + a3 * s3[k]
+                t += 4
+            while t < T:                       # the last T % 4 taps
+                a0 = w2[f, t]
+                s0 = xp[offsets[t]:offsets[t] + wide]
+                for k in range(wide):
+                    acc[k] += a0 * s0[k]
+                t += 1
             for i in range(Ho):
                 y[n, f, i, :] = acc[i * Wp:i * Wp + Wo]
     return y
