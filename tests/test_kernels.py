@@ -44,3 +44,41 @@ def test_every_kernel_in_both_compilations(threading, dtype):
     bl = rng.standard_normal(5).astype(dtype)
     check_op(lambda z, w, b: F.linear(z, w, b), TF.linear, [z, wl, bl],
              backward=lambda g, z, w, b: F.linear_backward(g, z, w), **tol)
+
+
+PROBE = '''
+import sys
+import numpy as np
+from numba import get_thread_id, prange
+from npcnn.ops.jit import Kernel
+
+def _which_threads_py(out):
+    for k in prange(out.size):
+        out[k] = get_thread_id()
+
+which_threads = Kernel(_which_threads_py)
+out = np.zeros(100000, dtype=np.int64)
+getattr(which_threads, sys.argv[1])(out)
+print(len(np.unique(out)))
+'''
+
+
+def test_the_serial_compilation_stays_serial_when_loaded_from_the_cache(tmp_path):
+    """numba's disk cache is keyed by function name, not by compile options:
+    had the two compilations one name, a process that finds the parallel one
+    cached would run it as the "serial" kernel (waking every thread, which
+    made small ops 100x slower). Process 1 caches the parallel compilation;
+    process 2 runs the serial one from the same cache on one thread only."""
+    import os
+    import subprocess
+    import sys
+    (tmp_path / "probe.py").write_text(PROBE)
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), NUMBA_NUM_THREADS="2")
+
+    def threads_used(variant):
+        done = subprocess.run([sys.executable, "probe.py", variant], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, check=True)
+        return int(done.stdout.split()[-1])
+
+    assert threads_used("parallel") == 2
+    assert threads_used("serial") == 1
