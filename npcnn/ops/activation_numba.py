@@ -59,8 +59,8 @@ def _softmax_backward_rows_py(dy, y, log):
     return dx
 
 
-_relu_flat = Kernel(_relu_flat_py)
-_relu_backward_flat = Kernel(_relu_backward_flat_py)
+_relu_flat = Kernel(_relu_flat_py, cost=1 / 16)
+_relu_backward_flat = Kernel(_relu_backward_flat_py, cost=1 / 16)
 _softmax_rows = Kernel(_softmax_rows_py)
 _softmax_backward_rows = Kernel(_softmax_backward_rows_py)
 

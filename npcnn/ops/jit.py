@@ -26,12 +26,19 @@ def _renamed(fn, suffix):
 
 
 class Kernel:
-    """``Kernel(fn)(*args, work=n)``: run the parallel or serial compilation of fn."""
+    """``Kernel(fn, cost)(*args, work=n)``: run the parallel or serial compilation of fn.
 
-    def __init__(self, fn):
+    ``work`` is the caller's count of elements; ``cost`` weighs it, so that
+    cheap elementwise kernels (ReLU, unpooling: cost 1/16) stay serial up to
+    about a million elements, where waking the threads starts to pay (the
+    workqueue layer takes ~100 us to start; a serial ReLU of 65,536 floats 7 us).
+    """
+
+    def __init__(self, fn, cost=1.0):
         self.py = fn  # the plain function, for reading and for NUMBA_DISABLE_JIT debugging
+        self.cost = cost
         self.parallel = njit(cache=True, parallel=True)(fn)
         self.serial = njit(cache=True)(_renamed(fn, "_serial"))
 
     def __call__(self, *args, work):
-        return (self.parallel if work >= PARALLEL_MIN_WORK else self.serial)(*args)
+        return (self.parallel if work * self.cost >= PARALLEL_MIN_WORK else self.serial)(*args)

@@ -84,8 +84,8 @@ def _adaptive_avg_backward_planes_py(dy, h_bounds, w_bounds, H, W):
     return dx
 
 
-_max_pool_planes = Kernel(_max_pool_planes_py)
-_unpool_planes = Kernel(_unpool_planes_py)
+_max_pool_planes = Kernel(_max_pool_planes_py, cost=1 / 16)
+_unpool_planes = Kernel(_unpool_planes_py, cost=1 / 16)
 _adaptive_avg_planes = Kernel(_adaptive_avg_planes_py)
 _adaptive_avg_backward_planes = Kernel(_adaptive_avg_backward_planes_py)
 
