@@ -9,6 +9,10 @@ L = Ho*Wo (one column per output position).
 
 The batch is processed in chunks so the column matrix stays near
 ``_COLS_BUDGET`` bytes, whatever N is.
+
+Small stride-1 convolutions (LeNet-5, SimpleCNN and their transposes) skip
+the column matrix: ``_conv_direct_py`` sums shifted copies of each padded
+image instead, which is faster where the matrix product would be a thin one.
 """
 import numpy as np
 from numba import njit, prange

@@ -2,8 +2,8 @@
 
 Waking numba's worker threads costs tens of microseconds, more than a whole
 LeNet-5 layer on one image, so a kernel runs on one thread when its input
-is small (fewer than ``PARALLEL_MIN_WORK`` elements) and on all of them
-otherwise. Both are compiled from the same plain-Python function (``prange``
+is small (its elements, weighted by the kernel's cost, fewer than
+``PARALLEL_MIN_WORK``) and on all of them otherwise. Both are compiled from the same plain-Python function (``prange``
 is an ordinary ``range`` in the serial one), so they compute the same thing.
 """
 import types
