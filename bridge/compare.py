@@ -17,29 +17,17 @@ from dataclasses import dataclass
 
 import torch
 
-from npcnn.architectures import SPECS
-
-from .networks import forward_capturing, named_layers
-
-
-def _layer_name(module, layer, caller):
-    """The layer's module path, aliases (``conv5_3``) resolved when the module knows its architecture."""
-    spec = SPECS.get(getattr(module, "arch", None))  # torch_model's modules know theirs; a hand-built one has none
-    aliases = spec.aliases if spec else {}
-    name = aliases.get(layer, layer)
-    layers = named_layers(module)
-    if name not in layers:  # named as the caller named it
-        raise ValueError(f"{caller}: unknown layer {layer!r}; valid layers: {', '.join(layers)}"
-                         + (f"; aliases: {', '.join(aliases)}" if aliases else ""))
-    return name
+from .networks import forward_to
 
 
 @torch.no_grad()
 def _output(module, x, layer, caller):
     if x.dim() != 4:
         raise ValueError(f"{caller}: x must be a batch (N, C, H, W), got shape {tuple(x.shape)}")
-    name = _layer_name(module, layer, caller)
-    _, out = forward_capturing(module, x, name)
+    try:
+        out = forward_to(module, x, layer)   # the layers after it: not run
+    except ValueError as err:                # an unknown layer: say who asked
+        raise ValueError(f"{caller}: {err}") from None
     if out.dim() not in (2, 4):
         raise ValueError(f"{caller}: layer {layer!r} has output shape {tuple(out.shape)}; "
                          f"only (N, C, H, W) maps or (N, C) vectors have one response per channel")

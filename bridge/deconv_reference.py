@@ -20,9 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from npcnn.architectures import get_spec
-
-from .networks import forward_to, named_layers
+from .networks import forward_to, named_layers, resolve_layer
 
 RULES = ("deconvnet", "guided", "saliency")
 _BATCH_BUDGET = 512 * 2**20  # bytes of recorded activations per batch of copies
@@ -96,7 +94,6 @@ class ReferenceDeconvnet:
     def __init__(self, module, rule="deconvnet"):
         self.net = with_relu_rule(module, rule)
         self.layers = named_layers(self.net)
-        self.aliases = get_spec(module.arch).aliases if hasattr(module, "arch") else {}
 
     def project(self, x, layer, channels, select="map"):
         """(K, N, C, H, W): the projection of every image for each channel of
@@ -110,9 +107,7 @@ class ReferenceDeconvnet:
         gradients was several times slower on VGG16). The first batch holds
         one signal and measures what a copy records; the later ones are as
         large as ``_BATCH_BUDGET`` allows."""
-        name = self.aliases.get(layer, layer)
-        if name not in self.layers:  # named as the caller named it
-            raise ValueError(f"unknown layer {layer!r}; valid layers: {', '.join(self.layers)}")
+        name = resolve_layer(self.net, layer)
         xt = torch.tensor(np.asarray(x))
         channels = [int(c) for c in channels]
         out = np.empty((len(channels),) + tuple(xt.shape), dtype=xt.numpy().dtype)

@@ -46,7 +46,7 @@ from numbers import Integral
 import torch
 import torch.nn.functional as TF
 
-from .networks import forward_to, named_layers
+from .networks import forward_to, resolve_layer
 
 
 @dataclass
@@ -54,15 +54,6 @@ class DreamResult:
     image: torch.Tensor   # (N, C, H, W), the dream at full size
     history: list         # objective (N,) per step: steps + 1 per octave (see deep_dream)
     sizes: list           # (h, w) of each octave processed, smallest first; the last is (H, W)
-
-
-def _layer(module, layer):
-    """The submodule named ``layer``; an unknown name is an error listing the
-    valid ones (the message of ``forward_capturing``)."""
-    layers = named_layers(module)
-    if layer not in layers:
-        raise ValueError(f"unknown layer {layer!r}; valid layers: {', '.join(layers)}")
-    return layers[layer]
 
 
 def _reaches(module, shape, layer, dtype, device):
@@ -92,7 +83,7 @@ def octave_sizes(module, input_shape, layer, octaves=4, octave_scale=1.4, dtype=
         raise ValueError(f"octaves must be an integer >= 1, got {octaves!r}")
     if not octave_scale > 1:
         raise ValueError(f"octave_scale must be > 1, got {octave_scale!r}")
-    _layer(module, layer)   # before the trial passes, so an unknown name is reported as such
+    resolve_layer(module, layer)   # before the trial passes, so an unknown name is reported as such
     sizes = []
     for k in range(octaves):   # full size first: reachability only shrinks with the size
         size = (round(H / octave_scale ** k), round(W / octave_scale ** k))

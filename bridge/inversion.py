@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .networks import forward_to, named_layers
+from .networks import forward_to, named_layers, resolve_layer
 from .quality import psnr, ssim
 
 
@@ -146,14 +146,13 @@ def invert_across_depths(module, x, layers, mean, std, steps=200, progress=None,
     ``progress``: optional callable(layer, step, loss).
     """
     order = list(named_layers(module))
-    unknown = [name for name in layers if name not in order]
-    if unknown:
-        raise ValueError(f"unknown layer {unknown[0]!r}; valid layers: {', '.join(order)}")
+    for name in layers:
+        resolve_layer(module, name)   # every name checked before the first (long) optimisation
     mean_t = torch.as_tensor(mean, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
     std_t = torch.as_tensor(std, dtype=x.dtype, device=x.device).reshape(1, -1, 1, 1)
     pixels = lambda z: (z * std_t + mean_t).clamp(0, 1)  # noqa: E731
     results = []
-    for layer in sorted(layers, key=order.index):
+    for layer in sorted(layers, key=lambda name: order.index(resolve_layer(module, name))):
         tick = (lambda step, loss, layer=layer: progress(layer, step, loss)) if progress else None
         result = invert(module, x, layer, steps=steps, low=-mean_t / std_t, high=(1 - mean_t) / std_t,
                         progress=tick, **options)

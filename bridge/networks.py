@@ -11,7 +11,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from npcnn.architectures import Spec, get_spec
+from npcnn.architectures import SPECS, Spec, get_spec
 
 TORCH_LAYERS = {
     "conv2d": nn.Conv2d,
@@ -78,15 +78,27 @@ def torch_activations(module, x, switches=False):
     return (out, acts, found) if switches else (out, acts)
 
 
+def resolve_layer(module, layer):
+    """The module path of ``layer``: a path (``features.28``) or, for a network
+    from ``torch_model``, an alias of its spec (``conv5_3``). An unknown name is
+    a ValueError listing the valid ones."""
+    spec = SPECS.get(getattr(module, "arch", None))  # a hand-built module has no spec
+    aliases = spec.aliases if spec else {}
+    name = aliases.get(layer, layer)
+    layers = named_layers(module)
+    if name not in layers:
+        raise ValueError(f"unknown layer {layer!r}; valid layers: {', '.join(layers)}"
+                         + (f"; aliases: {', '.join(aliases)}" if aliases else ""))
+    return name
+
+
 def forward_capturing(module, x, layer):
     """Run ``module`` on ``x`` (with autograd, if x needs it) and return
     ``(output, output of layer)``; an unknown layer name is an error listing
     the valid ones."""
-    layers = named_layers(module)
-    if layer not in layers:
-        raise ValueError(f"unknown layer {layer!r}; valid layers: {', '.join(layers)}")
+    target = named_layers(module)[resolve_layer(module, layer)]
     captured = {}
-    handle = layers[layer].register_forward_hook(lambda _m, _i, out: captured.__setitem__("a", out))
+    handle = target.register_forward_hook(lambda _m, _i, out: captured.__setitem__("a", out))
     try:
         out = module(x)
     finally:
@@ -102,16 +114,14 @@ def forward_to(module, x, layer):
     """The output of ``layer`` for input x, running the network only as far
     as that layer (a forward hook raises once it has the output): the layers
     after it cost nothing, and need not accept the input's size."""
-    layers = named_layers(module)
-    if layer not in layers:
-        raise ValueError(f"unknown layer {layer!r}; valid layers: {', '.join(layers)}")
+    target = named_layers(module)[resolve_layer(module, layer)]
     captured = {}
 
     def stop(_m, _i, out):
         captured["a"] = out
         raise _Reached
 
-    handle = layers[layer].register_forward_hook(stop)
+    handle = target.register_forward_hook(stop)
     try:
         module(x)
     except _Reached:

@@ -27,6 +27,7 @@ from bridge.compare import filter_responses, layer_output, shared_and_unique
 from bridge.deepdream import deep_dream, dream_objective, octave_sizes
 from bridge.images import IMAGENET_MEAN, IMAGENET_STD, load_digit_image, load_imagenet_image, to_display
 from bridge.inversion import invert_across_depths
+from bridge.networks import resolve_layer
 from npcnn.data import MNIST_MEAN, MNIST_STD
 
 from . import compare_figures, dream_figures, inversion_figures
@@ -107,9 +108,7 @@ def run(args):
     out.mkdir(parents=True, exist_ok=True)
     module = _module(args, device)
     mean, std = _statistics(args, module)
-    layer = args.layer or default_layer(module)
-    if layer not in bridge.named_layers(module):
-        raise ValueError(f"unknown layer {layer!r}; valid layers: {', '.join(bridge.named_layers(module))}")
+    layer = resolve_layer(module, args.layer or default_layer(module))   # aliases (conv5_3) too
     needs_image = [m for m in args.method if m not in NO_IMAGE]
     x = None
     if needs_image:
