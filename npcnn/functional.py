@@ -339,13 +339,20 @@ def linear_backward(grad_output, input, weight, *, backend="numba"):
 
 
 def relu(input, inplace=False, *, backend="numba"):
-    """y = max(x, 0), elementwise; any shape."""
+    """y = max(x, 0), elementwise; any shape.
+
+    ``inplace=True`` overwrites ``input`` (an ndarray) and returns it, as
+    torch's: no new array, which spares allocating (and page-faulting in)
+    one as large as the input.
+    """
     x = checks.array("relu", "input", input)
-    y = _impl("activation", "relu", backend).relu(x)
-    if inplace:
-        input[...] = y
-        return input
-    return y
+    impl = _impl("activation", "relu", backend)
+    if not inplace:
+        return impl.relu(x)
+    if x is input and x.flags.c_contiguous and x.flags.writeable:
+        return impl.relu(x, out=x)
+    input[...] = impl.relu(x)  # a strided view: computed contiguous, then copied back
+    return input
 
 
 def relu_backward(grad_output, input, *, backend="numba"):

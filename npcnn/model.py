@@ -15,6 +15,7 @@ import zipfile
 
 import numpy as np
 
+from . import functional as F
 from .architectures import Spec, get_spec
 from .atomic import atomic_path
 from .layers import make_layer
@@ -118,9 +119,18 @@ class Model:
         """
         stop = None if until is None else self.resolve(until)
         acts = Activations(x) if record else None
+        # When nothing but the output is kept (no record, no hooks), a ReLU
+        # may overwrite the array the layer before it made, as torch's
+        # inplace=True: at VGG16/LeNet-5 sizes a fresh array is page-faulted
+        # in on every call, which cost more than the ReLU itself.
+        overwrite = not record and not any(self._hooks.values())
+        given = x
         for name, layer in self.layers.items():
             try:
-                out = layer.forward(x, self.backend)
+                if overwrite and layer.kind == "relu" and not np.may_share_memory(x, given):
+                    out = F.relu(x, inplace=True, backend=self.backend)
+                else:
+                    out = layer.forward(x, self.backend)
             except ValueError as err:
                 raise ValueError(f"layer {name} ({layer.kind}): {err}") from None
             if layer.kind == "max_pool2d":

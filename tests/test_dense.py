@@ -36,6 +36,10 @@ def test_relu_inplace_writes_into_its_input(backend):
     x = np.array([-1.0, 2.0, -3.0])
     assert F.relu(x, inplace=True, backend=backend) is x
     np.testing.assert_array_equal(x, [0.0, 2.0, 0.0])
+    grid = np.array([[-1.0, 2.0, -3.0], [4.0, -5.0, 6.0]], dtype=np.float32)
+    column = grid[:, 1]  # a strided view: written back through the view
+    assert F.relu(column, inplace=True, backend=backend) is column
+    np.testing.assert_array_equal(grid, [[-1.0, 2.0, -3.0], [4.0, 0.0, 6.0]])
 
 
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])

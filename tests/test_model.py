@@ -81,6 +81,32 @@ def test_forward_hooks_and_until():
     assert model.forward(x, until="max_pool_1").shape == (2, 8, 14, 14)
 
 
+@pytest.mark.parametrize("arch", ["lenet5", "vgg16"])
+def test_plain_forward_with_its_inplace_relus_equals_the_recorded_one(arch, backend):
+    model = npcnn.build(arch, seed=0)
+    model.backend = backend
+    x = np.random.default_rng(4).standard_normal(SMALL_INPUT[arch]).astype(np.float32)
+    kept = x.copy()
+    expected, acts = model.forward(x, record=True)
+    np.testing.assert_array_equal(model(x), expected)
+    np.testing.assert_array_equal(x, kept)
+    first_conv = next(name for name in model.layer_names if "relu" not in name)
+    assert acts[first_conv].min() < 0  # recording keeps the pre-ReLU values
+
+
+def test_inplace_relus_never_touch_the_input_nor_what_a_hook_saw():
+    model = npcnn.Model({"relu": npcnn.layers.ReLU(), "flatten": npcnn.layers.Flatten(),
+                         "relu_again": npcnn.layers.ReLU()})
+    x = np.array([[[[-1.0, 2.0]]]])
+    np.testing.assert_array_equal(model(x), [[0.0, 2.0]])
+    np.testing.assert_array_equal(x, [[[[-1.0, 2.0]]]])
+    lenet = npcnn.build("lenet5", seed=0)
+    seen = {}
+    lenet.register_forward_hook("conv_1", lambda name, i, o: seen.setdefault(name, o))
+    lenet(np.random.default_rng(5).standard_normal((2, 1, 28, 28)).astype(np.float32))
+    assert seen["conv_1"].min() < 0
+
+
 def test_aliases_resolve_to_torchvision_paths():
     vgg = npcnn.build("vgg16")
     assert vgg.resolve("conv5_3") == "features.28" and vgg.resolve("pool5") == "features.30"

@@ -6,9 +6,10 @@ independent rows.
 import numpy as np
 
 
-def relu(x):
-    """y = max(x, 0), elementwise."""
-    return np.maximum(x, 0)
+def relu(x, out=None):
+    """y = max(x, 0), elementwise, written into ``out`` when given (which
+    may be x itself: the in-place ReLU)."""
+    return np.maximum(x, 0, out=out)
 
 
 def relu_backward(grad_output, x):

@@ -10,8 +10,7 @@ from . import activation as _reference
 from .jit import Kernel
 
 
-def _relu_flat_py(x):
-    y = np.empty_like(x)
+def _relu_flat_py(x, y):
     for k in prange(x.size):
         y[k] = 0.0 if x[k] <= 0 else x[k]  # NaN stays NaN, as np.maximum
     return y
@@ -65,9 +64,11 @@ _softmax_rows = Kernel(_softmax_rows_py)
 _softmax_backward_rows = Kernel(_softmax_backward_rows_py)
 
 
-def relu(x):
-    """See ``activation.relu``."""
-    return _relu_flat(x.ravel(), work=x.size).reshape(x.shape)
+def relu(x, out=None):
+    """See ``activation.relu``; ``out`` must be C-contiguous, as x."""
+    y = np.empty_like(x) if out is None else out
+    _relu_flat(x.reshape(-1), y.reshape(-1), work=x.size)
+    return y
 
 
 def relu_backward(grad_output, x):
