@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import npcnn.functional as F
+from npcnn import checks
 
 x4 = np.zeros((2, 3, 8, 8))
 w = np.zeros((4, 3, 3, 3))
@@ -66,3 +67,17 @@ def test_messages_are_one_line():
         with pytest.raises(ValueError) as err:
             call("numpy")
         assert "\n" not in str(err.value) and re.match(r"^\w+: ", str(err.value))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_one_non_finite_value_among_many_is_found(bad):
+    w = np.random.default_rng(0).standard_normal((8, 3, 3, 3)).astype(np.float32)
+    w[5, 1, 2, 0] = bad
+    with pytest.raises(ValueError, match=r"conv2d: weight holds 1 non-finite value"):
+        checks.finite("conv2d", "weight", w)
+
+
+def test_the_largest_finite_values_and_empty_arrays_pass():
+    extremes = np.array([np.finfo(np.float32).max, np.finfo(np.float32).min, 0.0], dtype=np.float32)
+    assert checks.finite("conv2d", "weight", extremes) is extremes
+    checks.finite("conv2d", "weight", np.zeros((0, 3), dtype=np.float32))
