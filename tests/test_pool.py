@@ -15,7 +15,9 @@ def pool_cases(count=40, seed=2):
     rng = np.random.default_rng(seed)
     cases = [
         (1, 1, (4, 4), 2, 2, 0, False),
-        (2, 3, (28, 28), 2, 2, 0, False),      # the MNIST networks
+        (2, 3, (28, 28), 2, 2, 0, False),      # the MNIST networks (the 2x2 kernel)
+        (2, 2, (7, 9), 2, 2, 0, False),        # 2x2 kernel, odd sizes: last row and column dropped
+        (1, 2, (7, 9), 2, 2, 0, True),         # ... kept by ceil_mode: the general kernel
         (1, 2, (55, 55), 3, 2, 0, False),      # AlexNet's overlapping 3x3/2
         (2, 2, (13, 13), 3, 2, 1, True),
         (1, 3, (7, 9), (3, 2), (2, 1), (1, 0), True),

@@ -39,6 +39,38 @@ def _max_pool_planes_py(x, kH, kW, sH, sW, pH, pW, Ho, Wo):
     return y, switches
 
 
+def _max_pool_2x2_planes_py(x, Ho, Wo):
+    """``_max_pool_planes_py`` for the 2x2 window at stride 2 without padding
+    (VGG16, LeNet-5, SimpleCNN): every window lies inside the image and has
+    the same four taps, so the loop has no bounds to clip and LLVM turns it
+    into vector code (5-8x faster than the general kernel). The taps are
+    compared in row-major order with a strict ``>``, so ties go to the
+    first, as in the general kernel and torch."""
+    N, C, H, W = x.shape
+    y = np.empty((N, C, Ho, Wo), dtype=x.dtype)
+    switches = np.empty((N, C, Ho, Wo), dtype=np.int64)
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for i in range(Ho):
+            top, bottom = x[n, c, 2 * i], x[n, c, 2 * i + 1]
+            y_row, switch_row = y[n, c, i], switches[n, c, i]
+            base = 2 * i * W                                # flat index of the window's top-left
+            for j in range(Wo):
+                best, arg = top[2 * j], base + 2 * j
+                v = top[2 * j + 1]
+                if v > best:
+                    best, arg = v, base + 2 * j + 1
+                v = bottom[2 * j]
+                if v > best:
+                    best, arg = v, base + W + 2 * j
+                v = bottom[2 * j + 1]
+                if v > best:
+                    best, arg = v, base + W + 2 * j + 1
+                y_row[j] = best
+                switch_row[j] = arg
+    return y, switches
+
+
 def _unpool_planes_py(y, switches, Ho, Wo):
     N, C, Hp, Wp = y.shape
     x = np.zeros((N, C, Ho * Wo), dtype=y.dtype)
@@ -85,6 +117,7 @@ def _adaptive_avg_backward_planes_py(dy, h_bounds, w_bounds, H, W):
 
 
 _max_pool_planes = Kernel(_max_pool_planes_py, cost=1 / 16)
+_max_pool_2x2_planes = Kernel(_max_pool_2x2_planes_py, cost=1 / 16)
 _unpool_planes = Kernel(_unpool_planes_py, cost=1 / 16)
 _adaptive_avg_planes = Kernel(_adaptive_avg_planes_py)
 _adaptive_avg_backward_planes = Kernel(_adaptive_avg_backward_planes_py)
@@ -95,6 +128,9 @@ def max_pool2d(x, kernel_size, stride, padding, ceil_mode):
     (kH, kW), (sH, sW), (pH, pW) = kernel_size, stride, padding
     Ho = pool_output_size(x.shape[2], kH, sH, pH, ceil_mode)
     Wo = pool_output_size(x.shape[3], kW, sW, pW, ceil_mode)
+    if ((kH, kW, sH, sW, pH, pW) == (2, 2, 2, 2, 0, 0)
+            and (Ho, Wo) == (x.shape[2] // 2, x.shape[3] // 2)):  # no ceil_mode window past the edge
+        return _max_pool_2x2_planes(x, Ho, Wo, work=x.size)
     return _max_pool_planes(x, kH, kW, sH, sW, pH, pW, Ho, Wo, work=x.size)
 
 
