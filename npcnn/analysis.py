@@ -47,21 +47,24 @@ def class_averages(model, x, y, per_class=500, n_classes=10, layers=None, keep=N
     counts = np.zeros(n_classes, dtype=np.int64)
     for start in range(0, len(index), batch_size):
         idx = index[start:start + batch_size]
+        # class by class, so that each class is one slice of the batch:
+        # summing a slice needs no one-hot product and no float64 copy
+        idx = idx[np.argsort(y[idx], kind="stable")]
+        bounds = np.searchsorted(y[idx], np.arange(n_classes + 1))  # class k: [bounds[k], bounds[k+1])
+        counts += np.diff(bounds)
         _, acts = model.forward(x[idx], record=True)
-        labels = y[idx]
-        onehot = np.eye(n_classes, dtype=np.float64)[labels]     # (n, K)
-        counts += onehot.sum(axis=0).astype(np.int64)
         for name in wanted:
             a = acts[name]
             flat = a.reshape(len(a), -1)                           # (n, D)
-            # float64 accumulation: 500 float32 samples summed stay exact to ~1e-7
-            s = onehot.T @ flat.astype(np.float64)                 # (K, D)
-            z = onehot.T @ (flat == 0).sum(axis=1, dtype=np.float64)  # (K,)
-            if name in sums:
-                sums[name] += s
-                zeros[name] += z
-            else:
-                sums[name], zeros[name], shapes[name] = s, z, a.shape[1:]
+            if name not in sums:
+                sums[name] = np.zeros((n_classes, flat.shape[1]))
+                zeros[name] = np.zeros(n_classes)
+                shapes[name] = a.shape[1:]
+            for k in np.flatnonzero(np.diff(bounds)):
+                rows = flat[bounds[k]:bounds[k + 1]]
+                # float64 accumulation: 500 float32 samples summed stay exact to ~1e-7
+                sums[name][k] += rows.sum(axis=0, dtype=np.float64)
+                zeros[name][k] += rows.size - np.count_nonzero(rows)
     safe = np.maximum(counts, 1)
     means, zero_fraction = {}, {}
     for name in wanted:
