@@ -85,6 +85,68 @@ def _col2im_py(cols, C, H, W, kH, kW, sH, sW, pH, pW, Ho, Wo):
     return x
 
 
+def _taps_four_filters(acc, xp, offsets, w2, f, wide):
+    """acc[g, k] += sum_t w2[f + g, t] * xp[offsets[t] + k] for g < 4.
+
+    Four filters share each pass over the taps: every shifted slice of the
+    image is loaded once for four accumulators (4 taps x 4 filters = 16
+    multiply-adds per element and pass, where one filter at a time did 4;
+    1.3-1.6x faster on LeNet-5's conv_2). Each accumulator adds its taps in
+    a chain, so LLVM can fuse every step into one multiply-add.
+    """
+    r0, r1, r2, r3 = acc[0], acc[1], acc[2], acc[3]
+    T = offsets.shape[0]
+    t = 0
+    while t + 4 <= T:
+        s0 = xp[offsets[t]:offsets[t] + wide]
+        s1 = xp[offsets[t + 1]:offsets[t + 1] + wide]
+        s2 = xp[offsets[t + 2]:offsets[t + 2] + wide]
+        s3 = xp[offsets[t + 3]:offsets[t + 3] + wide]
+        a00, a01, a02, a03 = w2[f, t], w2[f, t + 1], w2[f, t + 2], w2[f, t + 3]
+        a10, a11, a12, a13 = w2[f + 1, t], w2[f + 1, t + 1], w2[f + 1, t + 2], w2[f + 1, t + 3]
+        a20, a21, a22, a23 = w2[f + 2, t], w2[f + 2, t + 1], w2[f + 2, t + 2], w2[f + 2, t + 3]
+        a30, a31, a32, a33 = w2[f + 3, t], w2[f + 3, t + 1], w2[f + 3, t + 2], w2[f + 3, t + 3]
+        for k in range(wide):
+            v0, v1, v2, v3 = s0[k], s1[k], s2[k], s3[k]
+            r0[k] = (((r0[k] + a00 * v0) + a01 * v1) + a02 * v2) + a03 * v3
+            r1[k] = (((r1[k] + a10 * v0) + a11 * v1) + a12 * v2) + a13 * v3
+            r2[k] = (((r2[k] + a20 * v0) + a21 * v1) + a22 * v2) + a23 * v3
+            r3[k] = (((r3[k] + a30 * v0) + a31 * v1) + a32 * v2) + a33 * v3
+        t += 4
+    while t < T:                               # the last T % 4 taps
+        s0 = xp[offsets[t]:offsets[t] + wide]
+        a0, a1, a2, a3 = w2[f, t], w2[f + 1, t], w2[f + 2, t], w2[f + 3, t]
+        for k in range(wide):
+            v0 = s0[k]
+            r0[k] += a0 * v0
+            r1[k] += a1 * v0
+            r2[k] += a2 * v0
+            r3[k] += a3 * v0
+        t += 1
+
+
+def _taps_one_filter(r, xp, offsets, w, wide):
+    """r[k] += sum_t w[t] * xp[offsets[t] + k], four taps per pass (the
+    accumulator is loaded and stored once per four multiply-adds)."""
+    T = offsets.shape[0]
+    t = 0
+    while t + 4 <= T:
+        s0 = xp[offsets[t]:offsets[t] + wide]
+        s1 = xp[offsets[t + 1]:offsets[t + 1] + wide]
+        s2 = xp[offsets[t + 2]:offsets[t + 2] + wide]
+        s3 = xp[offsets[t + 3]:offsets[t + 3] + wide]
+        a0, a1, a2, a3 = w[t], w[t + 1], w[t + 2], w[t + 3]
+        for k in range(wide):
+            r[k] = (((r[k] + a0 * s0[k]) + a1 * s1[k]) + a2 * s2[k]) + a3 * s3[k]
+        t += 4
+    while t < T:
+        s0 = xp[offsets[t]:offsets[t] + wide]
+        a0 = w[t]
+        for k in range(wide):
+            r[k] += a0 * s0[k]
+        t += 1
+
+
 def _conv_direct_py(x, weight, pH, pW):
     """Stride-1 convolution without a column matrix, for few channels:
     y[n, f, i, j] = sum_{c,p,q} xpad[n, c, i + p, j + q] * w[f, c, p, q].
@@ -93,11 +155,10 @@ def _conv_direct_py(x, weight, pH, pW):
     rows laid end to end (C*Hp*Wp). A tap t = (c, p, q) is then one offset
     into that buffer, c*Hp*Wp + p*Wp + q, and for each filter f the output
     is a sum of shifted, scaled copies of the buffer: one contiguous
-    multiply-add per tap, which LLVM vectorises. Four taps go into each
-    pass over the accumulator, so it is loaded and stored once per four
-    multiply-adds (one tap per pass was 1.1-1.4x slower). The accumulator
-    is "wide": output row i starts at i*Wp, and the kW-1 columns past Wo
-    at the end of each row are computed and dropped.
+    multiply-add per tap, which LLVM vectorises. Filters go four at a time
+    (``_taps_four_filters``), the last F % 4 one at a time. The
+    accumulators are "wide": output row i starts at i*Wp, and the kW-1
+    columns past Wo at the end of each row are computed and dropped.
     (The loops read slices of the buffer, not buffer[off + k]: with a
     possibly negative index numba wraps it, and that blocked vectorising.)
     """
@@ -105,7 +166,7 @@ def _conv_direct_py(x, weight, pH, pW):
     F, _, kH, kW = weight.shape
     Hp, Wp = H + 2 * pH, W + 2 * pW
     Ho, Wo = Hp - kH + 1, Wp - kW + 1
-    wide = (Ho - 1) * Wp + Wo                  # length of the wide accumulator
+    wide = (Ho - 1) * Wp + Wo                  # length of a wide accumulator
     T = C * kH * kW                            # taps, in weight order (c, p, q)
     offsets = np.empty(T, dtype=np.int64)
     for c in range(C):
@@ -120,33 +181,28 @@ def _conv_direct_py(x, weight, pH, pW):
             for h in range(H):
                 start = c * Hp * Wp + (h + pH) * Wp + pW
                 xp[start:start + W] = x[n, c, h, :]
-        acc = np.empty(wide, dtype=x.dtype)
-        for f in range(F):
+        acc = np.empty((4, wide), dtype=x.dtype)
+        for f in range(0, F, 4):
+            group = min(4, F - f)
             acc[:] = 0.0
-            t = 0
-            while t + 4 <= T:
-                a0, a1, a2, a3 = w2[f, t], w2[f, t + 1], w2[f, t + 2], w2[f, t + 3]
-                s0 = xp[offsets[t]:offsets[t] + wide]
-                s1 = xp[offsets[t + 1]:offsets[t + 1] + wide]
-                s2 = xp[offsets[t + 2]:offsets[t + 2] + wide]
-                s3 = xp[offsets[t + 3]:offsets[t + 3] + wide]
-                for k in range(wide):
-                    acc[k] += a0 * s0[k] + a1 * s1[k] + a2 * s2[k] + a3 * s3[k]
-                t += 4
-            while t < T:                       # the last T % 4 taps
-                a0 = w2[f, t]
-                s0 = xp[offsets[t]:offsets[t] + wide]
-                for k in range(wide):
-                    acc[k] += a0 * s0[k]
-                t += 1
-            for i in range(Ho):
-                y[n, f, i, :] = acc[i * Wp:i * Wp + Wo]
+            if group == 4:
+                _taps_four_filters(acc, xp, offsets, w2, f, wide)
+            else:
+                for g in range(group):
+                    _taps_one_filter(acc[g], xp, offsets, w2[f + g], wide)
+            for g in range(group):
+                for i in range(Ho):
+                    y[n, f + g, i, :] = acc[g, i * Wp:i * Wp + Wo]
     return y
 
 
 # Jitted on their own line, so NUMBA_DISABLE_JIT=1 steps through the plain
 # Python above in a debugger.
 _valid_columns = njit(cache=True, inline="always")(_valid_columns)
+# contract: let LLVM fuse a * b + c into one multiply-add (rounded once: a
+# difference in the last bit, well inside the parity tolerances)
+_taps_four_filters = njit(cache=True, fastmath={"contract"})(_taps_four_filters)
+_taps_one_filter = njit(cache=True, fastmath={"contract"})(_taps_one_filter)
 _im2col = Kernel(_im2col_py)
 _col2im = Kernel(_col2im_py)
 _conv_direct = Kernel(_conv_direct_py)
