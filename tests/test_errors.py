@@ -78,6 +78,8 @@ def test_one_non_finite_value_among_many_is_found(bad):
 
 
 def test_the_largest_finite_values_and_empty_arrays_pass():
+    # their squares overflow: the fast test says "maybe", the exact count says no
     extremes = np.array([np.finfo(np.float32).max, np.finfo(np.float32).min, 0.0], dtype=np.float32)
-    assert checks.finite("conv2d", "weight", extremes) is extremes
+    with np.errstate(over="ignore"):
+        assert checks.finite("conv2d", "weight", extremes) is extremes
     checks.finite("conv2d", "weight", np.zeros((0, 3), dtype=np.float32))
