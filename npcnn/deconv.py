@@ -119,7 +119,8 @@ def backward_from(model, acts, layer, signal, rule="deconvnet"):
             g = F.conv_transpose2d(g, w, None, stride, padding, output_padding, backend=backend)
         elif layer_obj.kind == "relu":
             if rule == "deconvnet":
-                g = F.relu(g, backend=backend)
+                # in place once g is an array made here, never the caller's signal
+                g = F.relu(g, inplace=g is not signal, backend=backend)
             elif rule == "guided":
                 g = F.relu_backward(F.relu(g, backend=backend), tiled(below), backend=backend)
             else:

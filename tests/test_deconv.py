@@ -162,6 +162,16 @@ def test_positive_homogeneity_in_the_starting_signal(digits):
     assert np.abs(once).max() > 0
 
 
+def test_the_callers_signal_is_left_as_it_was(digits):
+    """The walk down rectifies in place, but only arrays it made itself."""
+    model = npcnn.build("lenet5", seed=1)
+    _, acts = model.forward(to_tensor(digits), record=True)
+    signal = np.random.default_rng(0).standard_normal(acts["relu_2"].shape).astype(np.float32)
+    kept = signal.copy()
+    deconv.backward_from(model, acts, "relu_2", signal)  # starts with a ReLU
+    np.testing.assert_array_equal(signal, kept)
+
+
 def test_max_keeps_only_the_strongest_unit(digits):
     model = npcnn.build("lenet5", seed=2)
     x = to_tensor(digits)
