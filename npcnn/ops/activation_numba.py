@@ -78,11 +78,15 @@ def relu_backward(grad_output, x):
 
 def _rows(a, dim):
     """View ``a`` as (rows, a.shape[dim]) with ``dim`` moved last."""
+    if dim == a.ndim - 1:  # already last (logits): a reshape, not two moveaxis (~9 us a call)
+        return np.ascontiguousarray(a).reshape(-1, a.shape[dim]), a.shape
     moved = np.ascontiguousarray(np.moveaxis(a, dim, -1))
     return moved.reshape(-1, a.shape[dim]), moved.shape
 
 
 def _unrows(rows, moved_shape, dim):
+    if dim == len(moved_shape) - 1:
+        return rows.reshape(moved_shape)
     return np.ascontiguousarray(np.moveaxis(rows.reshape(moved_shape), -1, dim))
 
 
