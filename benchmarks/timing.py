@@ -40,38 +40,6 @@ def median_ms(fn, repeats=5, warmup=1, budget_s=None):
     return 1e3 * statistics.median(times)
 
 
-def medians_ms(fns, repeats=5, warmup=1, budget_s=None, rounds=3):
-    """Median wall time in ms of each of ``fns`` ({name: fn}), after
-    ``warmup`` discarded calls of each.
-
-    The repeats are taken in ``rounds``: in each, every implementation runs
-    its share back to back, then the next one. A slow spell of the machine
-    (the host, another process) then falls on all of them alike instead of
-    on whichever happened to be running. With ``budget_s``, an
-    implementation repeats at most as often as fits in that many seconds
-    (judged by its warm-up call), and at least 3 times.
-    """
-    counts = {}
-    for name, fn in fns.items():
-        start = time.perf_counter()
-        for _ in range(warmup):
-            fn()
-        per_call = (time.perf_counter() - start) / max(warmup, 1)
-        n = repeats
-        if budget_s:
-            n = max(3, min(repeats, int(budget_s / max(per_call, 1e-9))))
-        counts[name] = n
-    times = {name: [] for name in fns}
-    for r in range(rounds):
-        for name, fn in fns.items():
-            share = counts[name] * (r + 1) // rounds - counts[name] * r // rounds
-            for _ in range(share):
-                start = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
-
-
 def max_rel_diff(ours, reference):
     """max |ours - reference| / max |reference|, over arrays or tuples of arrays."""
     if isinstance(ours, (tuple, list)):
