@@ -51,7 +51,9 @@ def class_averages(model, x, y, per_class=500, n_classes=10, layers=None, keep=N
         # summing a slice needs no one-hot product and no float64 copy
         idx = idx[np.argsort(y[idx], kind="stable")]
         bounds = np.searchsorted(y[idx], np.arange(n_classes + 1))  # class k: [bounds[k], bounds[k+1])
-        counts += np.diff(bounds)
+        per_class = np.diff(bounds)
+        counts += per_class
+        present = np.flatnonzero(per_class)                       # classes in this batch
         _, acts = model.forward(x[idx], record=True)
         for name in wanted:
             a = acts[name]
@@ -60,7 +62,7 @@ def class_averages(model, x, y, per_class=500, n_classes=10, layers=None, keep=N
                 sums[name] = np.zeros((n_classes, flat.shape[1]))
                 zeros[name] = np.zeros(n_classes)
                 shapes[name] = a.shape[1:]
-            for k in np.flatnonzero(np.diff(bounds)):
+            for k in present:
                 rows = flat[bounds[k]:bounds[k + 1]]
                 # float64 accumulation: 500 float32 samples summed stay exact to ~1e-7
                 sums[name][k] += rows.sum(axis=0, dtype=np.float64)

@@ -87,6 +87,11 @@ def _col2im_py(cols, C, H, W, kH, kW, sH, sW, pH, pW, Ho, Wo):
     return x
 
 
+def _tap(xp, offsets, t, wide):
+    """The padded image as tap t sees it: xp[offsets[t] + k] for k < wide."""
+    return xp[offsets[t]:offsets[t] + wide]
+
+
 def _taps_four_filters(acc, xp, offsets, w2, f, wide):
     """acc[g, k] += sum_t w2[f + g, t] * xp[offsets[t] + k] for g < 4.
 
@@ -100,10 +105,10 @@ def _taps_four_filters(acc, xp, offsets, w2, f, wide):
     T = offsets.shape[0]
     t = 0
     while t + 4 <= T:
-        s0 = xp[offsets[t]:offsets[t] + wide]
-        s1 = xp[offsets[t + 1]:offsets[t + 1] + wide]
-        s2 = xp[offsets[t + 2]:offsets[t + 2] + wide]
-        s3 = xp[offsets[t + 3]:offsets[t + 3] + wide]
+        s0 = _tap(xp, offsets, t, wide)
+        s1 = _tap(xp, offsets, t + 1, wide)
+        s2 = _tap(xp, offsets, t + 2, wide)
+        s3 = _tap(xp, offsets, t + 3, wide)
         a00, a01, a02, a03 = w2[f, t], w2[f, t + 1], w2[f, t + 2], w2[f, t + 3]
         a10, a11, a12, a13 = w2[f + 1, t], w2[f + 1, t + 1], w2[f + 1, t + 2], w2[f + 1, t + 3]
         a20, a21, a22, a23 = w2[f + 2, t], w2[f + 2, t + 1], w2[f + 2, t + 2], w2[f + 2, t + 3]
@@ -116,7 +121,7 @@ def _taps_four_filters(acc, xp, offsets, w2, f, wide):
             r3[k] = (((r3[k] + a30 * v0) + a31 * v1) + a32 * v2) + a33 * v3
         t += 4
     while t < T:                               # the last T % 4 taps
-        s0 = xp[offsets[t]:offsets[t] + wide]
+        s0 = _tap(xp, offsets, t, wide)
         a0, a1, a2, a3 = w2[f, t], w2[f + 1, t], w2[f + 2, t], w2[f + 3, t]
         for k in range(wide):
             v0 = s0[k]
@@ -133,16 +138,16 @@ def _taps_one_filter(r, xp, offsets, w, wide):
     T = offsets.shape[0]
     t = 0
     while t + 4 <= T:
-        s0 = xp[offsets[t]:offsets[t] + wide]
-        s1 = xp[offsets[t + 1]:offsets[t + 1] + wide]
-        s2 = xp[offsets[t + 2]:offsets[t + 2] + wide]
-        s3 = xp[offsets[t + 3]:offsets[t + 3] + wide]
+        s0 = _tap(xp, offsets, t, wide)
+        s1 = _tap(xp, offsets, t + 1, wide)
+        s2 = _tap(xp, offsets, t + 2, wide)
+        s3 = _tap(xp, offsets, t + 3, wide)
         a0, a1, a2, a3 = w[t], w[t + 1], w[t + 2], w[t + 3]
         for k in range(wide):
             r[k] = (((r[k] + a0 * s0[k]) + a1 * s1[k]) + a2 * s2[k]) + a3 * s3[k]
         t += 4
     while t < T:
-        s0 = xp[offsets[t]:offsets[t] + wide]
+        s0 = _tap(xp, offsets, t, wide)
         a0 = w[t]
         for k in range(wide):
             r[k] += a0 * s0[k]
@@ -205,6 +210,7 @@ def _conv_direct_py(x, weight, bias, pH, pW):
 _valid_columns = njit(cache=True, inline="always")(_valid_columns)
 # contract: let LLVM fuse a * b + c into one multiply-add (rounded once: a
 # difference in the last bit, well inside the parity tolerances)
+_tap = njit(cache=True, inline="always")(_tap)
 _taps_four_filters = njit(cache=True, fastmath={"contract"})(_taps_four_filters)
 _taps_one_filter = njit(cache=True, fastmath={"contract"})(_taps_one_filter)
 _im2col = Kernel(_im2col_py)
