@@ -19,6 +19,7 @@ flipped filters, by whichever of the two paths suits its size.
 import numpy as np
 from numba import njit, prange
 
+from . import winograd_numba, workspace
 from .jit import Kernel
 
 _COLS_BUDGET = 32 * 2**20  # bytes of column matrix per chunk
@@ -235,20 +236,6 @@ def _add_bias(y, bias):
     return y
 
 
-# dtype -> 1-D buffer, reused so big column matrices are not page-faulted in
-# afresh on every call (that alone cost as much as the copy). It stays as
-# large as the largest column matrix seen, and it makes these functions
-# unsafe to call from two Python threads at once.
-_workspace = {}
-
-
-def _buffer(size, dtype):
-    buf = _workspace.get(dtype)
-    if buf is None or buf.size < size:
-        buf = _workspace[dtype] = np.empty(size, dtype=dtype)
-    return buf[:size]
-
-
 def _blocks(N, K, Ho, Wo, itemsize):
     """(sample slice, i0, i1) blocks whose column matrix fits the budget:
     several samples at a time when one is small (LeNet-5), a band of output
@@ -268,7 +255,7 @@ def _blocks(N, K, Ho, Wo, itemsize):
 def _columns(x, b, kH, kW, sH, sW, pH, pW, i0, i1, Wo):
     """im2col of samples ``b``, output rows [i0, i1), in the shared buffer."""
     n, K = x[b].shape[0], x.shape[1] * kH * kW
-    cols = _buffer(n * K * (i1 - i0) * Wo, x.dtype).reshape(n, K, (i1 - i0) * Wo)
+    cols = workspace.buffer("columns", n * K * (i1 - i0) * Wo, x.dtype).reshape(n, K, (i1 - i0) * Wo)
     _im2col(x[b], kH, kW, sH, sW, pH, pW, i0, i1, Wo, cols, work=cols.size)
     return cols  # (n, K, rows*Wo)
 
@@ -323,6 +310,8 @@ def conv2d(x, weight, bias, stride, padding):
     if _use_direct(x, weight, stride):
         b = np.zeros(F, dtype=x.dtype) if bias is None else bias
         return _conv_direct(x, weight, b, pH, pW, work=x.size * F)
+    if winograd_numba.suits(x, weight, stride):
+        return winograd_numba.conv2d_3x3(x, weight, bias, padding)
     Ho = (H + 2 * pH - kH) // sH + 1
     Wo = (W + 2 * pW - kW) // sW + 1
     K, L = C * kH * kW, Ho * Wo
@@ -367,6 +356,8 @@ def conv_transpose2d(x, weight, bias, stride, padding, output_padding):
     N, C, H, W = x.shape
     _, F, kH, kW = weight.shape
     if (sH, sW) == (1, 1) and pH < kH and pW < kW:
+        if winograd_numba.suits(x, weight, stride, transposed=True):
+            return winograd_numba.conv_transpose2d_3x3(x, weight, bias, padding)
         flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])  # (F, C, kH, kW)
         return conv2d(x, flipped, bias, stride, (kH - 1 - pH, kW - 1 - pW))
     Ho = (H - 1) * sH - 2 * pH + kH + opH
