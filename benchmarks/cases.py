@@ -13,10 +13,12 @@ import npcnn
 import npcnn.functional as F
 from npcnn import deconv
 from npcnn.analysis import class_averages, select_per_class
+from npcnn.ops import winograd_numba
 
 from .timing import Result, max_rel_diff, median_ms
 
 AGREE = 1e-4  # float32, relative to the largest magnitude
+WINOGRAD = "npcnn-numba runs Winograd's F(2x2, 3x3): 4/9 of the multiplications (see GFLOP/s below)"
 
 
 def _check(case, ours, theirs):
@@ -59,7 +61,8 @@ def conv_case(name, N, C, H, W, Fo, k, stride, pad, repeats, budget_s, numpy=Tru
         impls["npcnn-numpy"] = lambda: F.conv2d(x, w, b, stride, pad, backend="numpy")
     with torch.no_grad():
         ref = impls["torch"]()
-    return _time_all(f"conv2d {name}", "op", flops, impls, ref, repeats, budget_s)
+    note = WINOGRAD if winograd_numba.suits(x, w, (stride, stride)) else ""
+    return _time_all(f"conv2d {name}", "op", flops, impls, ref, repeats, budget_s, note=note)
 
 
 def conv_transpose_case(name, N, C, H, W, Fo, k, stride, pad, repeats, budget_s, numpy=True):
@@ -71,7 +74,9 @@ def conv_transpose_case(name, N, C, H, W, Fo, k, stride, pad, repeats, budget_s,
              "npcnn-numba": lambda: F.conv_transpose2d(x, w, None, stride, pad)}
     if numpy:
         impls["npcnn-numpy"] = lambda: F.conv_transpose2d(x, w, None, stride, pad, backend="numpy")
-    return _time_all(f"conv_transpose2d {name}", "op", flops, impls, impls["torch"](), repeats, budget_s)
+    note = WINOGRAD if stride == 1 and winograd_numba.suits(x, w, (1, 1), transposed=True) else ""
+    return _time_all(f"conv_transpose2d {name}", "op", flops, impls, impls["torch"](), repeats, budget_s,
+                     note=note)
 
 
 def pool_case(name, N, C, H, W, k, stride, repeats, budget_s, numpy=True):

@@ -97,6 +97,10 @@ def report(results, sgemm, first_call, memory, threads, quick):
         lines.append(f"| {r.case} | {cell('npcnn-numpy')} | {cell('npcnn-numba')} | {cell('torch')} | "
                      f"{ratio:.2f} | {mark} | {'' if g is None else f'{g:.1f}'} | "
                      f"{'' if g is None else f'{100 * g / sgemm:.0f}%'} | {r.max_rel_diff:.1e} |")
+    lines += [""] + [f"- {r.case}: {r.note}" for r in results if r.note]
+    lines += ["", "GFLOP/s count the multiply-adds of the direct sum, 2*N*F*C*kH*kW*Ho*Wo, whatever "
+              "the algorithm: on the Winograd path npcnn multiplies 4/9 of them, so its rate there is "
+              "an effective one."]
     cold, warm = first_call["cold"], first_call["warm"]
     lines += ["", f"numba first call (LeNet-5 forward, new process): cold cache {cold['first_call_s']:.2f} s, "
               f"warm cache {warm['first_call_s']:.2f} s (import {warm['import_s']:.2f} s); "
