@@ -29,7 +29,7 @@ projection by a.
 """
 import numpy as np
 
-from . import checks
+from . import checks, sparse_signal
 from . import functional as F
 
 RULES = ("deconvnet", "guided", "saliency")
@@ -105,7 +105,7 @@ def backward_from(model, acts, layer, signal, rule="deconvnet"):
         return a if repeat == 1 else np.concatenate([a] * repeat)
 
     g = signal
-    sparse = True  # until a conv step finds the signal dense (it stays dense below)
+    shortcuts = sparse_signal.Shortcuts()
     for i in range(stop, -1, -1):
         layer_obj = model.layers[names[i]]
         below = acts[names[i - 1]] if i > 0 else acts.input  # this layer's input
@@ -117,12 +117,8 @@ def backward_from(model, acts, layer, signal, rule="deconvnet"):
             H, W = below.shape[2:]
             output_padding = ((H + 2 * padding[0] - kH) % stride[0],
                               (W + 2 * padding[1] - kW) % stride[1])
-            active = _active_channels(g) if sparse else None
-            if active is not None and active.sum() * _FEW_CHANNELS <= active.size:
-                g = _conv_transpose_active(g, active, w, stride, padding, output_padding, backend)
-            else:
-                sparse = False
-                g = F.conv_transpose2d(g, w, None, stride, padding, output_padding, backend=backend)
+            # only where g is nonzero, while that is a small part of it (sparse_signal.py)
+            g = sparse_signal.conv_transpose2d(g, w, stride, padding, output_padding, backend, shortcuts)
         elif layer_obj.kind == "relu":
             if rule == "deconvnet":
                 # in place once g is an array made here, never the caller's signal
@@ -139,38 +135,6 @@ def backward_from(model, acts, layer, signal, rule="deconvnet"):
         else:  # not reachable from a projectable layer of the four specs
             raise ValueError(f"backward_from: cannot pass through layer {names[i]!r} ({layer_obj.kind})")
     return g
-
-
-# A conv step filters only the channels that are nonzero when at most one
-# (signal, channel) pair in this many is: the steps below the starting layer
-# carry one channel per signal (the deconv suite's LeNet-5 conv_2^T: 16
-# channels, one of them nonzero per signal; VGG16's conv5_3^T from pool5: 1
-# of 512).
-_FEW_CHANNELS = 4
-
-
-def _active_channels(g):
-    """(B, C) bool: which channels of each signal hold a nonzero."""
-    return g.reshape(g.shape[0], g.shape[1], -1).any(axis=2)
-
-
-def _conv_transpose_active(g, active, w, stride, padding, output_padding, backend):
-    """conv_transpose2d(g, w) computed channel by channel, each over the
-    signals where it is nonzero (``active``). The skipped channels add
-    products with exact zeros, so this is the dense transposed convolution,
-    summed in another order where a signal has several channels."""
-    B = g.shape[0]
-    out = None
-    for c in np.flatnonzero(active.any(axis=0)):
-        rows = np.flatnonzero(active[:, c])
-        part = F.conv_transpose2d(g[rows, c:c + 1], w[c:c + 1], None, stride, padding, output_padding,
-                                  backend=backend)
-        if out is None:
-            out = np.zeros((B,) + part.shape[1:], dtype=g.dtype)
-        out[rows] += part
-    if out is None:  # an all-zero signal: the dense call gives the zeros of the right shape
-        return F.conv_transpose2d(g, w, None, stride, padding, output_padding, backend=backend)
-    return out
 
 
 def project_channels(model, x, layer, channels, select="map", rule="deconvnet", acts=None):

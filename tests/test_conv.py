@@ -166,3 +166,33 @@ def test_backends_agree_on_a_large_batch():
     ref = F.conv2d_backward(np.ones_like(fast), x, w, 1, 0, backend="numpy")
     np.testing.assert_allclose(dw, ref[1], rtol=1e-4)
     np.testing.assert_allclose(dx, ref[0], atol=1e-4, rtol=1e-5)
+
+
+# (x shape, weight shape, padding, the path the numba backend takes at stride 1)
+TRANSPOSED_PATHS = [
+    ((3, 6, 10, 10), (6, 16, 5, 5), 0, "flipped"),      # few weights: the direct kernel
+    ((1, 64, 16, 15), (64, 64, 3, 3), 1, "winograd"),
+    ((1, 40, 9, 7), (40, 33, 3, 3), 1, "col2im"),      # small column matrix
+    ((1, 32, 100, 90), (32, 48, 3, 3), 2, "flipped"),  # 16 MB of columns: flipped filters, im2col
+]
+
+
+@pytest.mark.parametrize("case", TRANSPOSED_PATHS, ids=[p[-1] + str(p[0]) for p in TRANSPOSED_PATHS])
+def test_every_stride_one_transposed_path(case, dtype, monkeypatch):
+    """conv_transpose2d at stride 1 goes by the flipped filters (direct or
+    im2col), Winograd or col2im, by size; each matches torch."""
+    import npcnn.ops.conv_numba as kernels
+    import npcnn.ops.winograd_numba as winograd
+    shape, wshape, pad, path = case
+    taken = []
+    for module, name, label in ((kernels, "conv2d", "flipped"), (winograd, "conv_transpose2d_3x3", "winograd"),
+                                (kernels, "_col2im", "col2im")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _o=original, _l=label, **k: taken.append(_l) or _o(*a, **k))
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = (rng.standard_normal(wshape) / np.sqrt(wshape[0] * 9)).astype(dtype)
+    b = rng.standard_normal(wshape[1]).astype(dtype)
+    check_op(lambda x, w, b: F.conv_transpose2d(x, w, b, 1, pad, backend="numba"),
+             lambda x, w, b: TF.conv_transpose2d(x, w, b, 1, pad), [x, w, b], **TOL[dtype])
+    assert taken == [path]

@@ -46,7 +46,7 @@ CONV = [
     (1, 64, 64, 24, 24, 1),      # VGG16-like, whole tiles
     (1, 64, 70, 23, 29, 1),      # odd both ways, F not a multiple of anything
     (2, 64, 64, 16, 17, 0),      # no padding: Ho = H - 2
-    (1, 96, 48, 24, 23, 2),      # padding 2: Ho = H + 2
+    (1, 96, 72, 24, 23, 2),      # padding 2: Ho = H + 2
     (3, 64, 80, 14, 13, 1),      # several images
 ]
 
@@ -70,7 +70,7 @@ def test_conv_transpose2d(case, dtype, calls):
 
 
 def test_without_bias(calls):
-    x, w, _ = _inputs(1, 64, 24, 24, (32, 64, 3, 3), np.float64)
+    x, w, _ = _inputs(1, 64, 24, 24, (64, 64, 3, 3), np.float64)
     check_op(lambda x, w: F.conv2d(x, w, None, 1, 1, backend="numba"),
              lambda x, w: TF.conv2d(x, w, None, 1, 1), [x, w], **TOL[np.float64])
     assert calls["conv2d"] == 1
@@ -101,11 +101,14 @@ def test_both_compilations(threads, monkeypatch, calls):
 
 
 def test_the_paths_it_leaves_alone():
-    """Stride 2, 5x5 filters, few channels or few tiles go to the other paths."""
+    """Stride 2, 5x5 filters, few input or output channels or few tiles go to
+    the other paths."""
     x = np.zeros((1, 64, 32, 32), np.float32)
     assert winograd.suits(x, np.zeros((64, 64, 3, 3)), (1, 1))
     assert not winograd.suits(x, np.zeros((64, 64, 3, 3)), (2, 2))
     assert not winograd.suits(x, np.zeros((64, 64, 5, 5)), (1, 1))
     assert not winograd.suits(x[:, :32], np.zeros((64, 32, 3, 3)), (1, 1))
+    assert not winograd.suits(x, np.zeros((32, 64, 3, 3)), (1, 1))
+    assert not winograd.suits(x, np.zeros((64, 3, 3, 3)), (1, 1), transposed=True)
     assert not winograd.suits(x[:, :, :14, :14], np.zeros((64, 64, 3, 3)), (1, 1))
     assert winograd.suits(x[:, :, :14, :14], np.zeros((64, 64, 3, 3)), (1, 1), transposed=True)

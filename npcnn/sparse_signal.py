@@ -1,0 +1,103 @@
+"""The deconvnet's conv step for signals that are mostly zero.
+
+A projection starts from one channel of one layer (and with ``select="max"``
+from one unit of it), so on the way down the signal is zero in most
+channels (until the first conv step) and outside a box that grows by the
+filter's reach at every step and doubles at every unpooling. For VGG16's
+pool5 unit the conv steps see boxes of 1, 3 and 5 units in 14x14 maps,
+14-18 in 28x28 ... 192-194 in 224x224.
+
+``conv_transpose2d`` below skips both kinds of zeros: it filters only the
+box of the batch's nonzeros (stride 1), and only the channels that hold
+them. Zeros add exact zeros to the sums, so the result is the dense
+transposed convolution (summed in another order where a signal has several
+channels). A check that finds no saving is not made again further down:
+a signal only spreads on the way down.
+"""
+import numpy as np
+
+from . import functional as F
+
+# Filter channel by channel when at most one (signal, channel) pair in this
+# many holds a nonzero (below the starting layer: one channel per signal).
+FEW_CHANNELS = 4
+# Filter the box of nonzeros alone when it covers at most this share of the map.
+SMALL_BOX = 0.75
+
+
+class Shortcuts:
+    """Which of the two checks are still worth making for one walk down."""
+
+    def __init__(self):
+        self.box = True
+        self.channels = True
+
+
+def conv_transpose2d(g, w, stride, padding, output_padding, backend, shortcuts):
+    """``F.conv_transpose2d(g, w, None, stride, padding, output_padding)``,
+    computed only where g is nonzero when that is a small part of it."""
+    B, _, H, W = g.shape
+    kH, kW = w.shape[2:]
+    if shortcuts.box and tuple(stride) == (1, 1):
+        box = _box(g)
+        if box is None:  # all zero
+            Ho, Wo = H - 1 - 2 * padding[0] + kH, W - 1 - 2 * padding[1] + kW
+            return np.zeros((B, w.shape[1], Ho, Wo), dtype=g.dtype)
+        r0, r1, c0, c1 = box
+        if (r1 - r0) * (c1 - c0) <= SMALL_BOX * H * W:
+            return _in_box(g, w, box, padding, backend, shortcuts)
+        shortcuts.box = False
+    return _channels_or_dense(g, w, stride, padding, output_padding, backend, shortcuts)
+
+
+def _channels_or_dense(g, w, stride, padding, output_padding, backend, shortcuts):
+    B = g.shape[0]
+    if shortcuts.channels:
+        active = g.reshape(B, g.shape[1], -1).any(axis=2)     # (B, C): channels holding a nonzero
+        if active.sum() * FEW_CHANNELS <= active.size:
+            return _by_channel(g, active, w, stride, padding, output_padding, backend)
+        shortcuts.channels = False
+    return F.conv_transpose2d(g, w, None, stride, padding, output_padding, backend=backend)
+
+
+def _box(g):
+    """(r0, r1, c0, c1): the rows and columns of g's nonzeros over every
+    signal and channel, half-open; None if g is all zero."""
+    nonzero = g.any(axis=(0, 1))                               # (H, W)
+    rows, cols = np.flatnonzero(nonzero.any(axis=1)), np.flatnonzero(nonzero.any(axis=0))
+    if rows.size == 0:
+        return None
+    return rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+
+
+def _in_box(g, w, box, padding, backend, shortcuts):
+    """Stride 1: the transposed convolution of the box alone, unpadded, is
+    the part of the full output at rows r0 .. r1 + kH - 1 (columns alike);
+    padding p then shifts it by -p and cuts what falls outside."""
+    B, _, H, W = g.shape
+    kH, kW = w.shape[2:]
+    (pH, pW), (r0, r1, c0, c1) = padding, box
+    part = _channels_or_dense(np.ascontiguousarray(g[:, :, r0:r1, c0:c1]), w, (1, 1), (0, 0), (0, 0),
+                              backend, shortcuts)
+    Ho, Wo = H - 1 - 2 * pH + kH, W - 1 - 2 * pW + kW
+    out = np.zeros((B, w.shape[1], Ho, Wo), dtype=g.dtype)
+    top, left = r0 - pH, c0 - pW                                # where part's (0, 0) lands
+    a0, a1 = max(0, -top), min(part.shape[2], Ho - top)
+    b0, b1 = max(0, -left), min(part.shape[3], Wo - left)
+    out[:, :, top + a0:top + a1, left + b0:left + b1] = part[:, :, a0:a1, b0:b1]
+    return out
+
+
+def _by_channel(g, active, w, stride, padding, output_padding, backend):
+    """Channel by channel, each over the signals where it is nonzero."""
+    out = None
+    for c in np.flatnonzero(active.any(axis=0)):
+        rows = np.flatnonzero(active[:, c])
+        part = F.conv_transpose2d(g[rows, c:c + 1], w[c:c + 1], None, stride, padding, output_padding,
+                                  backend=backend)
+        if out is None:
+            out = np.zeros((g.shape[0],) + part.shape[1:], dtype=g.dtype)
+        out[rows] += part
+    if out is None:  # all zero: the dense call makes the zeros, in the right shape
+        return F.conv_transpose2d(g, w, None, stride, padding, output_padding, backend=backend)
+    return out
