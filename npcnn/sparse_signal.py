@@ -3,9 +3,10 @@
 A projection starts from one channel of one layer (and with ``select="max"``
 from one unit of it), so on the way down the signal is zero in most
 channels (until the first conv step) and outside a box that grows by the
-filter's reach at every step and doubles at every unpooling. For VGG16's
-pool5 unit the conv steps see boxes of 1, 3 and 5 units in 14x14 maps,
-14-18 in 28x28 ... 192-194 in 224x224.
+filter's reach at every step and doubles at every unpooling. From a unit
+of VGG16's pool5 away from the borders, the conv steps see boxes of 1, 3
+and 5 units in 14x14 maps, 14-18 in 28x28 ... 192-194 in 224x224; the
+projection of one went from 477 to 402 ms.
 
 ``conv_transpose2d`` below skips both kinds of zeros: it filters only the
 box of the batch's nonzeros (stride 1), and only the channels that hold

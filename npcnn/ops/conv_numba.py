@@ -13,8 +13,10 @@ The batch is processed in chunks so the column matrix stays near
 Small stride-1 convolutions (LeNet-5, SimpleCNN and their transposes) skip
 the column matrix: ``_conv_direct_py`` sums shifted copies of each padded
 image instead, which is faster where the matrix product would be a thin one.
-A stride-1 transposed convolution is computed as the convolution with the
-flipped filters, by whichever of the two paths suits its size.
+3x3 stride-1 convolutions with many channels (VGG16) go to Winograd's
+F(2x2, 3x3) in ``winograd_numba.py``. A stride-1 transposed convolution
+goes there too when it suits, else by col2im when its column matrix is
+small, else as the convolution with the flipped filters (direct or im2col).
 """
 import numpy as np
 from numba import njit, prange

@@ -149,24 +149,23 @@ _untransform_tiles = Kernel(_untransform_tiles_py)
 
 # Where the transforms pay: with few input or output channels the products
 # are thin and the transforms cost more than they save (VGG16's conv1_1,
-# C = 3: 10 ms against 4 by im2col, its transpose, F = 3: 11 against 4 by
-# col2im; 32 channels at 28x28, batch 16: 6 ms against 5); with few tiles the filter transform, 16 planes of F*C,
-# outweighs the products (512 channels at 14x14: 8.2 ms against 7.3). A
-# transposed convolution pays from fewer tiles: the other path copies its
-# filters flipped first (the same 512 at 14x14: 8.8 ms against 13.3).
+# C = 3: 10 ms against 4 by im2col; its transpose, F = 3: 11 against 4 by
+# col2im; 32 channels at 28x28, batch 16: 6 ms against 5); with few tiles
+# the filter transform, 16 planes of F*C, outweighs the products (512
+# channels at 14x14: 8.2 ms against 7.3; transposed, 8.8 against 7.0 by
+# col2im).
 _MIN_CHANNELS = 64
 _MIN_TILES = 128
-_MIN_TILES_TRANSPOSED = 32
 
 
 def suits(x, weight, stride, transposed=False):
-    """A 3x3 stride-1 convolution big enough for the transforms to pay."""
+    """A 3x3 stride-1 convolution big enough for the transforms to pay
+    (``transposed``: weight is (C, F, 3, 3), as conv_transpose2d's)."""
     N, C, H, W = x.shape
     kH, kW = weight.shape[2:]
     F = weight.shape[1] if transposed else weight.shape[0]
     tiles = N * ((H - 1) // 2 + 1) * ((W - 1) // 2 + 1)
-    return ((kH, kW) == (3, 3) and tuple(stride) == (1, 1) and min(C, F) >= _MIN_CHANNELS
-            and tiles >= (_MIN_TILES_TRANSPOSED if transposed else _MIN_TILES))
+    return (kH, kW) == (3, 3) and tuple(stride) == (1, 1) and min(C, F) >= _MIN_CHANNELS and tiles >= _MIN_TILES
 
 
 def conv2d_3x3(x, weight, bias, padding):
