@@ -117,6 +117,8 @@ def report(results, sgemm, first_call, memory, threads, quick):
 
 
 def bar_chart(results, path):
+    from matplotlib.ticker import NullFormatter
+
     from vis.common import plt, save
     named = [r for r in results if r.ratio() is not None]
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(named) + 1.2))
@@ -129,6 +131,10 @@ def bar_chart(results, path):
             ax.plot([t, t], [i - 0.4, i + 0.4], color="black", lw=2)
     ax.axvline(1.0, color="gray", ls="--", lw=0.8)
     ax.set_xscale("log")
+    # plain numbers at 1-2-5 steps: the default log labels (3x10^-1, 4x10^-1) ran into each other
+    ticks = [t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20) if min(ratios) / 2 <= t <= max(ratios) * 2]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_yticks(range(len(named)), [r.case for r in named], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("time npcnn-numba / time torch (log scale; < 1: npcnn faster; black tick: target)")
