@@ -74,7 +74,7 @@ def conv_transpose_case(name, N, C, H, W, Fo, k, stride, pad, repeats, budget_s,
              "npcnn-numba": lambda: F.conv_transpose2d(x, w, None, stride, pad)}
     if numpy:
         impls["npcnn-numpy"] = lambda: F.conv_transpose2d(x, w, None, stride, pad, backend="numpy")
-    note = WINOGRAD if stride == 1 and winograd_numba.suits(x, w, (1, 1), transposed=True) else ""
+    note = WINOGRAD if winograd_numba.suits(x, w, (stride, stride), transposed=True) else ""
     return _time_all(f"conv_transpose2d {name}", "op", flops, impls, impls["torch"](), repeats, budget_s,
                      note=note)
 

@@ -51,22 +51,20 @@ CONV = [
 ]
 
 
-@pytest.mark.parametrize("case", CONV, ids=[str(c) for c in CONV])
-def test_conv2d(case, dtype, calls):
-    N, C, Fo, H, W, pad = case
-    x, w, b = _inputs(N, C, H, W, (Fo, C, 3, 3), dtype)
-    check_op(lambda x, w, b: F.conv2d(x, w, b, 1, pad, backend="numba"),
-             lambda x, w, b: TF.conv2d(x, w, b, 1, pad), [x, w, b], **TOL[dtype])
-    assert calls["conv2d"] == 1
+# op name -> (npcnn op, torch op, weight shape from (C, F))
+OPS = {"conv2d": (F.conv2d, TF.conv2d, lambda C, Fo: (Fo, C, 3, 3)),
+       "conv_transpose2d": (F.conv_transpose2d, TF.conv_transpose2d, lambda C, Fo: (C, Fo, 3, 3))}
 
 
+@pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("case", CONV, ids=[str(c) for c in CONV])
-def test_conv_transpose2d(case, dtype, calls):
+def test_matches_torch(case, op, dtype, calls):
     N, C, Fo, H, W, pad = case
-    x, w, b = _inputs(N, C, H, W, (C, Fo, 3, 3), dtype)
-    check_op(lambda x, w, b: F.conv_transpose2d(x, w, b, 1, pad, backend="numba"),
-             lambda x, w, b: TF.conv_transpose2d(x, w, b, 1, pad), [x, w, b], **TOL[dtype])
-    assert calls["conv_transpose2d"] == 1
+    ours, theirs, weight_shape = OPS[op]
+    x, w, b = _inputs(N, C, H, W, weight_shape(C, Fo), dtype)
+    check_op(lambda x, w, b: ours(x, w, b, 1, pad, backend="numba"),
+             lambda x, w, b: theirs(x, w, b, 1, pad), [x, w, b], **TOL[dtype])
+    assert calls[op] == 1
 
 
 def test_without_bias(calls):

@@ -357,11 +357,12 @@ _SMALL_COLUMNS = 8 * 2**20
 
 
 def conv_transpose2d(x, weight, bias, stride, padding, output_padding):
-    """See ``conv.conv_transpose2d``: y = col2im(W2^T @ x) + b; at stride 1,
-    the convolution of x with the flipped filters,
-    y = conv2d(x, w', padding k-1-p), w'[f, c, p, q] = w[c, f, kH-1-p, kW-1-q],
-    which needs no (K, L) column matrix to scatter back: VGG16's 64-channel
-    layer at 224x224 went from 92 ms (a 115 MB matrix and col2im) to ~45."""
+    """See ``conv.conv_transpose2d``: y = col2im(W2^T @ x) + b. At stride 1
+    with a large column matrix, or few filters, the convolution of x with the
+    flipped filters instead, y = conv2d(x, w', padding k-1-p),
+    w'[f, c, p, q] = w[c, f, kH-1-p, kW-1-q], which needs no (K, L) matrix to
+    scatter back (115 MB for VGG16's 64-channel layer at 224x224); Winograd
+    where it suits (see the module docstring)."""
     (sH, sW), (pH, pW), (opH, opW) = stride, padding, output_padding
     N, C, H, W = x.shape
     _, F, kH, kW = weight.shape

@@ -1,7 +1,8 @@
 """3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3).
 
-A fast path of the numba backend's ``conv2d`` (VGG16's thirteen
-convolutions, and through them its transposed ones): the same numbers as
+A fast path of the numba backend's ``conv2d`` and ``conv_transpose2d``
+(VGG16's convolutions from conv1_2 to conv4_3 at 224x224, and their
+transposes in the deconvnet): the same numbers as
 ``conv.conv2d`` with 16 multiplications for every 2x2 outputs where the
 direct sum does 36 (Lavin & Gray, "Fast Algorithms for Convolutional
 Neural Networks", 2016).
