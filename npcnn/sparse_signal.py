@@ -37,13 +37,11 @@ class Shortcuts:
 def conv_transpose2d(g, w, stride, padding, output_padding, backend, shortcuts):
     """``F.conv_transpose2d(g, w, None, stride, padding, output_padding)``,
     computed only where g is nonzero when that is a small part of it."""
-    B, _, H, W = g.shape
-    kH, kW = w.shape[2:]
+    _, _, H, W = g.shape
     if shortcuts.box and tuple(stride) == (1, 1):
         box = _box(g)
         if box is None:  # all zero
-            Ho, Wo = H - 1 - 2 * padding[0] + kH, W - 1 - 2 * padding[1] + kW
-            return np.zeros((B, w.shape[1], Ho, Wo), dtype=g.dtype)
+            return _zero_output(g, w, padding)
         r0, r1, c0, c1 = box
         if (r1 - r0) * (c1 - c0) <= SMALL_BOX * H * W:
             return _in_box(g, w, box, padding, backend, shortcuts)
@@ -75,18 +73,24 @@ def _in_box(g, w, box, padding, backend, shortcuts):
     """Stride 1: the transposed convolution of the box alone, unpadded, is
     the part of the full output at rows r0 .. r1 + kH - 1 (columns alike);
     padding p then shifts it by -p and cuts what falls outside."""
-    B, _, H, W = g.shape
-    kH, kW = w.shape[2:]
     (pH, pW), (r0, r1, c0, c1) = padding, box
     part = _channels_or_dense(np.ascontiguousarray(g[:, :, r0:r1, c0:c1]), w, (1, 1), (0, 0), (0, 0),
                               backend, shortcuts)
-    Ho, Wo = H - 1 - 2 * pH + kH, W - 1 - 2 * pW + kW
-    out = np.zeros((B, w.shape[1], Ho, Wo), dtype=g.dtype)
+    out = _zero_output(g, w, padding)
+    Ho, Wo = out.shape[2:]
     top, left = r0 - pH, c0 - pW                                # where part's (0, 0) lands
     a0, a1 = max(0, -top), min(part.shape[2], Ho - top)
     b0, b1 = max(0, -left), min(part.shape[3], Wo - left)
     out[:, :, top + a0:top + a1, left + b0:left + b1] = part[:, :, a0:a1, b0:b1]
     return out
+
+
+def _zero_output(g, w, padding):
+    """Zeros shaped like the stride-1 transposed convolution of g:
+    Ho = H - 1 - 2*pH + kH (Wo alike)."""
+    (B, _, H, W), (kH, kW) = g.shape, w.shape[2:]
+    Ho, Wo = H - 1 - 2 * padding[0] + kH, W - 1 - 2 * padding[1] + kW
+    return np.zeros((B, w.shape[1], Ho, Wo), dtype=g.dtype)
 
 
 def _by_channel(g, active, w, stride, padding, output_padding, backend):

@@ -95,6 +95,12 @@ def _tap(xp, offsets, t, wide):
     return xp[offsets[t]:offsets[t] + wide]
 
 
+def _four_taps(xp, offsets, t, wide):
+    """Taps t .. t+3, as ``_tap`` sees them."""
+    return (_tap(xp, offsets, t, wide), _tap(xp, offsets, t + 1, wide),
+            _tap(xp, offsets, t + 2, wide), _tap(xp, offsets, t + 3, wide))
+
+
 def _taps_four_filters(acc, xp, offsets, w2, f, wide):
     """acc[g, k] += sum_t w2[f + g, t] * xp[offsets[t] + k] for g < 4.
 
@@ -108,10 +114,7 @@ def _taps_four_filters(acc, xp, offsets, w2, f, wide):
     T = offsets.shape[0]
     t = 0
     while t + 4 <= T:
-        s0 = _tap(xp, offsets, t, wide)
-        s1 = _tap(xp, offsets, t + 1, wide)
-        s2 = _tap(xp, offsets, t + 2, wide)
-        s3 = _tap(xp, offsets, t + 3, wide)
+        s0, s1, s2, s3 = _four_taps(xp, offsets, t, wide)
         a00, a01, a02, a03 = w2[f, t], w2[f, t + 1], w2[f, t + 2], w2[f, t + 3]
         a10, a11, a12, a13 = w2[f + 1, t], w2[f + 1, t + 1], w2[f + 1, t + 2], w2[f + 1, t + 3]
         a20, a21, a22, a23 = w2[f + 2, t], w2[f + 2, t + 1], w2[f + 2, t + 2], w2[f + 2, t + 3]
@@ -141,10 +144,7 @@ def _taps_one_filter(r, xp, offsets, w, wide):
     T = offsets.shape[0]
     t = 0
     while t + 4 <= T:
-        s0 = _tap(xp, offsets, t, wide)
-        s1 = _tap(xp, offsets, t + 1, wide)
-        s2 = _tap(xp, offsets, t + 2, wide)
-        s3 = _tap(xp, offsets, t + 3, wide)
+        s0, s1, s2, s3 = _four_taps(xp, offsets, t, wide)
         a0, a1, a2, a3 = w[t], w[t + 1], w[t + 2], w[t + 3]
         for k in range(wide):
             r[k] = (((r[k] + a0 * s0[k]) + a1 * s1[k]) + a2 * s2[k]) + a3 * s3[k]
@@ -214,6 +214,7 @@ _valid_columns = njit(cache=True, inline="always")(_valid_columns)
 # contract: let LLVM fuse a * b + c into one multiply-add (rounded once: a
 # difference in the last bit, well inside the parity tolerances)
 _tap = njit(cache=True, inline="always")(_tap)
+_four_taps = njit(cache=True, inline="always")(_four_taps)
 _taps_four_filters = njit(cache=True, fastmath={"contract"})(_taps_four_filters)
 _taps_one_filter = njit(cache=True, fastmath={"contract"})(_taps_one_filter)
 _im2col = Kernel(_im2col_py)
