@@ -46,6 +46,57 @@ def test_every_kernel_in_both_compilations(threading, dtype):
              backward=lambda g, z, w, b: F.linear_backward(g, z, w), **tol)
 
 
+def _zero_channels(shape, dtype, seed):
+    """Random images in which some channels are zero everywhere, differently
+    per image: image 0 keeps channel 0 only, image 1 is all zero, image 2
+    keeps one nonzero in the last element of channel 1, the rest keep every
+    other channel."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    x[0, 1:] = 0
+    x[1] = 0
+    x[2] = 0
+    x[2, 1, -1, -1] = 1.5
+    x[3:, ::2] = 0
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_the_direct_kernel_leaves_zero_channels_out(threading, dtype):
+    """LeNet-sized stride-1 convolutions (the direct kernel) skip each image's
+    zero channels; the result is still torch's, forward and transposed."""
+    import npcnn.ops.conv_numba as kernels
+    x = _zero_channels((5, 6, 14, 12), dtype, seed=1)
+    w = (np.random.default_rng(2).standard_normal((16, 6, 5, 5)) / 10).astype(dtype)
+    b = np.random.default_rng(3).standard_normal(16).astype(dtype)
+    assert kernels._use_direct(x, w, (1, 1))
+    for pad in (0, 2):
+        check_op(lambda x, w, b: F.conv2d(x, w, b, 1, pad), lambda x, w, b: TF.conv2d(x, w, b, 1, pad),
+                 [x, w, b], **TOL[dtype])
+    wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3))  # (6, 16, 5, 5): 6 -> 16 channels
+    xt = _zero_channels((5, 6, 10, 10), dtype, seed=4)
+    assert kernels.skips_zero_channels(xt, wt, (1, 1), (1, 1))
+    check_op(lambda x, w: F.conv_transpose2d(x, w, None, 1, 1), lambda x, w: TF.conv_transpose2d(x, w, None, 1, 1),
+             [xt, wt], **TOL[dtype])
+
+
+def test_which_channels_count_as_nonzero(threading):
+    """Any nonzero counts, however small, and NaN and inf too; -0.0 does not."""
+    import npcnn.ops.conv_numba as kernels
+    x = np.zeros((2, 7, 3, 300), dtype=np.float32)     # 900 elements per channel
+    x[0, 0, 2, 299] = np.finfo(np.float32).smallest_subnormal
+    x[0, 1, 0, 0] = -0.0
+    x[0, 2, 1, 5] = np.nan
+    x[0, 3, 0, 0] = np.inf
+    x[0, 4, 0, 0], x[0, 4, 0, 1] = np.inf, -np.inf
+    x[0, 5] = 1e30                                       # a sum that overflows to inf
+    x[1, 6, 1, 100] = -2.0
+    active = np.full((2, 7), -1, dtype=np.int64)
+    count = kernels._nonzero_channels(x, active, work=x.size)
+    assert count.tolist() == [5, 1]
+    assert active[0, :5].tolist() == [0, 2, 3, 4, 5] and active[1, 0] == 6
+
+
 PROBE = '''
 import sys
 import numpy as np

@@ -8,6 +8,7 @@ import pytest
 import npcnn
 from npcnn import deconv, sparse_signal
 from npcnn.data import load_mnist, to_tensor
+from npcnn.ops import conv_numba
 
 
 class NoShortcuts(sparse_signal.Shortcuts):
@@ -29,8 +30,11 @@ def _last_pool(model):
 
 
 def _dense(model, acts, layer, signal, monkeypatch):
+    """The walk with no shortcut, on the numpy backend (the numba one's
+    direct kernel leaves zero channels out by itself)."""
     with monkeypatch.context() as m:
         m.setattr(sparse_signal, "Shortcuts", NoShortcuts)
+        m.setattr(model, "backend", "numpy")
         return deconv.backward_from(model, acts, layer, signal)
 
 
@@ -59,12 +63,35 @@ CHANNELS = {
 
 @pytest.mark.parametrize("pattern", CHANNELS, ids=list(CHANNELS))
 def test_channel_by_channel_equals_dense(pattern, recorded, monkeypatch):
+    """The numpy backend filters channel by channel (one call per channel)."""
     model, acts = recorded
+    monkeypatch.setattr(model, "backend", "numpy")
     layer = _last_pool(model)
     signal = _signal(acts, layer, 4, CHANNELS[pattern])
     used = _spy(monkeypatch, "_by_channel")
     ours = deconv.backward_from(model, acts, layer, signal)
     assert used == [1]  # the first conv step below; the one after it is dense
+    dense = _dense(model, acts, layer, signal, monkeypatch)
+    np.testing.assert_allclose(ours, dense, rtol=1e-12, atol=1e-13)
+    assert np.abs(dense).max() > 0
+
+
+@pytest.mark.parametrize("pattern", CHANNELS, ids=list(CHANNELS))
+def test_the_direct_kernel_leaves_zero_channels_out(pattern, recorded, monkeypatch):
+    """The numba backend's direct kernel (LeNet-5, SimpleCNN) leaves out the
+    zero channels of each signal itself: one call, not one per channel."""
+    model, acts = recorded
+    assert model.backend == "numba"
+    layer = _last_pool(model)
+    signal = _signal(acts, layer, 4, CHANNELS[pattern])
+    monkeypatch.setattr(sparse_signal, "_by_channel", lambda *a: pytest.fail("went channel by channel"))
+    counts = []
+    original = conv_numba._nonzero_channels
+    monkeypatch.setattr(conv_numba, "_nonzero_channels",
+                        lambda x, active, work: counts.append(original(x, active, work=work)) or counts[-1])
+    ours = deconv.backward_from(model, acts, layer, signal)
+    below = signal.reshape(signal.shape[0], signal.shape[1], -1).any(axis=2).sum(axis=1)  # channels per signal
+    np.testing.assert_array_equal(counts[0], below)  # the first conv step filtered only those
     dense = _dense(model, acts, layer, signal, monkeypatch)
     np.testing.assert_allclose(ours, dense, rtol=1e-12, atol=1e-13)
     assert np.abs(dense).max() > 0

@@ -90,6 +90,21 @@ def _col2im_py(cols, C, H, W, kH, kW, sH, sW, pH, pW, Ho, Wo):
     return x
 
 
+def _copy(dst, src):
+    """dst[:] = src[:] for 1-d arrays of one length, as a plain loop: numba's
+    slice assignment costs ~50 ns of set-up per call, which for LeNet's
+    28-float rows was more than the copy (the padded copies of 64 images of
+    6 channels took 360 us; with this loop, 100)."""
+    for k in range(src.size):
+        dst[k] = src[k]
+
+
+def _fill(dst, value):
+    """dst[:] = value, as a plain loop (see ``_copy``)."""
+    for k in range(dst.size):
+        dst[k] = value
+
+
 def _tap(xp, offsets, t, wide):
     """The padded image as tap t sees it: xp[offsets[t] + k] for k < wide."""
     return xp[offsets[t]:offsets[t] + wide]
@@ -157,7 +172,47 @@ def _taps_one_filter(r, xp, offsets, w, wide):
         t += 1
 
 
-def _conv_direct_py(x, weight, bias, pH, pW):
+def _nonzero_channels_py(x, active):
+    """active[n, :count[n]]: the channels of image n that hold a nonzero
+    (NaN and inf count), in order; returns count (N,). x is C-contiguous.
+
+    Each channel's sum of |x| is zero only if all of it is. The sum runs
+    without a branch and its additions may be reordered (fastmath
+    "reassoc" below), so LLVM vectorises it: a loop that stopped at the
+    first nonzero read one element per cycle, and the check cost more than
+    the filtering it saved. Reading a dense channel once costs little beside
+    filtering it with kH*kW taps per filter."""
+    N, C, H, W = x.shape
+    HW = H * W
+    flat = x.reshape(N * C * HW)
+    sums = np.zeros(N * C, dtype=x.dtype)
+    for nc in prange(N * C):
+        plane = flat[nc * HW:(nc + 1) * HW]
+        total = sums[nc]
+        for k in range(HW):
+            total += abs(plane[k])
+        sums[nc] = total
+    count = np.zeros(N, dtype=np.int64)
+    for n in range(N):
+        for c in range(C):
+            if sums[n * C + c] != 0:
+                active[n, count[n]] = c
+                count[n] += 1
+    return count
+
+
+def _tap_offsets(C, kH, kW, Hp, Wp):
+    """Where tap t = (c, p, q) of a filter starts in a padded image whose
+    channels' rows are laid end to end: c*Hp*Wp + p*Wp + q."""
+    offsets = np.empty(C * kH * kW, dtype=np.int64)
+    for c in range(C):
+        for p in range(kH):
+            for q in range(kW):
+                offsets[(c * kH + p) * kW + q] = c * Hp * Wp + p * Wp + q
+    return offsets
+
+
+def _conv_direct_py(x, active, count, weight, bias, pH, pW):
     """Stride-1 convolution without a column matrix, for few channels:
     y[n, f, i, j] = b[f] + sum_{c,p,q} xpad[n, c, i + p, j + q] * w[f, c, p, q].
 
@@ -172,31 +227,43 @@ def _conv_direct_py(x, weight, bias, pH, pW):
     start from the bias, which saves a pass over the output.
     (The loops read slices of the buffer, not buffer[off + k]: with a
     possibly negative index numba wraps it, and that blocked vectorising.)
+
+    Channels of an image that are zero everywhere are left out of its
+    buffer and its taps: image n has only the channels active[n, :count[n]]
+    (``_nonzero_channels``); the others would add exact zeros (the weights
+    are finite, checked by the caller). The deconvnet's signals are zero in all
+    channels but one below the layer they start from; LeNet-5's pool_2
+    maps went from 16 calls, one per channel, to one call.
     """
     N, C, H, W = x.shape
     F, _, kH, kW = weight.shape
     Hp, Wp = H + 2 * pH, W + 2 * pW
     Ho, Wo = Hp - kH + 1, Wp - kW + 1
     wide = (Ho - 1) * Wp + Wo                  # length of a wide accumulator
-    T = C * kH * kW                            # taps, in weight order (c, p, q)
-    offsets = np.empty(T, dtype=np.int64)
-    for c in range(C):
-        for p in range(kH):
-            for q in range(kW):
-                offsets[(c * kH + p) * kW + q] = c * Hp * Wp + p * Wp + q
-    w2 = weight.reshape(F, T)
+    taps = kH * kW                             # taps per channel, in weight order (p, q)
+    w3 = weight.reshape(F, C, taps)
+    all_offsets = _tap_offsets(C, kH, kW, Hp, Wp)
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     for n in prange(N):
-        xp = np.zeros(C * Hp * Wp, dtype=x.dtype)
-        for c in range(C):
+        A = count[n]                           # channel active[n, a] sits at slot a of the buffer
+        xp = np.zeros(A * Hp * Wp, dtype=x.dtype)
+        for a in range(A):
             for h in range(H):
-                start = c * Hp * Wp + (h + pH) * Wp + pW
-                xp[start:start + W] = x[n, c, h, :]
+                start = a * Hp * Wp + (h + pH) * Wp + pW
+                _copy(xp[start:start + W], x[n, active[n, a], h])
+        if A == C:                             # dense: every tap, the weights as they are
+            offsets, w2 = all_offsets, weight.reshape(F, C * taps)
+        else:                                  # the taps of the active channels only
+            offsets = all_offsets[:A * taps]
+            w2 = np.empty((F, A * taps), dtype=x.dtype)
+            for a in range(A):
+                for f in range(F):
+                    _copy(w2[f, a * taps:(a + 1) * taps], w3[f, active[n, a]])
         acc = np.empty((4, wide), dtype=x.dtype)
         for f in range(0, F, 4):
             group = min(4, F - f)
             for g in range(group):
-                acc[g, :] = bias[f + g]
+                _fill(acc[g], bias[f + g])
             if group == 4:
                 _taps_four_filters(acc, xp, offsets, w2, f, wide)
             else:
@@ -204,22 +271,28 @@ def _conv_direct_py(x, weight, bias, pH, pW):
                     _taps_one_filter(acc[g], xp, offsets, w2[f + g], wide)
             for g in range(group):
                 for i in range(Ho):
-                    y[n, f + g, i, :] = acc[g, i * Wp:i * Wp + Wo]
+                    _copy(y[n, f + g, i], acc[g, i * Wp:i * Wp + Wo])
     return y
 
 
 # Jitted on their own line, so NUMBA_DISABLE_JIT=1 steps through the plain
 # Python above in a debugger.
 _valid_columns = njit(cache=True, inline="always")(_valid_columns)
+# reassoc: the sums of |x| are compared with zero only, whatever their order
+_nonzero_channels = Kernel(_nonzero_channels_py, cost=1 / 16, fastmath={"reassoc"})
+_tap_offsets = njit(cache=True)(_tap_offsets)
 # contract: let LLVM fuse a * b + c into one multiply-add (rounded once: a
 # difference in the last bit, well inside the parity tolerances)
+_copy = njit(cache=True, inline="always")(_copy)
+_fill = njit(cache=True, inline="always")(_fill)
 _tap = njit(cache=True, inline="always")(_tap)
 _four_taps = njit(cache=True, inline="always")(_four_taps)
 _taps_four_filters = njit(cache=True, fastmath={"contract"})(_taps_four_filters)
 _taps_one_filter = njit(cache=True, fastmath={"contract"})(_taps_one_filter)
 _im2col = Kernel(_im2col_py)
 _col2im = Kernel(_col2im_py)
-_conv_direct = Kernel(_conv_direct_py)
+# work: multiply-adds. Waking the threads costs 0.1-0.6 ms on this 2-core VM, ~
+_conv_direct = Kernel(_conv_direct_py, cost=1 / 128)
 
 
 def _add_bias_planes_py(y, bias):
@@ -312,7 +385,11 @@ def conv2d(x, weight, bias, stride, padding):
     F, _, kH, kW = weight.shape
     if _use_direct(x, weight, stride):
         b = np.zeros(F, dtype=x.dtype) if bias is None else bias
-        return _conv_direct(x, weight, b, pH, pW, work=x.size * F)
+        x = np.ascontiguousarray(x)
+        active = np.empty((N, C), dtype=np.int64)
+        count = _nonzero_channels(x, active, work=x.size)
+        Ho, Wo = H + 2 * pH - kH + 1, W + 2 * pW - kW + 1
+        return _conv_direct(x, active, count, weight, b, pH, pW, work=count.sum() * F * kH * kW * Ho * Wo)
     if winograd_numba.suits(x, weight, stride):
         return winograd_numba.conv2d_3x3(x, weight, bias, padding)
     Ho = (H + 2 * pH - kH) // sH + 1
@@ -357,6 +434,26 @@ def conv2d_backward(grad_output, x, weight, stride, padding):
 _SMALL_COLUMNS = 8 * 2**20
 
 
+def _transposed_path(x, weight, stride, padding):
+    """How ``conv_transpose2d`` computes: "winograd", "flipped" (conv2d of
+    the flipped filters, direct or im2col) or "col2im"."""
+    (pH, pW), (kH, kW) = padding, weight.shape[2:]
+    if tuple(stride) != (1, 1) or pH >= kH or pW >= kW:
+        return "col2im"
+    if winograd_numba.suits(x, weight, stride, transposed=True):
+        return "winograd"
+    N, C, H, W = x.shape
+    if _use_direct(x, weight, stride) or weight.shape[1] * kH * kW * H * W * x.itemsize > _SMALL_COLUMNS:
+        return "flipped"
+    return "col2im"
+
+
+def skips_zero_channels(x, weight, stride, padding):
+    """Whether ``conv_transpose2d(x, weight, ...)`` runs the direct kernel,
+    which leaves out each image's all-zero channels by itself."""
+    return _transposed_path(x, weight, stride, padding) == "flipped" and _use_direct(x, weight, stride)
+
+
 def conv_transpose2d(x, weight, bias, stride, padding, output_padding):
     """See ``conv.conv_transpose2d``: y = col2im(W2^T @ x) + b. At stride 1
     with a large column matrix, or few filters, the convolution of x with the
@@ -368,12 +465,12 @@ def conv_transpose2d(x, weight, bias, stride, padding, output_padding):
     N, C, H, W = x.shape
     _, F, kH, kW = weight.shape
     K, L = F * kH * kW, H * W
-    if (sH, sW) == (1, 1) and pH < kH and pW < kW:
-        if winograd_numba.suits(x, weight, stride, transposed=True):
-            return winograd_numba.conv_transpose2d_3x3(x, weight, bias, padding)
-        if _use_direct(x, weight, stride) or K * L * x.itemsize > _SMALL_COLUMNS:
-            flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])  # (F, C, kH, kW)
-            return conv2d(x, flipped, bias, stride, (kH - 1 - pH, kW - 1 - pW))
+    path = _transposed_path(x, weight, stride, padding)
+    if path == "winograd":
+        return winograd_numba.conv_transpose2d_3x3(x, weight, bias, padding)
+    if path == "flipped":
+        flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])  # (F, C, kH, kW)
+        return conv2d(x, flipped, bias, stride, (kH - 1 - pH, kW - 1 - pW))
     Ho = (H - 1) * sH - 2 * pH + kH + opH
     Wo = (W - 1) * sW - 2 * pW + kW + opW
     w2t = weight.reshape(C, K).T

@@ -34,11 +34,11 @@ class Kernel:
     workqueue layer takes ~100 us to start; a serial ReLU of 65,536 floats 7 us).
     """
 
-    def __init__(self, fn, cost=1.0):
+    def __init__(self, fn, cost=1.0, fastmath=False):
         self.py = fn  # the plain function, for reading and for NUMBA_DISABLE_JIT debugging
         self.cost = cost
-        self.parallel = njit(cache=True, parallel=True)(fn)
-        self.serial = njit(cache=True)(_renamed(fn, "_serial"))
+        self.parallel = njit(cache=True, parallel=True, fastmath=fastmath)(fn)
+        self.serial = njit(cache=True, fastmath=fastmath)(_renamed(fn, "_serial"))
 
     def __call__(self, *args, work):
         return (self.parallel if work * self.cost >= PARALLEL_MIN_WORK else self.serial)(*args)
