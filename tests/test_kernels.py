@@ -133,3 +133,23 @@ def test_the_serial_compilation_stays_serial_when_loaded_from_the_cache(tmp_path
 
     assert threads_used("parallel") == 2
     assert threads_used("serial") == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_class_sums_equal_the_reference(threading, dtype):
+    """The per-class sums behind class_averages: the same float64 sums, to
+    the bit, and the same zero counts as the numpy reference; classes with
+    no rows (first, middle, last) are left as they were."""
+    from npcnn.ops import class_sums, class_sums_numba
+    rng = np.random.default_rng(5)
+    flat = np.maximum(rng.standard_normal((40, 333)), 0).astype(dtype)   # half zeros, as after a ReLU
+    flat[7, :] = 0
+    bounds = np.array([0, 0, 9, 9, 9, 25, 26, 40, 40], dtype=np.int64)     # classes 0, 2, 3 and 7 empty
+    start = rng.standard_normal((8, 333))
+    ours, reference = (start.copy(), np.arange(8.0)), (start.copy(), np.arange(8.0))
+    class_sums_numba.add_class_sums(flat, bounds, *ours)
+    class_sums.add_class_sums(flat, bounds, *reference)
+    np.testing.assert_array_equal(ours[0], reference[0])
+    np.testing.assert_array_equal(ours[1], reference[1])
+    np.testing.assert_array_equal(ours[0][[0, 2, 3, 7]], start[[0, 2, 3, 7]])
+    assert ours[1][2] == 2 + np.count_nonzero(flat[9:9] == 0) and ours[1][1] == 1 + np.count_nonzero(flat[:9] == 0)
