@@ -16,8 +16,8 @@ returning what torch's autograd would: the gradient with respect to each
 input, given the gradient of the output.
 
 Where npcnn differs from torch on purpose:
-- ``max_pool2d`` always returns ``(output, switches)``, torch's
-  ``return_indices=True``.
+- ``max_pool2d`` returns ``(output, switches)`` by default, torch's
+  ``return_indices=True``: the switches are what the deconvnet needs.
 - ``max_unpool2d`` adds up values whose switches coincide (overlapping
   windows, kernel > stride): it is the adjoint of max-pooling, equal to
   torch's autograd gradient of ``max_pool2d``. ``torch.nn.functional.
@@ -164,8 +164,10 @@ def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0, o
 # pooling
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, *, backend="numba"):
-    """Max-pooling that returns ``(output, switches)``.
+def max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, return_indices=True, *,
+               backend="numba"):
+    """Max-pooling that returns ``(output, switches)``; the output alone with
+    ``return_indices=False`` (torch's default, and faster: no switches).
 
         y[n,c,i,j] = max_{p<kH, q<kW} xpad[n,c,i*sH+p, j*sW+q]      (xpad padded with -inf)
 
@@ -189,7 +191,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, *, b
             raise ValueError(f"{op}: kernel_size {k} is larger than the padded input "
                              f"{x.shape[2] + 2 * p[0]}x{x.shape[3] + 2 * p[1]} in {name} "
                              f"(input {x.shape}, padding {p})")
-    return _impl("pool", op, backend).max_pool2d(x, k, s, p, bool(ceil_mode))
+    impl = _impl("pool", op, backend)
+    if return_indices:
+        return impl.max_pool2d(x, k, s, p, bool(ceil_mode))
+    return impl.max_pool2d_values(x, k, s, p, bool(ceil_mode))
 
 
 def _pool_args(op, kernel_size, stride, padding):

@@ -3,7 +3,8 @@
 Each class takes the constructor arguments of the torch module of the same
 name, keeps its parameters as plain arrays in ``self.params`` (keys as in
 torch's state_dict: ``weight``, ``bias``) and has ``forward(x, backend)``.
-``MaxPool2d.forward`` returns ``(y, switches)``; every other layer returns y.
+``MaxPool2d.forward`` returns ``(y, switches)`` (y alone with
+``return_indices=False``); every other layer returns y.
 """
 import numpy as np
 
@@ -85,8 +86,8 @@ class MaxPool2d(Layer):
         self.arguments = dict(kernel_size=kernel_size, stride=stride, padding=padding,
                               ceil_mode=ceil_mode)
 
-    def forward(self, x, backend):
-        return F.max_pool2d(x, **self.arguments, backend=backend)
+    def forward(self, x, backend, return_indices=True):
+        return F.max_pool2d(x, **self.arguments, return_indices=return_indices, backend=backend)
 
 
 class AdaptiveAvgPool2d(Layer):

@@ -129,14 +129,15 @@ class Model:
             try:
                 if overwrite and layer.kind == "relu" and not np.may_share_memory(x, given):
                     out = F.relu(x, inplace=True, backend=self.backend)
+                elif layer.kind == "max_pool2d":
+                    # switches only for a recording (the deconvnet's unpooling)
+                    out = layer.forward(x, self.backend, return_indices=record)
+                    if record:
+                        out, acts.switches[name] = out
                 else:
                     out = layer.forward(x, self.backend)
             except ValueError as err:
                 raise ValueError(f"layer {name} ({layer.kind}): {err}") from None
-            if layer.kind == "max_pool2d":
-                out, switches = out
-                if record:
-                    acts.switches[name] = switches
             for hook in self._hooks.get(name, ()):
                 hook(name, x, out)
             if record:

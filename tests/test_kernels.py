@@ -32,6 +32,8 @@ def test_every_kernel_in_both_compilations(threading, dtype):
     check_op(lambda r: F.max_pool2d(r, 3, 2, 1, True),
              lambda r: TF.max_pool2d(r, 3, 2, 1, ceil_mode=True, return_indices=True), [r],
              backward=lambda g, r: F.max_pool2d_backward(g, F.max_pool2d(r, 3, 2, 1, True)[1], r.shape), **tol)
+    check_op(lambda r: F.max_pool2d(r, 2), lambda r: TF.max_pool2d(r, 2, return_indices=True), [r], **tol)
+    check_op(lambda r: F.max_pool2d(r, 2, return_indices=False), lambda r: TF.max_pool2d(r, 2), [r], **tol)
     check_op(lambda x: F.adaptive_avg_pool2d(x, (4, 3)), lambda x: TF.adaptive_avg_pool2d(x, (4, 3)), [x],
              backward=lambda g, x: F.adaptive_avg_pool2d_backward(g, x.shape), **tol)
     check_op(F.relu, TF.relu, [x], backward=lambda g, x: F.relu_backward(g, x), **tol)

@@ -56,6 +56,21 @@ def test_max_pool2d_matches_torch(case, kind, backend, dtype):
              backward=lambda g, x: F.max_pool2d_backward(
                  g, F.max_pool2d(x, k, s, p, ceil, backend=backend)[1], x.shape, backend=backend),
              **TOL[dtype])
+    values = F.max_pool2d(x, k, s, p, ceil, return_indices=False, backend=backend)
+    np.testing.assert_array_equal(values, F.max_pool2d(x, k, s, p, ceil, backend=backend)[0])
+
+
+@pytest.mark.parametrize("kind", list(INPUTS))
+@pytest.mark.parametrize("shape", [(2, 3, 10, 12), (1, 2, 11, 9), (3, 1, 2, 2)], ids=str)
+def test_the_2x2_pool_with_and_without_switches(shape, kind, backend, dtype):
+    """The 2x2 stride-2 kernels (every network here pools this way), odd
+    sizes dropping the last row or column; ``return_indices=False`` gives
+    torch's output alone."""
+    x = INPUTS[kind](np.random.default_rng(2), shape).astype(dtype)
+    check_op(lambda x: F.max_pool2d(x, 2, backend=backend), lambda x: TF.max_pool2d(x, 2, return_indices=True),
+             [x], **TOL[dtype])
+    check_op(lambda x: F.max_pool2d(x, 2, return_indices=False, backend=backend),
+             lambda x: TF.max_pool2d(x, 2), [x], **TOL[dtype])
 
 
 def test_stride_defaults_to_kernel_size(backend):

@@ -66,6 +66,12 @@ def max_pool2d(x, kernel_size, stride, padding, ceil_mode):
     return y, switches
 
 
+def max_pool2d_values(x, kernel_size, stride, padding, ceil_mode):
+    """``max_pool2d`` without the switches: y alone, for a forward pass
+    that keeps nothing to project back (torch's ``return_indices=False``)."""
+    return max_pool2d(x, kernel_size, stride, padding, ceil_mode)[0]
+
+
 def max_unpool2d(y, switches, output_size):
     """Put every pooled value back where its maximum came from.
 

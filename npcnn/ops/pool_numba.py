@@ -71,6 +71,21 @@ def _max_pool_2x2_planes_py(x, Ho, Wo):
     return y, switches
 
 
+def _max_pool_2x2_values_py(x, Ho, Wo):
+    """``_max_pool_2x2_planes_py`` without the switches: y alone, half the
+    bytes written (the int64 switches are twice the size of float32 y)."""
+    N, C, H, W = x.shape
+    y = np.empty((N, C, Ho, Wo), dtype=x.dtype)
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for i in range(Ho):
+            top, bottom = x[n, c, 2 * i], x[n, c, 2 * i + 1]
+            y_row = y[n, c, i]
+            for j in range(Wo):
+                y_row[j] = max(max(top[2 * j], top[2 * j + 1]), max(bottom[2 * j], bottom[2 * j + 1]))
+    return y
+
+
 def _unpool_planes_py(y, switches, Ho, Wo):
     N, C, Hp, Wp = y.shape
     x = np.zeros((N, C, Ho * Wo), dtype=y.dtype)
@@ -118,20 +133,37 @@ def _adaptive_avg_backward_planes_py(dy, h_bounds, w_bounds, H, W):
 
 _max_pool_planes = Kernel(_max_pool_planes_py, cost=1 / 16)
 _max_pool_2x2_planes = Kernel(_max_pool_2x2_planes_py, cost=1 / 16)
+_max_pool_2x2_values = Kernel(_max_pool_2x2_values_py, cost=1 / 16)
 _unpool_planes = Kernel(_unpool_planes_py, cost=1 / 16)
 _adaptive_avg_planes = Kernel(_adaptive_avg_planes_py)
 _adaptive_avg_backward_planes = Kernel(_adaptive_avg_backward_planes_py)
 
 
-def max_pool2d(x, kernel_size, stride, padding, ceil_mode):
-    """See ``pool.max_pool2d``."""
+def _output_size(x, kernel_size, stride, padding, ceil_mode):
+    """(Ho, Wo), and whether the 2x2 stride-2 kernels apply: no padding and
+    no ceil_mode window past the edge."""
     (kH, kW), (sH, sW), (pH, pW) = kernel_size, stride, padding
     Ho = pool_output_size(x.shape[2], kH, sH, pH, ceil_mode)
     Wo = pool_output_size(x.shape[3], kW, sW, pW, ceil_mode)
-    if ((kH, kW, sH, sW, pH, pW) == (2, 2, 2, 2, 0, 0)
-            and (Ho, Wo) == (x.shape[2] // 2, x.shape[3] // 2)):  # no ceil_mode window past the edge
+    two_by_two = ((kH, kW, sH, sW, pH, pW) == (2, 2, 2, 2, 0, 0)
+                  and (Ho, Wo) == (x.shape[2] // 2, x.shape[3] // 2))
+    return Ho, Wo, two_by_two
+
+
+def max_pool2d(x, kernel_size, stride, padding, ceil_mode):
+    """See ``pool.max_pool2d``."""
+    Ho, Wo, two_by_two = _output_size(x, kernel_size, stride, padding, ceil_mode)
+    if two_by_two:
         return _max_pool_2x2_planes(x, Ho, Wo, work=x.size)
-    return _max_pool_planes(x, kH, kW, sH, sW, pH, pW, Ho, Wo, work=x.size)
+    return _max_pool_planes(x, *kernel_size, *stride, *padding, Ho, Wo, work=x.size)
+
+
+def max_pool2d_values(x, kernel_size, stride, padding, ceil_mode):
+    """See ``pool.max_pool2d_values``."""
+    Ho, Wo, two_by_two = _output_size(x, kernel_size, stride, padding, ceil_mode)
+    if two_by_two:
+        return _max_pool_2x2_values(x, Ho, Wo, work=x.size)
+    return max_pool2d(x, kernel_size, stride, padding, ceil_mode)[0]
 
 
 def max_unpool2d(y, switches, output_size):
