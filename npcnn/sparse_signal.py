@@ -12,9 +12,10 @@ projection of one went from 477 to 402 ms.
 box of the batch's nonzeros (stride 1), and only the channels that hold
 them (for LeNet-5-sized filters, the numba backend's direct kernel leaves
 out each signal's zero channels by itself, in one call). Zeros add exact
-zeros to the sums, so the result is the dense transposed convolution (summed in another order where a signal has several
-channels). A check that finds no saving is not made again further down:
-a signal only spreads on the way down.
+zeros to the sums, so the result is the dense transposed convolution
+(summed in another order where a signal has several channels). A check
+that finds no saving is not made again further down: a signal only
+spreads on the way down.
 """
 import numpy as np
 

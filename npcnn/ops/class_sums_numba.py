@@ -4,8 +4,9 @@ Same function and signature as ``class_sums.py`` (the specification). numpy
 needs two passes (a sum, casting each row to float64 in a buffer, and
 ``count_nonzero``) and ran on one thread; here each class is one task and
 its rows are read once, while in cache, by two loops LLVM vectorises. The
-rows are added in the same order, so the sums are the same to the bit
-(SimpleCNN's class averages of 2,000 images: ~60 of 160 ms went here).
+rows are added in the same order, so the sums are the same to the bit.
+SimpleCNN's class averages of 2,000 images went from 241 to 195 ms
+(medians of an interleaved A/B on 2 cores).
 """
 import numpy as np
 from numba import prange

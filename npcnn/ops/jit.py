@@ -28,10 +28,12 @@ def _renamed(fn, suffix):
 class Kernel:
     """``Kernel(fn, cost)(*args, work=n)``: run the parallel or serial compilation of fn.
 
-    ``work`` is the caller's count of elements; ``cost`` weighs it, so that
-    cheap elementwise kernels (ReLU, unpooling: cost 1/16) stay serial up to
-    about a million elements, where waking the threads starts to pay (the
-    workqueue layer takes ~100 us to start; a serial ReLU of 65,536 floats 7 us).
+    ``work`` is the caller's count of elements (or of multiply-adds);
+    ``cost`` weighs it, so that cheap elementwise kernels (ReLU, unpooling:
+    cost 1/16) stay serial up to about a million elements, where waking the
+    threads starts to pay (the workqueue layer takes ~100 us to start; a
+    serial ReLU of 65,536 floats 7 us). ``fastmath`` goes to both
+    compilations (numba's flags, e.g. {"reassoc"}).
     """
 
     def __init__(self, fn, cost=1.0, fastmath=False):
