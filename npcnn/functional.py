@@ -18,6 +18,8 @@ input, given the gradient of the output.
 Where npcnn differs from torch on purpose:
 - ``max_pool2d`` returns ``(output, switches)`` by default, torch's
   ``return_indices=True``: the switches are what the deconvnet needs.
+- ``conv2d_relu`` (no torch counterpart) is a conv followed by a ReLU in
+  one pass, for forward passes that keep only the ReLU's output.
 - ``max_unpool2d`` adds up values whose switches coincide (overlapping
   windows, kernel > stride): it is the adjoint of max-pooling, equal to
   torch's autograd gradient of ``max_pool2d``. ``torch.nn.functional.
@@ -103,6 +105,17 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, *, backend="numba"):
     x, w, b, s, p = _conv_args("conv2d", input, weight, bias, stride, padding, 1)
     _conv2d_out_size("conv2d", x, w, s, p)
     return _impl("conv", "conv2d", backend).conv2d(x, w, b, s, p)
+
+
+def conv2d_relu(input, weight, bias=None, stride=1, padding=0, *, backend="numba"):
+    """``relu(conv2d(input, weight, bias, stride, padding))`` in one pass
+    over the output: the ReLU is applied as the convolution writes it. Not
+    a torch function: a model's forward pass runs it for a conv followed by
+    a ReLU when nothing keeps the conv's own output, so its errors name
+    conv2d, the op the user's layer holds."""
+    x, w, b, s, p = _conv_args("conv2d", input, weight, bias, stride, padding, 1)
+    _conv2d_out_size("conv2d", x, w, s, p)
+    return _impl("conv", "conv2d", backend).conv2d_relu(x, w, b, s, p)
 
 
 def conv2d_backward(grad_output, input, weight, stride=1, padding=0, *, backend="numba"):

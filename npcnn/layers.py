@@ -44,9 +44,11 @@ class Conv2d(Layer):
     def fan_in(self):
         return int(np.prod(self.params["weight"].shape[1:]))
 
-    def forward(self, x, backend):
-        return F.conv2d(x, self.params["weight"], self.params.get("bias"), self.stride,
-                        self.padding, backend=backend)
+    def forward(self, x, backend, relu=False):
+        """The conv's output; with ``relu``, the ReLU of it (F.conv2d_relu)."""
+        op = F.conv2d_relu if relu else F.conv2d
+        return op(x, self.params["weight"], self.params.get("bias"), self.stride, self.padding,
+                  backend=backend)
 
 
 class Linear(Layer):

@@ -124,10 +124,17 @@ class Model:
         # inplace=True: at VGG16/LeNet-5 sizes a fresh array is page-faulted
         # in on every call, which cost more than the ReLU itself.
         overwrite = not record and not any(self._hooks.values())
-        given = x
-        for name, layer in self.layers.items():
+        # For the same reason a conv followed by a ReLU is then one op,
+        # F.conv2d_relu, and the ReLU has nothing left to do.
+        kinds = [layer.kind for layer in self.layers.values()] + [None]
+        given, fused = x, False
+        for k, (name, layer) in enumerate(self.layers.items()):
             try:
-                if overwrite and layer.kind == "relu" and not np.may_share_memory(x, given):
+                if fused:  # the conv before applied this ReLU
+                    out, fused = x, False
+                elif overwrite and layer.kind == "conv2d" and kinds[k + 1] == "relu" and name != stop:
+                    out, fused = layer.forward(x, self.backend, relu=True), True
+                elif overwrite and layer.kind == "relu" and not np.may_share_memory(x, given):
                     out = F.relu(x, inplace=True, backend=self.backend)
                 elif layer.kind == "max_pool2d":
                     # switches only for a recording (the deconvnet's unpooling)

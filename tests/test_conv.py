@@ -196,3 +196,36 @@ def test_every_stride_one_transposed_path(case, dtype, monkeypatch):
     check_op(lambda x, w, b: F.conv_transpose2d(x, w, b, 1, pad, backend="numba"),
              lambda x, w, b: TF.conv_transpose2d(x, w, b, 1, pad), [x, w, b], **TOL[dtype])
     assert taken == [path]
+
+
+# (x shape, weight shape, stride, padding, the path the numba backend takes)
+FUSED_RELU_PATHS = [
+    ((3, 6, 10, 9), (16, 6, 5, 5), 1, 2, "direct"),
+    ((2, 64, 24, 21), (64, 64, 3, 3), 1, 1, "winograd"),    # odd width: a half tile dropped
+    ((2, 3, 13, 11), (4, 3, 3, 3), 2, 1, "im2col"),
+]
+
+
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no bias"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("case", FUSED_RELU_PATHS, ids=[c[-1] for c in FUSED_RELU_PATHS])
+def test_conv2d_relu_on_every_path(case, dtype, with_bias, monkeypatch):
+    """The fused conv + ReLU of a plain forward pass equals torch's
+    relu(conv2d) on the three numba paths (each asserted) and in numpy."""
+    import npcnn.ops.conv_numba as kernels
+    import npcnn.ops.winograd_numba as winograd
+    shape, wshape, stride, pad, path = case
+    taken = []
+    for module, name, label in ((kernels, "_conv_direct", "direct"), (winograd, "conv2d_3x3", "winograd"),
+                                (kernels, "_im2col", "im2col")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _o=original, _l=label, **k: taken.append(_l) or _o(*a, **k))
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = (rng.standard_normal(wshape) / np.sqrt(np.prod(wshape[1:]))).astype(dtype)
+    b = rng.standard_normal(wshape[0]).astype(dtype) if with_bias else None
+    for backend in ("numba", "numpy"):
+        check_op(lambda x, w, b: F.conv2d_relu(x, w, b, stride, pad, backend=backend),
+                 lambda x, w, b: torch.relu(TF.conv2d(x, w, b, stride, pad)), [x, w, b], **TOL[dtype])
+    assert taken == [path]
+    assert (F.conv2d(x, w, b, stride, pad) < 0).any()  # the ReLU had something to do

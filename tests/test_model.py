@@ -184,3 +184,23 @@ def test_non_finite_weights_are_refused_at_load():
     state["fc_2.weight"][3, 4] = np.nan
     with pytest.raises(ValueError, match=r"fc_2.weight holds non-finite values .*\(84, 120\)"):
         model.load_state_dict(state)
+
+
+@pytest.mark.parametrize("arch", ["lenet5", "simplecnn"])
+def test_a_plain_forward_fuses_each_conv_with_its_relu(arch, monkeypatch):
+    """Without a recording, conv + ReLU run as F.conv2d_relu; the output is
+    the recorded forward's, and ``until`` a conv still gives the conv's own
+    output, negative values included."""
+    import npcnn.functional as F
+    model = npcnn.build(arch, seed=3)
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
+    fused = []
+    original = F.conv2d_relu
+    monkeypatch.setattr(F, "conv2d_relu", lambda *a, **k: fused.append(1) or original(*a, **k))
+    out = model(x)
+    assert len(fused) == 2
+    recorded, acts = model.forward(x, record=True)
+    np.testing.assert_array_equal(out, recorded)
+    until = model.forward(x, until="conv_2")
+    np.testing.assert_array_equal(until, acts["conv_2"])
+    assert (until < 0).any() and len(fused) == 3   # conv_1 fused on the way, conv_2 not

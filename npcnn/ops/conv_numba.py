@@ -99,6 +99,13 @@ def _copy(dst, src):
         dst[k] = src[k]
 
 
+def _copy_relu(dst, src):
+    """dst[:] = max(src[:], 0), NaN staying NaN (``activation.relu``)."""
+    for k in range(src.size):
+        v = src[k]
+        dst[k] = 0.0 if v <= 0 else v
+
+
 def _fill(dst, value):
     """dst[:] = value, as a plain loop (see ``_copy``)."""
     for k in range(dst.size):
@@ -212,7 +219,7 @@ def _tap_offsets(C, kH, kW, Hp, Wp):
     return offsets
 
 
-def _conv_direct_py(x, active, count, weight, bias, pH, pW):
+def _conv_direct_py(x, active, count, weight, bias, relu, pH, pW):
     """Stride-1 convolution without a column matrix, for few channels:
     y[n, f, i, j] = b[f] + sum_{c,p,q} xpad[n, c, i + p, j + q] * w[f, c, p, q].
 
@@ -224,7 +231,8 @@ def _conv_direct_py(x, active, count, weight, bias, pH, pW):
     (``_taps_four_filters``), the last F % 4 one at a time. The
     accumulators are "wide": output row i starts at i*Wp, and the kW-1
     columns past Wo at the end of each row are computed and dropped. They
-    start from the bias, which saves a pass over the output.
+    start from the bias, which saves a pass over the output; with ``relu``
+    the copy out applies max(y, 0), which saves another.
     (The loops read slices of the buffer, not buffer[off + k]: with a
     possibly negative index numba wraps it, and that blocked vectorising.)
 
@@ -271,7 +279,10 @@ def _conv_direct_py(x, active, count, weight, bias, pH, pW):
                     _taps_one_filter(acc[g], xp, offsets, w2[f + g], wide)
             for g in range(group):
                 for i in range(Ho):
-                    _copy(y[n, f + g, i], acc[g, i * Wp:i * Wp + Wo])
+                    if relu:
+                        _copy_relu(y[n, f + g, i], acc[g, i * Wp:i * Wp + Wo])
+                    else:
+                        _copy(y[n, f + g, i], acc[g, i * Wp:i * Wp + Wo])
     return y
 
 
@@ -282,6 +293,7 @@ _valid_columns = njit(cache=True, inline="always")(_valid_columns)
 _nonzero_channels = Kernel(_nonzero_channels_py, cost=1 / 16, fastmath={"reassoc"})
 _tap_offsets = njit(cache=True)(_tap_offsets)
 _copy = njit(cache=True, inline="always")(_copy)
+_copy_relu = njit(cache=True, inline="always")(_copy_relu)
 _fill = njit(cache=True, inline="always")(_fill)
 # contract: let LLVM fuse a * b + c into one multiply-add (rounded once: a
 # difference in the last bit, well inside the parity tolerances)
@@ -297,20 +309,26 @@ _col2im = Kernel(_col2im_py)
 _conv_direct = Kernel(_conv_direct_py, cost=1 / 128)
 
 
-def _add_bias_planes_py(y, bias):
+def _add_bias_planes_py(y, bias, relu):
+    """y[n, f] += bias[f], then max(y, 0) with ``relu``, plane by plane."""
     N, F = y.shape[0], y.shape[1]
     for nf in prange(N * F):
         n, f = nf // F, nf % F
-        y[n, f] += bias[f]
+        plane = y[n, f]
+        plane += bias[f]
+        if relu:
+            for i in range(plane.shape[0]):
+                _copy_relu(plane[i], plane[i])
 
 
 # numpy's broadcast add runs on one thread: 3 ms for VGG16's conv1 outputs
 _add_bias_planes = Kernel(_add_bias_planes_py, cost=1 / 16)
 
 
-def _add_bias(y, bias):
-    if bias is not None:
-        _add_bias_planes(y, bias, work=y.size)
+def _add_bias(y, bias, relu=False):
+    if bias is not None or relu:
+        b = np.zeros(y.shape[1], dtype=y.dtype) if bias is None else bias
+        _add_bias_planes(y, b, relu, work=y.size)
     return y
 
 
@@ -381,7 +399,18 @@ def _use_direct(x, weight, stride):
 
 def conv2d(x, weight, bias, stride, padding):
     """See ``conv.conv2d``: y = W2 @ im2col(x) + b, per image (or the direct
-    kernel for small stride-1 convolutions)."""
+    kernel for small stride-1 convolutions, or Winograd)."""
+    return _conv2d(x, weight, bias, stride, padding, False)
+
+
+def conv2d_relu(x, weight, bias, stride, padding):
+    """See ``conv.conv2d_relu``: each path applies the ReLU as it writes y
+    (the direct kernel's copy out, Winograd's output transform, im2col's
+    bias pass)."""
+    return _conv2d(x, weight, bias, stride, padding, True)
+
+
+def _conv2d(x, weight, bias, stride, padding, relu):
     (sH, sW), (pH, pW) = stride, padding
     N, C, H, W = x.shape
     F, _, kH, kW = weight.shape
@@ -391,9 +420,9 @@ def conv2d(x, weight, bias, stride, padding):
         active = np.empty((N, C), dtype=np.int64)
         count = _nonzero_channels(x, active, work=x.size)
         Ho, Wo = H + 2 * pH - kH + 1, W + 2 * pW - kW + 1
-        return _conv_direct(x, active, count, weight, b, pH, pW, work=count.sum() * F * kH * kW * Ho * Wo)
+        return _conv_direct(x, active, count, weight, b, relu, pH, pW, work=count.sum() * F * kH * kW * Ho * Wo)
     if winograd_numba.suits(x, weight, stride):
-        return winograd_numba.conv2d_3x3(x, weight, bias, padding)
+        return winograd_numba.conv2d_3x3(x, weight, bias, padding, relu)
     Ho = (H + 2 * pH - kH) // sH + 1
     Wo = (W + 2 * pW - kW) // sW + 1
     K, L = C * kH * kW, Ho * Wo
@@ -405,7 +434,7 @@ def conv2d(x, weight, bias, stride, padding):
             np.matmul(w2, cols, out=y[b])                          # (n, F, L)
         else:
             y[b, :, i0 * Wo:i1 * Wo] = np.matmul(w2, cols)
-    return _add_bias(y.reshape(N, F, Ho, Wo), bias)
+    return _add_bias(y.reshape(N, F, Ho, Wo), bias, relu)
 
 
 def conv2d_backward(grad_output, x, weight, stride, padding):

@@ -106,10 +106,18 @@ def _transform_tiles_py(x, pH, pW, th, tw, g0, g1, V):
                 _sub(V[4 * r + 3, p0:p0 + tw], o[:tw], o[1:])
 
 
-def _untransform_tiles_py(M, bias, th, tw, g0, g1, y):
+def _relu_row(row):
+    """row = max(row, 0) in place; NaN stays NaN, as ``activation.relu``."""
+    for k in range(row.size):
+        if row[k] <= 0:
+            row[k] = 0.0
+
+
+def _untransform_tiles_py(M, bias, relu, th, tw, g0, g1, y):
     """y[n, f, 2ti + a, 2j + b] = (A^T m A)[a, b] + bias[f], m = M[:, f*P + p],
     for the tiles of the global tile rows [g0, g1); the half tiles past an
-    odd Ho or Wo are dropped.
+    odd Ho or Wo are dropped. With ``relu``, max(y, 0) instead, applied to
+    each output row while it is in cache.
 
     A^T m combines the four rows of m into two, (m0 + m1 + m2, m1 - m2 - m3),
     along the whole tile row; (.) A then combines the four columns the same
@@ -140,8 +148,11 @@ def _untransform_tiles_py(M, bias, th, tw, g0, g1, y):
                 if Wo % 2:
                     j = Wo // 2
                     out[2 * j] = t0[j] + t1[j] + t2[j] + bf
+                if relu:
+                    _relu_row(out)
 
 
+_relu_row = njit(cache=True, inline="always")(_relu_row)
 _add = njit(cache=True, inline="always")(_add)
 _sub = njit(cache=True, inline="always")(_sub)
 _transform_tiles = Kernel(_transform_tiles_py)
@@ -169,13 +180,14 @@ def suits(x, weight, stride, transposed=False):
     return (kH, kW) == (3, 3) and tuple(stride) == (1, 1) and min(C, F) >= _MIN_CHANNELS and tiles >= _MIN_TILES
 
 
-def conv2d_3x3(x, weight, bias, padding):
-    """``conv.conv2d`` at stride 1 for 3x3 filters (see the module docstring)."""
+def conv2d_3x3(x, weight, bias, padding, relu=False):
+    """``conv.conv2d`` at stride 1 for 3x3 filters (see the module
+    docstring); ``conv.conv2d_relu`` with ``relu``."""
     F, C = weight.shape[:2]
     # U[e] = (G g G^T)[e] for all F*C filters g at once: vec(G g G^T) = (G kron G) vec(g)
     U = workspace.buffer("winograd U", 16 * F * C, x.dtype).reshape(16, F * C)
     np.matmul(_G_KRON_G.astype(x.dtype, copy=False), weight.reshape(F * C, 9).T, out=U)
-    return _convolve(x, U.reshape(16, F, C), bias, padding)
+    return _convolve(x, U.reshape(16, F, C), bias, padding, relu)
 
 
 def conv_transpose2d_3x3(x, weight, bias, padding):
@@ -191,9 +203,9 @@ def conv_transpose2d_3x3(x, weight, bias, padding):
     return _convolve(x, U.reshape(16, C, F).transpose(0, 2, 1), bias, (2 - pH, 2 - pW))
 
 
-def _convolve(x, U, bias, padding):
+def _convolve(x, U, bias, padding, relu=False):
     """y from x and the transformed filters U (16, F, C): input transform,
-    16 products and output transform, band by band."""
+    16 products and output transform (and ReLU), band by band."""
     pH, pW = padding
     N, C, H, W = x.shape
     F = U.shape[1]
@@ -212,5 +224,5 @@ def _convolve(x, U, bias, padding):
         _transform_tiles(x, pH, pW, th, tw, g0, g1, V, work=V.size)
         for e in range(16):
             np.matmul(U[e], V[e, :C * P].reshape(C, P), out=M[e, :F * P].reshape(F, P))
-        _untransform_tiles(M, b, th, tw, g0, g1, y, work=M.size)
+        _untransform_tiles(M, b, relu, th, tw, g0, g1, y, work=M.size)
     return y
