@@ -23,6 +23,7 @@ from numba import njit, prange
 
 from . import winograd_numba, workspace
 from .jit import Kernel
+from .rows import copy_relu, copy_row, fill_row
 
 _COLS_BUDGET = 32 * 2**20  # bytes of column matrix per chunk
 
@@ -88,28 +89,6 @@ def _col2im_py(cols, C, H, W, kH, kW, sH, sW, pH, pW, Ho, Wo):
                     for j in range(j0, j1):
                         x[n, c, h, j * sW + offset] += cols[n, row, base + j]
     return x
-
-
-def _copy(dst, src):
-    """dst[:] = src[:] for 1-d arrays of one length, as a plain loop: numba's
-    slice assignment costs ~50 ns of set-up per call, which for LeNet's
-    28-float rows was more than the copy (the padded copies of 64 images of
-    6 channels took 360 us; with this loop, 100)."""
-    for k in range(src.size):
-        dst[k] = src[k]
-
-
-def _copy_relu(dst, src):
-    """dst[:] = max(src[:], 0), NaN staying NaN (``activation.relu``)."""
-    for k in range(src.size):
-        v = src[k]
-        dst[k] = 0.0 if v <= 0 else v
-
-
-def _fill(dst, value):
-    """dst[:] = value, as a plain loop (see ``_copy``)."""
-    for k in range(dst.size):
-        dst[k] = value
 
 
 def _tap(xp, offsets, t, wide):
@@ -258,7 +237,7 @@ def _conv_direct_py(x, active, count, weight, bias, relu, pH, pW):
         for a in range(A):
             for h in range(H):
                 start = a * Hp * Wp + (h + pH) * Wp + pW
-                _copy(xp[start:start + W], x[n, active[n, a], h])
+                copy_row(xp[start:start + W], x[n, active[n, a], h])
         if A == C:                             # dense: every tap, the weights as they are
             offsets, w2 = all_offsets, weight.reshape(F, C * taps)
         else:                                  # the taps of the active channels only
@@ -266,12 +245,12 @@ def _conv_direct_py(x, active, count, weight, bias, relu, pH, pW):
             w2 = np.empty((F, A * taps), dtype=x.dtype)
             for a in range(A):
                 for f in range(F):
-                    _copy(w2[f, a * taps:(a + 1) * taps], w3[f, active[n, a]])
+                    copy_row(w2[f, a * taps:(a + 1) * taps], w3[f, active[n, a]])
         acc = np.empty((4, wide), dtype=x.dtype)
         for f in range(0, F, 4):
             group = min(4, F - f)
             for g in range(group):
-                _fill(acc[g], bias[f + g])
+                fill_row(acc[g], bias[f + g])
             if group == 4:
                 _taps_four_filters(acc, xp, offsets, w2, f, wide)
             else:
@@ -280,9 +259,9 @@ def _conv_direct_py(x, active, count, weight, bias, relu, pH, pW):
             for g in range(group):
                 for i in range(Ho):
                     if relu:
-                        _copy_relu(y[n, f + g, i], acc[g, i * Wp:i * Wp + Wo])
+                        copy_relu(y[n, f + g, i], acc[g, i * Wp:i * Wp + Wo])
                     else:
-                        _copy(y[n, f + g, i], acc[g, i * Wp:i * Wp + Wo])
+                        copy_row(y[n, f + g, i], acc[g, i * Wp:i * Wp + Wo])
     return y
 
 
@@ -292,9 +271,6 @@ _valid_columns = njit(cache=True, inline="always")(_valid_columns)
 # reassoc: the sums of |x| are compared with zero only, whatever their order
 _nonzero_channels = Kernel(_nonzero_channels_py, cost=1 / 16, fastmath={"reassoc"})
 _tap_offsets = njit(cache=True)(_tap_offsets)
-_copy = njit(cache=True, inline="always")(_copy)
-_copy_relu = njit(cache=True, inline="always")(_copy_relu)
-_fill = njit(cache=True, inline="always")(_fill)
 # contract: let LLVM fuse a * b + c into one multiply-add (rounded once: a
 # difference in the last bit, well inside the parity tolerances)
 _tap = njit(cache=True, inline="always")(_tap)
@@ -318,7 +294,7 @@ def _add_bias_planes_py(y, bias, relu):
         plane += bias[f]
         if relu:
             for i in range(plane.shape[0]):
-                _copy_relu(plane[i], plane[i])
+                copy_relu(plane[i], plane[i])
 
 
 # numpy's broadcast add runs on one thread: 3 ms for VGG16's conv1 outputs

@@ -41,6 +41,7 @@ import numpy as np
 
 from . import workspace
 from .jit import Kernel
+from .rows import copy_relu
 
 _BAND_BYTES = 16 * 2**20  # of V and M together, per band
 
@@ -106,13 +107,6 @@ def _transform_tiles_py(x, pH, pW, th, tw, g0, g1, V):
                 _sub(V[4 * r + 3, p0:p0 + tw], o[:tw], o[1:])
 
 
-def _relu_row(row):
-    """row = max(row, 0) in place; NaN stays NaN, as ``activation.relu``."""
-    for k in range(row.size):
-        if row[k] <= 0:
-            row[k] = 0.0
-
-
 def _untransform_tiles_py(M, bias, relu, th, tw, g0, g1, y):
     """y[n, f, 2ti + a, 2j + b] = (A^T m A)[a, b] + bias[f], m = M[:, f*P + p],
     for the tiles of the global tile rows [g0, g1); the half tiles past an
@@ -149,10 +143,9 @@ def _untransform_tiles_py(M, bias, relu, th, tw, g0, g1, y):
                     j = Wo // 2
                     out[2 * j] = t0[j] + t1[j] + t2[j] + bf
                 if relu:
-                    _relu_row(out)
+                    copy_relu(out, out)
 
 
-_relu_row = njit(cache=True, inline="always")(_relu_row)
 _add = njit(cache=True, inline="always")(_add)
 _sub = njit(cache=True, inline="always")(_sub)
 _transform_tiles = Kernel(_transform_tiles_py)
