@@ -168,6 +168,18 @@ def test_backends_agree_on_a_large_batch():
     np.testing.assert_allclose(dx, ref[0], atol=1e-4, rtol=1e-5)
 
 
+def _paths_taken(monkeypatch, spies):
+    """spies: {label: (module in npcnn.ops, function)}. Returns the list to
+    which each call of a spied function appends its label."""
+    import importlib
+    taken = []
+    for label, (module_name, name) in spies.items():
+        module = importlib.import_module(f"npcnn.ops.{module_name}")
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _o=original, _l=label, **k: taken.append(_l) or _o(*a, **k))
+    return taken
+
+
 # (x shape, weight shape, padding, the path the numba backend takes at stride 1)
 TRANSPOSED_PATHS = [
     ((3, 6, 10, 10), (6, 16, 5, 5), 0, "flipped"),      # few weights: the direct kernel
@@ -181,14 +193,10 @@ TRANSPOSED_PATHS = [
 def test_every_stride_one_transposed_path(case, dtype, monkeypatch):
     """conv_transpose2d at stride 1 goes by the flipped filters (direct or
     im2col), Winograd or col2im, by size; each matches torch."""
-    import npcnn.ops.conv_numba as kernels
-    import npcnn.ops.winograd_numba as winograd
     shape, wshape, pad, path = case
-    taken = []
-    for module, name, label in ((kernels, "conv2d", "flipped"), (winograd, "conv_transpose2d_3x3", "winograd"),
-                                (kernels, "_col2im", "col2im")):
-        original = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *a, _o=original, _l=label, **k: taken.append(_l) or _o(*a, **k))
+    taken = _paths_taken(monkeypatch, {"flipped": ("conv_numba", "conv2d"),
+                                       "winograd": ("winograd_numba", "conv_transpose2d_3x3"),
+                                       "col2im": ("conv_numba", "_col2im")})
     rng = np.random.default_rng(3)
     x = rng.standard_normal(shape).astype(dtype)
     w = (rng.standard_normal(wshape) / np.sqrt(wshape[0] * 9)).astype(dtype)
@@ -212,14 +220,10 @@ FUSED_RELU_PATHS = [
 def test_conv2d_relu_on_every_path(case, dtype, with_bias, monkeypatch):
     """The fused conv + ReLU of a plain forward pass equals torch's
     relu(conv2d) on the three numba paths (each asserted) and in numpy."""
-    import npcnn.ops.conv_numba as kernels
-    import npcnn.ops.winograd_numba as winograd
     shape, wshape, stride, pad, path = case
-    taken = []
-    for module, name, label in ((kernels, "_conv_direct", "direct"), (winograd, "conv2d_3x3", "winograd"),
-                                (kernels, "_im2col", "im2col")):
-        original = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *a, _o=original, _l=label, **k: taken.append(_l) or _o(*a, **k))
+    taken = _paths_taken(monkeypatch, {"direct": ("conv_numba", "_conv_direct"),
+                                       "winograd": ("winograd_numba", "conv2d_3x3"),
+                                       "im2col": ("conv_numba", "_im2col")})
     rng = np.random.default_rng(7)
     x = rng.standard_normal(shape).astype(dtype)
     w = (rng.standard_normal(wshape) / np.sqrt(np.prod(wshape[1:]))).astype(dtype)
