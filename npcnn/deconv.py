@@ -86,6 +86,9 @@ def backward_from(model, acts, layer, signal, rule="deconvnet"):
     input with the deconvnet's steps; ``acts`` is the recording of a forward
     pass (``model.forward(x, record=True)``) whose batch the signal's batch
     repeats a whole number of times (K signals per image, stacked K-major).
+    The deconvnet's rule reads only its switches and shapes; "guided" and
+    "saliency" read the input of every ReLU, so their recording must keep
+    those (``keep=None``, the default).
 
     Returns the projection, shaped like the input batch of the signal.
     """
@@ -95,26 +98,33 @@ def backward_from(model, acts, layer, signal, rule="deconvnet"):
     names = model.layer_names
     stop = names.index(name)
     n_images = acts.input.shape[0]
-    if signal.shape[0] % n_images or signal.shape[1:] != acts[name].shape[1:]:
+    if signal.shape[0] % n_images or signal.shape[1:] != acts.shapes[name][1:]:
         raise ValueError(f"backward_from: signal of shape {signal.shape} does not match layer "
-                         f"{name!r} output {acts[name].shape}")
+                         f"{name!r} output {acts.shapes[name]}")
     repeat = signal.shape[0] // n_images
     backend = model.backend
 
-    def tiled(a):  # the recording, repeated once per signal: (K*N, ...)
+    def tiled(i):  # the recorded input of layer i, repeated once per signal: (K*N, ...)
+        if i == 0:
+            a = acts.input
+        elif names[i - 1] in acts:
+            a = acts[names[i - 1]]
+        else:
+            raise ValueError(f"backward_from: rule {rule!r} needs the recorded output of layer "
+                             f"{names[i - 1]!r}, which this recording did not keep")
         return a if repeat == 1 else np.concatenate([a] * repeat)
 
     g = signal
     shortcuts = sparse_signal.Shortcuts()
     for i in range(stop, -1, -1):
         layer_obj = model.layers[names[i]]
-        below = acts[names[i - 1]] if i > 0 else acts.input  # this layer's input
+        below = acts.shapes[names[i - 1]] if i > 0 else acts.input.shape  # this layer's input shape
         if layer_obj.kind == "conv2d":
             w = layer_obj.params["weight"]
             stride = checks.pair("conv2d", "stride", layer_obj.stride)
             padding = checks.pair("conv2d", "padding", layer_obj.padding)
             kH, kW = w.shape[2:]
-            H, W = below.shape[2:]
+            H, W = below[2:]
             output_padding = ((H + 2 * padding[0] - kH) % stride[0],
                               (W + 2 * padding[1] - kW) % stride[1])
             # only where g is nonzero, while that is a small part of it (sparse_signal.py)
@@ -124,12 +134,14 @@ def backward_from(model, acts, layer, signal, rule="deconvnet"):
                 # in place once g is an array made here, never the caller's signal
                 g = F.relu(g, inplace=g is not signal, backend=backend)
             elif rule == "guided":
-                g = F.relu_backward(F.relu(g, backend=backend), tiled(below), backend=backend)
+                g = F.relu_backward(F.relu(g, backend=backend), tiled(i), backend=backend)
             else:
-                g = F.relu_backward(g, tiled(below), backend=backend)
+                g = F.relu_backward(g, tiled(i), backend=backend)
         elif layer_obj.kind == "max_pool2d":
-            g = F.max_pool2d_backward(g, tiled(acts.switches[names[i]]), below.shape[2:],
-                                      backend=backend)
+            switches = acts.switches[names[i]]
+            if repeat > 1:
+                switches = np.concatenate([switches] * repeat)
+            g = F.max_pool2d_backward(g, switches, below[2:], backend=backend)
         elif layer_obj.kind == "dropout":
             pass
         else:  # not reachable from a projectable layer of the four specs
@@ -146,7 +158,10 @@ def project_channels(model, x, layer, channels, select="map", rule="deconvnet", 
     """
     name = check_layer(model, layer)
     if acts is None:
-        _, acts = model.forward(x, record=True, until=name)
+        # The deconvnet's rule needs only the switches and the shapes below
+        # the layer, so the forward may run each conv with its ReLU as one op.
+        keep = [name] if rule == "deconvnet" else None
+        _, acts = model.forward(x, record=True, until=name, keep=keep)
     channels = [int(c) for c in channels]
     n_channels = acts[name].shape[1]
     bad = [c for c in channels if not 0 <= c < n_channels]
@@ -154,8 +169,9 @@ def project_channels(model, x, layer, channels, select="map", rule="deconvnet", 
         raise ValueError(f"channel {bad[0]} is out of range for layer {layer!r} with "
                          f"{n_channels} channels")
     N = acts.input.shape[0]
-    below = [acts.input] + [acts[n] for n in model.layer_names[:model.layer_names.index(name)]]
-    per_signal = max(a[0].nbytes for a in below)  # the largest map a signal passes through
+    below = [acts.input.shape] + [acts.shapes[n] for n in model.layer_names[:model.layer_names.index(name)]]
+    # the largest map a signal passes through, in bytes
+    per_signal = max(int(np.prod(shape[1:])) for shape in below) * acts.input.itemsize
     step = max(1, _BATCH_BUDGET // (N * per_signal))
     out = np.empty((len(channels),) + acts.input.shape, dtype=acts.input.dtype)
     for start in range(0, len(channels), step):

@@ -24,16 +24,19 @@ FORMAT_KEY = "__npcnn__"  # npz entry holding the metadata as a JSON string
 
 
 class Activations(dict):
-    """Every layer's output keyed by layer name, in forward order.
+    """Every layer's output keyed by layer name, in forward order (or only
+    the layers asked for with ``forward(..., keep=)``).
 
-    ``switches`` maps each max-pool layer's name to its int64 switches and
-    ``input`` is the array the network was given.
+    ``switches`` maps each max-pool layer's name to its int64 switches,
+    ``shapes`` every layer's output shape (kept or not), and ``input`` is
+    the array the network was given.
     """
 
     def __init__(self, input):
         super().__init__()
         self.input = input
         self.switches = {}
+        self.shapes = {}
 
 
 class _HookHandle:
@@ -110,29 +113,36 @@ class Model:
     def __call__(self, x):
         return self.forward(x)
 
-    def forward(self, x, record=False, until=None):
+    def forward(self, x, record=False, until=None, keep=None):
         """Run the network on ``x`` (N, C, H, W).
 
         Returns the output, or ``(output, activations)`` with ``record=True``
         (an ``Activations``: every layer's output by name, and the switches of
         every max-pool). ``until`` stops after that layer and returns its output.
+        ``keep``: with ``record``, the names of the layers whose outputs to
+        record (default: all; the switches and shapes are always recorded),
+        which lets a conv whose output is not kept run with its ReLU as one op.
         """
         stop = None if until is None else self.resolve(until)
         acts = Activations(x) if record else None
+        kept = set(self.layers) if keep is None else {self.resolve(name) for name in keep}
+        hooked = any(self._hooks.values())
         # When nothing but the output is kept (no record, no hooks), a ReLU
         # may overwrite the array the layer before it made, as torch's
         # inplace=True: at VGG16/LeNet-5 sizes a fresh array is page-faulted
         # in on every call, which cost more than the ReLU itself.
-        overwrite = not record and not any(self._hooks.values())
+        overwrite = not record and not hooked
         # For the same reason a conv followed by a ReLU is then one op,
-        # F.conv2d_relu, and the ReLU has nothing left to do.
+        # F.conv2d_relu, and the ReLU has nothing left to do; so too in a
+        # recording that does not keep the conv's own output.
         kinds = [layer.kind for layer in self.layers.values()] + [None]
         given, fused = x, False
         for k, (name, layer) in enumerate(self.layers.items()):
             try:
                 if fused:  # the conv before applied this ReLU
                     out, fused = x, False
-                elif overwrite and layer.kind == "conv2d" and kinds[k + 1] == "relu" and name != stop:
+                elif (layer.kind == "conv2d" and kinds[k + 1] == "relu" and name != stop and not hooked
+                      and (not record or name not in kept)):
                     out, fused = layer.forward(x, self.backend, relu=True), True
                 elif overwrite and layer.kind == "relu" and not np.may_share_memory(x, given):
                     out = F.relu(x, inplace=True, backend=self.backend)
@@ -148,7 +158,9 @@ class Model:
             for hook in self._hooks.get(name, ()):
                 hook(name, x, out)
             if record:
-                acts[name] = out
+                acts.shapes[name] = out.shape
+                if name in kept:
+                    acts[name] = out
             x = out
             if name == stop:
                 break

@@ -209,3 +209,24 @@ def test_bad_input_is_named():
         deconv.project(model, x, "conv_1", 0, rule="gradcam")
     with pytest.raises(ValueError, match="select must be 'map' or 'max'"):
         deconv.project(model, x, "conv_1", 0, select="top")
+
+
+@pytest.mark.parametrize("layer", ["conv_2", "pool_2", "relu_1"])
+def test_a_projection_of_its_own_forward_equals_one_of_a_full_recording(layer, backend, digits):
+    """project() records only the starting layer (its convs then run with
+    their ReLU as one op); the switches and so the projection are the same."""
+    model = npcnn.build("lenet5", seed=5, backend=backend)
+    x = to_tensor(digits)
+    _, acts = model.forward(x, record=True)
+    channels = [0, 3, 5]
+    np.testing.assert_array_equal(deconv.project_channels(model, x, layer, channels, "max"),
+                                  deconv.project_channels(model, x, layer, channels, "max", acts=acts))
+
+
+def test_guided_needs_the_relu_inputs_recorded(digits):
+    model = npcnn.build("lenet5", seed=5)
+    x = to_tensor(digits)
+    _, lean = model.forward(x, record=True, keep=["pool_2"])
+    with pytest.raises(ValueError, match=r"rule 'guided' needs the recorded output of layer 'conv_2'"):
+        deconv.project_channels(model, x, "pool_2", [1], rule="guided", acts=lean)
+    deconv.project_channels(model, x, "pool_2", [1], acts=lean)  # the deconvnet's rule does not

@@ -204,3 +204,37 @@ def test_a_plain_forward_fuses_each_conv_with_its_relu(arch, monkeypatch):
     until = model.forward(x, until="conv_2")
     np.testing.assert_array_equal(until, acts["conv_2"])
     assert (until < 0).any() and len(fused) == 3   # conv_1 fused on the way, conv_2 not
+
+
+def test_a_recording_keeps_only_the_layers_asked_for(monkeypatch):
+    """``keep=``: only those outputs are recorded, the switches and every
+    shape still are, and a conv whose output is not kept runs with its ReLU
+    as one op; what is kept equals the full recording to the bit."""
+    import npcnn.functional as F
+    model = npcnn.build("lenet5", seed=4)
+    x = np.random.default_rng(1).standard_normal((3, 1, 28, 28)).astype(np.float32)
+    fused = []
+    original = F.conv2d_relu
+    monkeypatch.setattr(F, "conv2d_relu", lambda *a, **k: fused.append(1) or original(*a, **k))
+    full_out, full = model.forward(x, record=True)
+    assert not fused and set(full) == set(model.layer_names)
+
+    out, lean = model.forward(x, record=True, keep=["pool_2"])
+    assert len(fused) == 2 and list(lean) == ["pool_2"]
+    np.testing.assert_array_equal(out, full_out)
+    np.testing.assert_array_equal(lean["pool_2"], full["pool_2"])
+    assert lean.shapes == full.shapes == {name: a.shape for name, a in full.items()}
+    for name, switches in full.switches.items():
+        np.testing.assert_array_equal(lean.switches[name], switches)
+
+    _, lean = model.forward(x, record=True, keep=["conv_1"])  # kept: its own output, negatives and all
+    assert len(fused) == 3 and list(lean) == ["conv_1"]
+    np.testing.assert_array_equal(lean["conv_1"], full["conv_1"])
+    assert (lean["conv_1"] < 0).any()
+
+    handle = model.register_forward_hook("conv_2", lambda name, a, b: None)
+    model.forward(x, record=True, keep=["pool_2"])  # a hook sees the conv's output: no fusion
+    assert len(fused) == 3
+    handle.remove()
+    with pytest.raises(ValueError, match="unknown layer 'pool_9'"):
+        model.forward(x, record=True, keep=["pool_9"])
