@@ -44,8 +44,9 @@ def collect(quick):
     # its time budget: the fast cases get enough repeats for a median that
     # a slow spell of a 2-core machine does not decide; VGG16 gets 6-9.
     # The cases of a few milliseconds or less get many more, so that their
-    # repeats span a tenth of a second or so: 20 repeats of LeNet-5 at
-    # batch 1 (4 ms) once sat wholly in such a spell (0.34 ms against 0.18).
+    # repeats span a tenth of a second or so: the 20 repeats LeNet-5 at
+    # batch 1 had (4 ms in all) once sat wholly in such a spell (0.34 ms a
+    # call against 0.18).
     reps, budget = (9, 2.0) if quick else (15, 6.0)
     digits = load_mnist("mnist", "test", verbose=False)
     x_all = to_tensor(digits.images)

@@ -1,7 +1,7 @@
 """The deconvnet of Zeiler & Fergus (2013), and its two relatives, on the engine.
 
 To see what one activation of a layer responds to: present an image,
-record every layer's output and every pooling layer's switches; keep that
+record that layer's output and every pooling layer's switches; keep that
 activation (one channel's whole map, ``select="map"``, or only its
 strongest unit, ``select="max"``), zero every other activation of the layer,
 and walk down to the pixels, layer by layer:
@@ -154,7 +154,8 @@ def project_channels(model, x, layer, channels, select="map", rule="deconvnet", 
 
     Returns (K, N, C, H, W): projection k of every image for ``channels[k]``.
     All K signals go down together as one batch of K*N. Pass ``acts`` (a
-    recording of ``model.forward(x, record=True)``) to reuse a forward pass.
+    recording of ``model.forward(x, record=True)``, which must keep
+    ``layer``) to reuse a forward pass.
     """
     name = check_layer(model, layer)
     if acts is None:
@@ -162,6 +163,9 @@ def project_channels(model, x, layer, channels, select="map", rule="deconvnet", 
         # the layer, so the forward may run each conv with its ReLU as one op.
         keep = [name] if rule == "deconvnet" else None
         _, acts = model.forward(x, record=True, until=name, keep=keep)
+    elif name not in acts:
+        raise ValueError(f"project_channels: the recording passed as acts did not keep layer {name!r}, "
+                         f"where the projection starts")
     channels = [int(c) for c in channels]
     n_channels = acts[name].shape[1]
     bad = [c for c in channels if not 0 <= c < n_channels]

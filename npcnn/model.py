@@ -117,15 +117,18 @@ class Model:
         """Run the network on ``x`` (N, C, H, W).
 
         Returns the output, or ``(output, activations)`` with ``record=True``
-        (an ``Activations``: every layer's output by name, and the switches of
-        every max-pool). ``until`` stops after that layer and returns its output.
-        ``keep``: with ``record``, the names of the layers whose outputs to
-        record (default: all; the switches and shapes are always recorded),
-        which lets a conv whose output is not kept run with its ReLU as one op.
+        (an ``Activations``: every layer's output by name, the switches of
+        every max-pool and every layer's output shape). ``until`` stops after
+        that layer and returns its output. ``keep``: with ``record``, the
+        name or names of the layers whose outputs to record (default: all;
+        the switches and shapes are always recorded), which lets a conv whose
+        output is not kept run with its ReLU as one op.
         """
         stop = None if until is None else self.resolve(until)
         acts = Activations(x) if record else None
-        kept = set(self.layers) if keep is None else {self.resolve(name) for name in keep}
+        if isinstance(keep, str):
+            keep = [keep]
+        kept = set(self.layers) if keep is None or not record else {self.resolve(name) for name in keep}
         hooked = any(self._hooks.values())
         # When nothing but the output is kept (no record, no hooks), a ReLU
         # may overwrite the array the layer before it made, as torch's
@@ -176,8 +179,8 @@ class Model:
     def output_shapes(self, input_shape):
         """``{layer name: output shape}`` for one input shape (N, C, H, W),
         computed by a forward pass on zeros."""
-        _, acts = self.forward(np.zeros(input_shape, dtype=self.dtype), record=True)
-        return {name: a.shape for name, a in acts.items()}
+        _, acts = self.forward(np.zeros(input_shape, dtype=self.dtype), record=True, keep=[])
+        return dict(acts.shapes)
 
     # -- parameters ------------------------------------------------------------
 

@@ -230,3 +230,5 @@ def test_guided_needs_the_relu_inputs_recorded(digits):
     with pytest.raises(ValueError, match=r"rule 'guided' needs the recorded output of layer 'conv_2'"):
         deconv.project_channels(model, x, "pool_2", [1], rule="guided", acts=lean)
     deconv.project_channels(model, x, "pool_2", [1], acts=lean)  # the deconvnet's rule does not
+    with pytest.raises(ValueError, match="did not keep layer 'conv_2', where the projection starts"):
+        deconv.project_channels(model, x, "conv_2", [1], acts=lean)

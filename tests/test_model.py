@@ -238,3 +238,6 @@ def test_a_recording_keeps_only_the_layers_asked_for(monkeypatch):
     handle.remove()
     with pytest.raises(ValueError, match="unknown layer 'pool_9'"):
         model.forward(x, record=True, keep=["pool_9"])
+    _, one = model.forward(x, record=True, keep="fc_3")  # one name alone
+    assert list(one) == ["fc_3"]
+    assert model.output_shapes(x.shape) == full.shapes
