@@ -104,15 +104,16 @@ def backward_from(model, acts, layer, signal, rule="deconvnet"):
     repeat = signal.shape[0] // n_images
     backend = model.backend
 
-    def tiled(i):  # the recorded input of layer i, repeated once per signal: (K*N, ...)
+    def tiled(a):  # a recorded array, repeated once per signal: (K*N, ...)
+        return a if repeat == 1 else np.concatenate([a] * repeat)
+
+    def relu_input(i):  # the recorded input of ReLU layer i, tiled
         if i == 0:
-            a = acts.input
-        elif names[i - 1] in acts:
-            a = acts[names[i - 1]]
-        else:
+            return tiled(acts.input)
+        if names[i - 1] not in acts:
             raise ValueError(f"backward_from: rule {rule!r} needs the recorded output of layer "
                              f"{names[i - 1]!r}, which this recording did not keep")
-        return a if repeat == 1 else np.concatenate([a] * repeat)
+        return tiled(acts[names[i - 1]])
 
     g = signal
     shortcuts = sparse_signal.Shortcuts()
@@ -134,14 +135,11 @@ def backward_from(model, acts, layer, signal, rule="deconvnet"):
                 # in place once g is an array made here, never the caller's signal
                 g = F.relu(g, inplace=g is not signal, backend=backend)
             elif rule == "guided":
-                g = F.relu_backward(F.relu(g, backend=backend), tiled(i), backend=backend)
+                g = F.relu_backward(F.relu(g, backend=backend), relu_input(i), backend=backend)
             else:
-                g = F.relu_backward(g, tiled(i), backend=backend)
+                g = F.relu_backward(g, relu_input(i), backend=backend)
         elif layer_obj.kind == "max_pool2d":
-            switches = acts.switches[names[i]]
-            if repeat > 1:
-                switches = np.concatenate([switches] * repeat)
-            g = F.max_pool2d_backward(g, switches, below[2:], backend=backend)
+            g = F.max_pool2d_backward(g, tiled(acts.switches[names[i]]), below[2:], backend=backend)
         elif layer_obj.kind == "dropout":
             pass
         else:  # not reachable from a projectable layer of the four specs

@@ -128,7 +128,8 @@ class Model:
         acts = Activations(x) if record else None
         if isinstance(keep, str):
             keep = [keep]
-        kept = set(self.layers) if keep is None or not record else {self.resolve(name) for name in keep}
+        # the layers a recording keeps (None: all), resolved once per call
+        kept = None if keep is None or not record else {self.resolve(name) for name in keep}
         hooked = any(self._hooks.values())
         # When nothing but the output is kept (no record, no hooks), a ReLU
         # may overwrite the array the layer before it made, as torch's
@@ -145,7 +146,7 @@ class Model:
                 if fused:  # the conv before applied this ReLU
                     out, fused = x, False
                 elif (layer.kind == "conv2d" and kinds[k + 1] == "relu" and name != stop and not hooked
-                      and (not record or name not in kept)):
+                      and (not record or (kept is not None and name not in kept))):
                     out, fused = layer.forward(x, self.backend, relu=True), True
                 elif overwrite and layer.kind == "relu" and not np.may_share_memory(x, given):
                     out = F.relu(x, inplace=True, backend=self.backend)
@@ -162,7 +163,7 @@ class Model:
                 hook(name, x, out)
             if record:
                 acts.shapes[name] = out.shape
-                if name in kept:
+                if kept is None or name in kept:
                     acts[name] = out
             x = out
             if name == stop:
