@@ -25,6 +25,21 @@ class Result:
         return None
 
 
+# numpy's OpenBLAS keeps its worker threads busy-waiting for about 0.12 s
+# after each threaded call (measured: 0.07 s of CPU burnt in the 0.2 s that
+# follow a LeNet-5 forward at batch 500 that ended 0.05 s earlier, none from
+# 0.15 s on). A library timed within that window shares the cores with the
+# spinning thread: torch's LeNet-5 forward at batch 500 took 47-54 ms right
+# after npcnn's, 16-22 ms with OPENBLAS_NUM_THREADS=1. Torch's OpenMP threads
+# spin briefly too. So each implementation's timing starts after this pause.
+SETTLE_S = 0.25
+
+
+def settle():
+    """Let the other library's idle threads go to sleep (see SETTLE_S)."""
+    time.sleep(SETTLE_S)
+
+
 def median_ms(fn, repeats=5, warmup=1, budget_s=None):
     """Median wall time of ``fn()`` in ms after ``warmup`` discarded calls.
     With ``budget_s``, fewer repeats when one call is slow (at least 3)."""
