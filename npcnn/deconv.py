@@ -31,12 +31,15 @@ import numpy as np
 
 from . import checks, sparse_signal
 from . import functional as F
+from .ops import workspace
 
 RULES = ("deconvnet", "guided", "saliency")
 # Signals go down in batches of at most this many bytes per layer output, so
 # 512 maps of VGG16 at 224x224 do not need 6 GB at once.
 _BATCH_BUDGET = 256 * 2**20
 SELECTIONS = ("map", "max")
+_UNPOOLED = "deconv unpooled"  # the workspace buffer of the unpooling steps
+_UNPOOLED_MAX_BYTES = 32 * 2**20
 PROJECTABLE = ("conv2d", "relu", "max_pool2d")
 
 
@@ -139,12 +142,31 @@ def backward_from(model, acts, layer, signal, rule="deconvnet"):
             else:
                 g = F.relu_backward(g, relu_input(i), backend=backend)
         elif layer_obj.kind == "max_pool2d":
-            g = F.max_pool2d_backward(g, tiled(acts.switches[names[i]]), below[2:], backend=backend)
+            g = F.max_pool2d_backward(g, tiled(acts.switches[names[i]]), below[2:], backend=backend,
+                                      out=_unpooled_buffer(g, below, last=i == 0))
         elif layer_obj.kind == "dropout":
             pass
         else:  # not reachable from a projectable layer of the four specs
             raise ValueError(f"backward_from: cannot pass through layer {names[i]!r} ({layer_obj.kind})")
+    if workspace.holds(_UNPOOLED, g):
+        g = g.copy()  # a ReLU in place as the last step handed back the buffer itself
     return g
+
+
+def _unpooled_buffer(g, below, last):
+    """Where an unpooling step of the walk writes ``g`` unpooled to the
+    shape ``below``: a buffer kept from call to call (workspace.py), or None
+    for a fresh array. The unpooled map is only read by the steps below, and
+    a fresh one of a few MB was page-faulted in on every call (LeNet-5's
+    deconv suite: 440 faults a run, about a quarter of its time). Not for
+    the walk's last step, whose result is returned; not where g is in the
+    buffer already; nor past _UNPOOLED_MAX_BYTES, which it would then hold
+    for good."""
+    shape = g.shape[:2] + tuple(below[2:])
+    size = int(np.prod(shape))
+    if last or size * g.itemsize > _UNPOOLED_MAX_BYTES or workspace.holds(_UNPOOLED, g):
+        return None
+    return workspace.buffer(_UNPOOLED, size, g.dtype).reshape(shape)
 
 
 def project_channels(model, x, layer, channels, select="map", rule="deconvnet", acts=None):

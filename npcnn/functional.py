@@ -238,6 +238,22 @@ def _plane_size(op, name, size, ndim):
     raise ValueError(f"{op}: {name} must be (H, W) or a full (N, C, H, W) shape, got {size!r}")
 
 
+def _check_out(op, out, shape, *inputs):
+    """``out`` is None or a writeable C-contiguous array of ``shape`` and the
+    inputs' dtype that overlaps none of them."""
+    if out is None:
+        return
+    if not isinstance(out, np.ndarray):
+        raise ValueError(f"{op}: out must be a numpy array, got {type(out).__name__}")
+    if out.shape != tuple(shape) or out.dtype != inputs[0].dtype:
+        raise ValueError(f"{op}: out must have shape {tuple(shape)} and dtype {inputs[0].dtype}, "
+                         f"got shape {out.shape} and dtype {out.dtype}")
+    if not (out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError(f"{op}: out must be C-contiguous and writeable (shape {out.shape})")
+    if any(np.may_share_memory(out, a) for a in inputs):
+        raise ValueError(f"{op}: out must not overlap the input or the indices (shape {out.shape})")
+
+
 def _check_switch_range(op, indices, plane):
     if indices.size and (indices.min() < 0 or indices.max() >= plane[0] * plane[1]):
         raise ValueError(f"{op}: indices range over [{indices.min()}, {indices.max()}] but the "
@@ -245,7 +261,7 @@ def _check_switch_range(op, indices, plane):
 
 
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None, *,
-                 backend="numba"):
+                 out=None, backend="numba"):
     """Send every pooled value back to its switch; zeros elsewhere.
 
         x[n, c, s // Wo, s % Wo] += y[n,c,i,j]      with s = indices[n,c,i,j]
@@ -259,6 +275,10 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
         input and indices (N, C, Hp, Wp) -> (N, C, Ho, Wo), with (Ho, Wo) =
         ``output_size`` if given (the pooled input's size: pass it whenever
         pooling did not tile), else Ho = (Hp - 1)*stride - 2*padding + kH.
+
+    ``out`` (not in torch): a C-contiguous array of that shape and dtype to
+    write the result into, which is returned; the deconvnet reuses one, as a
+    fresh array of a few MB is page-faulted in on every call.
     """
     op = "max_unpool2d"
     y, idx = _switches(op, input, indices)
@@ -268,20 +288,22 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     else:
         plane = _plane_size(op, "output_size", output_size, 4)
     _check_switch_range(op, idx, plane)
-    return _impl("pool", op, backend).max_unpool2d(y, idx, plane)
+    _check_out(op, out, y.shape[:2] + plane, y, idx)
+    return _impl("pool", op, backend).max_unpool2d(y, idx, plane, out)
 
 
-def max_pool2d_backward(grad_output, indices, input_size, *, backend="numba"):
+def max_pool2d_backward(grad_output, indices, input_size, *, out=None, backend="numba"):
     """Gradient of ``max_pool2d``: each gradient goes to its window's maximum.
 
     The same scatter-add as ``max_unpool2d``, into a plane of ``input_size``
-    ((H, W) or the input's full shape).
+    ((H, W) or the input's full shape); ``out`` as there.
     """
     op = "max_pool2d_backward"
     g, idx = _switches(op, grad_output, indices, "grad_output")
     plane = _plane_size(op, "input_size", input_size, 4)
     _check_switch_range(op, idx, plane)
-    return _impl("pool", op, backend).max_unpool2d(g, idx, plane)
+    _check_out(op, out, g.shape[:2] + plane, g, idx)
+    return _impl("pool", op, backend).max_unpool2d(g, idx, plane, out)
 
 
 def _adaptive_size(op, output_size, input_hw):

@@ -232,3 +232,36 @@ def test_guided_needs_the_relu_inputs_recorded(digits):
     deconv.project_channels(model, x, "pool_2", [1], acts=lean)  # the deconvnet's rule does not
     with pytest.raises(ValueError, match="did not keep layer 'conv_2', where the projection starts"):
         deconv.project_channels(model, x, "conv_2", [1], acts=lean)
+
+
+def test_a_walk_never_hands_back_the_reused_unpooling_buffer(backend):
+    """The walk unpools into a buffer kept from call to call; what
+    ``backward_from`` returns must not be that buffer, or the next walk
+    would overwrite it. Here the last step is a ReLU, which rectifies the
+    unpooled map in place."""
+    from npcnn.layers import Conv2d, MaxPool2d, ReLU
+    model = npcnn.Model([("relu_0", ReLU()), ("pool_1", MaxPool2d(2)), ("conv_2", Conv2d(1, 2, 3))],
+                        backend=backend)
+    rng = np.random.default_rng(0)
+    x, other = rng.standard_normal((2, 2, 1, 6, 6), dtype=np.float32)
+    _, acts = model.forward(x, record=True)
+    _, other_acts = model.forward(other, record=True)
+    first = deconv.backward_from(model, acts, "pool_1", acts["pool_1"])
+    kept = first.copy()
+    deconv.backward_from(model, other_acts, "pool_1", other_acts["pool_1"])
+    np.testing.assert_array_equal(first, kept)
+    expected = np.maximum(npcnn.functional.max_unpool2d(acts["pool_1"], acts.switches["pool_1"], 2), 0)
+    np.testing.assert_array_equal(first, expected)
+    assert np.count_nonzero(first) > 0
+
+
+def test_projections_in_a_row_leave_each_other_alone(backend, digits):
+    """LeNet-5's walk unpools twice into the kept buffer: a second
+    projection (another layer, another batch size) changes no earlier one."""
+    model = npcnn.build("lenet5", seed=6, backend=backend)
+    x = to_tensor(digits)
+    first = deconv.project_channels(model, x, "pool_2", range(16))
+    kept = first.copy()
+    deconv.project_channels(model, x[:1], "pool_1", range(6))
+    np.testing.assert_array_equal(first, kept)
+    np.testing.assert_array_equal(deconv.project_channels(model, x, "pool_2", range(16)), kept)

@@ -11,6 +11,7 @@ x4 = np.zeros((2, 3, 8, 8))
 w = np.zeros((4, 3, 3, 3))
 nan_x = x4.copy()
 nan_x[0, 0, 0, 0] = np.nan
+_overlap = np.zeros(96)  # an unpooling whose out= holds its own input
 
 CASES = [
     # (call, every fragment the message must contain)
@@ -41,6 +42,18 @@ CASES = [
      ["max_unpool2d", "indices", "(1, 1, 2, 2)", "(1, 1, 3, 2)"]),
     (lambda b: F.max_unpool2d(np.zeros((1, 1, 2, 2)), np.full((1, 1, 2, 2), 16, dtype=np.int64), 2,
                               backend=b), ["max_unpool2d", "indices", "[16, 16]", "4x4"]),
+    (lambda b: F.max_unpool2d(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 2, 2), dtype=np.int64), 2,
+                              out=np.zeros((1, 1, 4, 5)), backend=b),
+     ["max_unpool2d", "out", "(1, 1, 4, 4)", "float64", "(1, 1, 4, 5)"]),
+    (lambda b: F.max_pool2d_backward(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 2, 2), dtype=np.int64), (4, 4),
+                                     out=np.zeros((1, 1, 4, 4), dtype=np.float32), backend=b),
+     ["max_pool2d_backward", "out", "float64", "float32"]),
+    (lambda b: F.max_unpool2d(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 2, 2), dtype=np.int64), 2,
+                              out=np.zeros((1, 1, 4, 8))[..., ::2], backend=b),
+     ["max_unpool2d", "out", "C-contiguous", "(1, 1, 4, 4)"]),
+    (lambda b: F.max_unpool2d(_overlap[72:].reshape(2, 3, 2, 2), np.zeros((2, 3, 2, 2), dtype=np.int64), 2,
+                              out=_overlap.reshape(2, 3, 4, 4), backend=b),
+     ["max_unpool2d", "out", "overlap"]),
     (lambda b: F.linear(np.zeros((2, 5)), np.zeros((3, 4)), backend=b),
      ["linear", "weight", "4 input features", "input has 5", "(2, 5)", "(3, 4)"]),
     (lambda b: F.log_softmax(np.array([[0.0, np.inf]]), 1, backend=b), ["log_softmax", "input", "non-finite"]),

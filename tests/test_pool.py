@@ -132,6 +132,23 @@ def test_unpool_places_values_only_at_switches(backend):
     np.testing.assert_array_equal(np.take_along_axis(flat, switches.reshape(6, -1), 1), y.reshape(6, -1))
 
 
+@pytest.mark.parametrize("case", [CASES[1], CASES[4], CASES[5]], ids=["2x2", "3x3/2", "3x3/2-padded"])
+def test_unpool_into_out(case, backend, dtype):
+    """``out=`` gets the result (and is returned), whatever it held before:
+    every position is written, zeros included, overlapping windows summed."""
+    N, C, (H, W), k, s, p, ceil = case
+    rng = np.random.default_rng(8)
+    y, switches = F.max_pool2d(rng.standard_normal((N, C, H, W)).astype(dtype), k, s, p, ceil, backend=backend)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    fresh = F.max_unpool2d(g, switches, k, s, p, output_size=(H, W), backend=backend)
+    out = np.full((N, C, H, W), np.nan, dtype=dtype)
+    assert F.max_unpool2d(g, switches, k, s, p, output_size=(H, W), out=out, backend=backend) is out
+    np.testing.assert_array_equal(out, fresh)
+    out[...] = 7
+    assert F.max_pool2d_backward(g, switches, (H, W), out=out, backend=backend) is out
+    np.testing.assert_array_equal(out, fresh)
+
+
 def test_pool_unpool_adjoint_identity(backend):
     """<gather(x, switches), y> == <x, unpool(y, switches)> for fixed switches."""
     rng = np.random.default_rng(6)

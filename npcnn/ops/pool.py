@@ -72,14 +72,15 @@ def max_pool2d_values(x, kernel_size, stride, padding, ceil_mode):
     return max_pool2d(x, kernel_size, stride, padding, ceil_mode)[0]
 
 
-def max_unpool2d(y, switches, output_size):
+def max_unpool2d(y, switches, output_size, out=None):
     """Put every pooled value back where its maximum came from.
 
     Inputs:
         y, switches: (N, C, Hp, Wp), as returned by ``max_pool2d``
         output_size: (Ho, Wo), the size of the pooled input
+        out: None, or a C-contiguous (N, C, Ho, Wo) array to write x into
     Returns:
-        x: (N, C, Ho, Wo), zero except at switch positions
+        x: (N, C, Ho, Wo), zero except at switch positions (``out`` if given)
 
         x[n, c, s // Wo, s % Wo] += y[n,c,i,j]   with s = switches[n,c,i,j]
 
@@ -91,10 +92,11 @@ def max_unpool2d(y, switches, output_size):
     """
     N, C = y.shape[:2]
     Ho, Wo = output_size
-    x = np.zeros((N * C, Ho * Wo), dtype=y.dtype)
+    x = (np.empty((N, C, Ho, Wo), dtype=y.dtype) if out is None else out).reshape(N * C, Ho * Wo)
+    x[...] = 0
     plane = np.arange(N * C)[:, None]  # (N*C, 1) row of each value
     np.add.at(x, (plane, switches.reshape(N * C, -1)), y.reshape(N * C, -1))
-    return x.reshape(N, C, Ho, Wo)
+    return x.reshape(N, C, Ho, Wo) if out is None else out
 
 
 def adaptive_bounds(size, out):

@@ -9,6 +9,7 @@ from numba import prange
 
 from .jit import Kernel
 from .pool import adaptive_bounds, pool_output_size
+from .rows import fill_row
 
 
 def _max_pool_planes_py(x, kH, kW, sH, sW, pH, pW, Ho, Wo):
@@ -86,15 +87,17 @@ def _max_pool_2x2_values_py(x, Ho, Wo):
     return y
 
 
-def _unpool_planes_py(y, switches, Ho, Wo):
+def _unpool_planes_py(y, switches, x):
+    """x[n, c] = 0, then x[n, c, switches[n, c, i, j]] += y[n, c, i, j];
+    x is (N, C, Ho*Wo), allocated by the caller (or the caller's ``out``)."""
     N, C, Hp, Wp = y.shape
-    x = np.zeros((N, C, Ho * Wo), dtype=y.dtype)
     for nc in prange(N * C):
         n, c = nc // C, nc % C
+        plane = x[n, c]
+        fill_row(plane, 0.0)
         for i in range(Hp):
             for j in range(Wp):
-                x[n, c, switches[n, c, i, j]] += y[n, c, i, j]  # adds up where windows overlap
-    return x.reshape(N, C, Ho, Wo)
+                plane[switches[n, c, i, j]] += y[n, c, i, j]  # adds up where windows overlap
 
 
 def _adaptive_avg_planes_py(x, h_bounds, w_bounds):
@@ -166,10 +169,12 @@ def max_pool2d_values(x, kernel_size, stride, padding, ceil_mode):
     return max_pool2d(x, kernel_size, stride, padding, ceil_mode)[0]
 
 
-def max_unpool2d(y, switches, output_size):
+def max_unpool2d(y, switches, output_size, out=None):
     """See ``pool.max_unpool2d``."""
-    Ho, Wo = output_size
-    return _unpool_planes(y, switches, Ho, Wo, work=y.size)
+    (N, C), (Ho, Wo) = y.shape[:2], output_size
+    x = np.empty((N, C, Ho, Wo), dtype=y.dtype) if out is None else out
+    _unpool_planes(y, switches, x.reshape(N, C, Ho * Wo), work=y.size)
+    return x
 
 
 def _bounds_array(size, out):
