@@ -15,7 +15,7 @@ from npcnn import deconv
 from npcnn.analysis import class_averages, select_per_class
 from npcnn.ops import winograd_numba
 
-from .timing import Result, max_rel_diff, median_ms, settle
+from .timing import Result, interleaved_ms, max_rel_diff, median_ms
 
 AGREE = 1e-4  # float32, relative to the largest magnitude
 WINOGRAD = "npcnn-numba runs Winograd's F(2x2, 3x3): 4/9 of the multiplications (see GFLOP/s below)"
@@ -32,17 +32,17 @@ def _time_all(case, group, flops, impls, reference, repeats, budget_s, note=""):
     """impls: {name: fn} (fn returns the output); reference: the torch output.
 
     Each implementation's repeats run back to back, as a user's calls would,
-    after a pause in which the other library's idle threads go to sleep
-    (``timing.settle``). Alternating the implementations call by call was
-    tried: numpy's OpenBLAS threads, still spinning after npcnn's call, then
-    took a core from torch, whose LeNet-5 forward at batch 500 went from 20
-    to 50 ms."""
+    in three rounds that take the implementations in turn, each after a
+    pause in which the other library's idle threads go to sleep
+    (``timing.interleaved_ms``). Alternating them call by call was tried:
+    numpy's OpenBLAS threads, still spinning after npcnn's call, then took a
+    core from torch, whose LeNet-5 forward at batch 500 went from 20 to 50
+    ms."""
     result = Result(case, group, flops, note=note)
     for name, fn in impls.items():
         if name != "torch":
             result.max_rel_diff = max(result.max_rel_diff, _check(f"{case} [{name}]", fn(), reference))
-        settle()
-        result.ms[name] = median_ms(fn, repeats=repeats, budget_s=budget_s)
+    result.ms = interleaved_ms(impls, repeats, budget_s)
     return result
 
 

@@ -32,7 +32,7 @@ class Result:
 # spinning thread: torch's LeNet-5 forward at batch 500 took 47-54 ms right
 # after npcnn's, 16-22 ms with OPENBLAS_NUM_THREADS=1. Torch's OpenMP threads
 # spin briefly too. So each implementation's timing starts after this pause.
-SETTLE_S = 0.25
+SETTLE_S = 0.2
 
 
 def settle():
@@ -40,9 +40,9 @@ def settle():
     time.sleep(SETTLE_S)
 
 
-def median_ms(fn, repeats=5, warmup=1, budget_s=None):
-    """Median wall time of ``fn()`` in ms after ``warmup`` discarded calls.
-    With ``budget_s``, fewer repeats when one call is slow (at least 3)."""
+def call_times(fn, repeats=5, warmup=1, budget_s=None, at_least=3):
+    """Wall times of ``fn()`` in seconds after ``warmup`` discarded calls.
+    With ``budget_s``, fewer repeats when one call is slow (``at_least``)."""
     for _ in range(warmup):
         fn()
     times = []
@@ -50,9 +50,31 @@ def median_ms(fn, repeats=5, warmup=1, budget_s=None):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-        if budget_s and k >= 2 and sum(times) > budget_s:
+        if budget_s and k + 1 >= at_least and sum(times) > budget_s:
             break
-    return 1e3 * statistics.median(times)
+    return times
+
+
+def median_ms(fn, repeats=5, warmup=1, budget_s=None):
+    """Median wall time of ``fn()`` in ms after ``warmup`` discarded calls.
+    With ``budget_s``, fewer repeats when one call is slow (at least 3)."""
+    return 1e3 * statistics.median(call_times(fn, repeats, warmup, budget_s))
+
+
+def interleaved_ms(impls, repeats, budget_s, rounds=3):
+    """{name: median ms} of several implementations timed in ``rounds``
+    rounds, each taking every implementation in turn: its share of the
+    repeats back to back, after ``settle()`` and one discarded call (its
+    threads were asleep). The host's slow spells last seconds (a LeNet-5
+    forward at batch 500 took 11.5 ms in one process and 20.5 ms in the
+    next), so timing each implementation once, in a block, let a spell fall
+    on one of them; in rounds it falls on all of them alike."""
+    times = {name: [] for name in impls}
+    for _ in range(rounds):
+        for name, fn in impls.items():
+            settle()
+            times[name] += call_times(fn, -(-repeats // rounds), budget_s=budget_s / rounds, at_least=1)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def max_rel_diff(ours, reference):
