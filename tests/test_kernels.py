@@ -82,6 +82,30 @@ def test_the_direct_kernel_leaves_zero_channels_out(threading, dtype):
              [xt, wt], **TOL[dtype])
 
 
+@pytest.mark.parametrize("pad", [0, 2])
+def test_channels_found_in_the_kernel_or_before_it_agree(pad):
+    """The direct kernel finds each image's active channels itself when it
+    runs on one thread anyway, else takes them from ``_nonzero_channels``;
+    both compilations, both ways: the same counts, the same output."""
+    import npcnn.ops.conv_numba as kernels
+    x = _zero_channels((5, 6, 14, 12), np.float32, seed=5)
+    w = (np.random.default_rng(6).standard_normal((16, 6, 5, 5)) / 10).astype(np.float32)
+    b = np.random.default_rng(7).standard_normal(16).astype(np.float32)
+    found = np.empty((5, 6), dtype=np.int64)
+    expected = kernels._nonzero_channels(x, found, work=0)
+    outputs = []
+    for compiled in (kernels._conv_direct.serial, kernels._conv_direct.parallel):
+        for find in (True, False):
+            active, count = (np.full((5, 6), -1), np.full(5, -1)) if find else (found, expected.copy())
+            outputs.append(compiled(x, active, count, w, b, True, pad, pad, find))
+            assert count.tolist() == expected.tolist() == [1, 0, 1, 3, 3]
+            assert all((active[n, :count[n]] == found[n, :count[n]]).all() for n in range(5))
+    for y in outputs[1:]:
+        np.testing.assert_array_equal(y, outputs[0])
+    check_op(lambda x, w, b: F.conv2d_relu(x, w, b, 1, pad), lambda x, w, b: TF.relu(TF.conv2d(x, w, b, 1, pad)),
+             [x, w, b], **TOL[np.float32])
+
+
 def test_which_channels_count_as_nonzero(threading):
     """Any nonzero counts, however small, and NaN and inf too; -0.0 does not."""
     import npcnn.ops.conv_numba as kernels

@@ -85,10 +85,11 @@ def test_the_direct_kernel_leaves_zero_channels_out(pattern, recorded, monkeypat
     layer = _last_pool(model)
     signal = _signal(acts, layer, 4, CHANNELS[pattern])
     monkeypatch.setattr(sparse_signal, "_by_channel", lambda *a: pytest.fail("went channel by channel"))
-    counts = []
-    original = conv_numba._nonzero_channels
-    monkeypatch.setattr(conv_numba, "_nonzero_channels",
-                        lambda x, active, work: counts.append(original(x, active, work=work)) or counts[-1])
+    counts = []  # the kernel's count of active channels per signal, call by call
+    for compiled in ("serial", "parallel"):
+        run = getattr(conv_numba._conv_direct, compiled)
+        monkeypatch.setattr(conv_numba._conv_direct, compiled,
+                            lambda *a, _run=run: (_run(*a), counts.append(a[2].copy()))[0])
     ours = deconv.backward_from(model, acts, layer, signal)
     below = signal.reshape(signal.shape[0], signal.shape[1], -1).any(axis=2).sum(axis=1)  # channels per signal
     np.testing.assert_array_equal(counts[0], below)  # the first conv step filtered only those

@@ -158,9 +158,9 @@ def _taps_one_filter(r, xp, offsets, w, wide):
         t += 1
 
 
-def _nonzero_channels_py(x, active):
-    """active[n, :count[n]]: the channels of image n that hold a nonzero
-    (NaN and inf count), in order; returns count (N,). x is C-contiguous.
+def _image_channels(x, n, active):
+    """active[n, :count]: the channels of image n that hold a nonzero (NaN
+    and inf count), in order; returns count. x is C-contiguous.
 
     Each channel's sum of |x| is zero only if all of it is. The sum runs
     without a branch and its additions may be reordered (fastmath
@@ -168,22 +168,26 @@ def _nonzero_channels_py(x, active):
     first nonzero read one element per cycle, and the check cost more than
     the filtering it saved. Reading a dense channel once costs little beside
     filtering it with kH*kW taps per filter."""
-    N, C, H, W = x.shape
+    _, C, H, W = x.shape
     HW = H * W
-    flat = x.reshape(N * C * HW)
-    sums = np.zeros(N * C, dtype=x.dtype)
-    for nc in prange(N * C):
-        plane = flat[nc * HW:(nc + 1) * HW]
-        total = sums[nc]
-        for k in range(HW):
-            total += abs(plane[k])
-        sums[nc] = total
-    count = np.zeros(N, dtype=np.int64)
-    for n in range(N):
-        for c in range(C):
-            if sums[n * C + c] != 0:
-                active[n, count[n]] = c
-                count[n] += 1
+    image = x[n].reshape(C * HW)
+    count = 0
+    for c in range(C):
+        total = x.dtype.type(0)
+        for k in range(c * HW, (c + 1) * HW):
+            total += abs(image[k])
+        if total != 0:
+            active[n, count] = c
+            count += 1
+    return count
+
+
+def _nonzero_channels_py(x, active):
+    """``_image_channels`` of every image: fills active, returns count (N,)."""
+    N = x.shape[0]
+    count = np.empty(N, dtype=np.int64)
+    for n in prange(N):
+        count[n] = _image_channels(x, n, active)
     return count
 
 
@@ -198,7 +202,7 @@ def _tap_offsets(C, kH, kW, Hp, Wp):
     return offsets
 
 
-def _conv_direct_py(x, active, count, weight, bias, relu, pH, pW):
+def _conv_direct_py(x, active, count, weight, bias, relu, pH, pW, find_channels):
     """Stride-1 convolution without a column matrix, for few channels:
     y[n, f, i, j] = b[f] + sum_{c,p,q} xpad[n, c, i + p, j + q] * w[f, c, p, q].
 
@@ -217,10 +221,12 @@ def _conv_direct_py(x, active, count, weight, bias, relu, pH, pW):
 
     Channels of an image that are zero everywhere are left out of its
     buffer and its taps: image n has only the channels active[n, :count[n]]
-    (``_nonzero_channels``); the others would add exact zeros (the weights
-    are finite, checked by the caller). The deconvnet's signals are zero in
-    all channels but one below the layer they start from: LeNet-5's 16
-    pool_2 maps now go down in one call instead of one per channel.
+    (``_image_channels``: found here with ``find_channels``, else by the
+    caller); the others would add exact zeros (the weights are finite,
+    checked by the caller). The deconvnet's signals are zero in all channels
+    but one below the layer they start from: LeNet-5's 16 pool_2 maps now go
+    down in one call instead of one per channel. An unpadded image with
+    every channel active is its own buffer: no copy.
     """
     N, C, H, W = x.shape
     F, _, kH, kW = weight.shape
@@ -232,12 +238,17 @@ def _conv_direct_py(x, active, count, weight, bias, relu, pH, pW):
     all_offsets = _tap_offsets(C, kH, kW, Hp, Wp)
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     for n in prange(N):
+        if find_channels:
+            count[n] = _image_channels(x, n, active)
         A = count[n]                           # channel active[n, a] sits at slot a of the buffer
-        xp = np.zeros(A * Hp * Wp, dtype=x.dtype)
-        for a in range(A):
-            for h in range(H):
-                start = a * Hp * Wp + (h + pH) * Wp + pW
-                copy_row(xp[start:start + W], x[n, active[n, a], h])
+        if A == C and pH == 0 and pW == 0:
+            xp = x[n].reshape(C * H * W)
+        else:
+            xp = np.zeros(A * Hp * Wp, dtype=x.dtype)
+            for a in range(A):
+                for h in range(H):
+                    start = a * Hp * Wp + (h + pH) * Wp + pW
+                    copy_row(xp[start:start + W], x[n, active[n, a], h])
         if A == C:                             # dense: every tap, the weights as they are
             offsets, w2 = all_offsets, weight.reshape(F, C * taps)
         else:                                  # the taps of the active channels only
@@ -269,7 +280,8 @@ def _conv_direct_py(x, active, count, weight, bias, relu, pH, pW):
 # Python above in a debugger.
 _valid_columns = njit(cache=True, inline="always")(_valid_columns)
 # reassoc: the sums of |x| are compared with zero only, whatever their order
-_nonzero_channels = Kernel(_nonzero_channels_py, cost=1 / 16, fastmath={"reassoc"})
+_image_channels = njit(cache=True, fastmath={"reassoc"})(_image_channels)
+_nonzero_channels = Kernel(_nonzero_channels_py, cost=1 / 16)
 _tap_offsets = njit(cache=True)(_tap_offsets)
 # contract: let LLVM fuse a * b + c into one multiply-add (rounded once: a
 # difference in the last bit, well inside the parity tolerances)
@@ -393,10 +405,15 @@ def _conv2d(x, weight, bias, stride, padding, relu):
     if _use_direct(x, weight, stride):
         b = np.zeros(F, dtype=x.dtype) if bias is None else bias
         x = np.ascontiguousarray(x)
-        active = np.empty((N, C), dtype=np.int64)
+        active, count = np.empty((N, C), dtype=np.int64), np.empty(N, dtype=np.int64)
+        per_channel = F * kH * kW * (H + 2 * pH - kH + 1) * (W + 2 * pW - kW + 1)  # multiply-adds
+        if _conv_direct.serial_at(N * C * per_channel):
+            # one thread even if every channel is active: the kernel finds
+            # them as it goes, which spares a call (LeNet-5 at batch 1)
+            return _conv_direct(x, active, count, weight, b, relu, pH, pW, True, work=0)
+        # the work, and so the thread count, depends on the channels active
         count = _nonzero_channels(x, active, work=x.size)
-        Ho, Wo = H + 2 * pH - kH + 1, W + 2 * pW - kW + 1
-        return _conv_direct(x, active, count, weight, b, relu, pH, pW, work=count.sum() * F * kH * kW * Ho * Wo)
+        return _conv_direct(x, active, count, weight, b, relu, pH, pW, False, work=count.sum() * per_channel)
     if winograd_numba.suits(x, weight, stride):
         return winograd_numba.conv2d_3x3(x, weight, bias, padding, relu)
     Ho = (H + 2 * pH - kH) // sH + 1

@@ -42,5 +42,9 @@ class Kernel:
         self.parallel = njit(cache=True, parallel=True, fastmath=fastmath)(fn)
         self.serial = njit(cache=True, fastmath=fastmath)(_renamed(fn, "_serial"))
 
+    def serial_at(self, work):
+        """Whether a call with this ``work`` runs the serial compilation."""
+        return work * self.cost < PARALLEL_MIN_WORK
+
     def __call__(self, *args, work):
-        return (self.parallel if work * self.cost >= PARALLEL_MIN_WORK else self.serial)(*args)
+        return (self.serial if self.serial_at(work) else self.parallel)(*args)
