@@ -73,7 +73,8 @@ def interleaved_ms(impls, repeats, budget_s, rounds=3):
     for _ in range(rounds):
         for name, fn in impls.items():
             settle()
-            times[name] += call_times(fn, -(-repeats // rounds), budget_s=budget_s / rounds, at_least=1)
+            times[name] += call_times(fn, -(-repeats // rounds), budget_s=budget_s and budget_s / rounds,
+                                      at_least=1)
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 

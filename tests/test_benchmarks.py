@@ -8,11 +8,13 @@ import pytest
 from benchmarks import cases
 from benchmarks.process import first_call_times
 from benchmarks.run import bar_chart, report
-from benchmarks.timing import Result, max_rel_diff, median_ms
+from benchmarks import timing
+from benchmarks.timing import Result, interleaved_ms, max_rel_diff, median_ms
 from npcnn.data import load_mnist, to_tensor
 
 
-def test_cases_run_and_agree_with_torch(tmp_path):
+def test_cases_run_and_agree_with_torch(tmp_path, monkeypatch):
+    monkeypatch.setattr(timing, "SETTLE_S", 0)  # the pauses matter for times, not for agreement
     r = [cases.conv_case("tiny", 2, 3, 9, 9, 4, 3, 1, 1, 1, None),
          cases.conv_transpose_case("tiny", 2, 3, 9, 9, 4, 3, 2, 1, 1, None),
          cases.pool_case("tiny", 2, 3, 9, 9, 3, 2, 1, None),
@@ -43,6 +45,17 @@ def test_timing_helpers():
     assert max_rel_diff(np.array([1.0, 2.0]), np.array([1.0, 2.5])) == pytest.approx(0.2)
     assert median_ms(lambda: None, repeats=3) >= 0
     assert Result("c", "op", 2e6, {"npcnn-numba": 1.0, "torch": 2.0}).ratio() == 0.5
+
+
+def test_the_implementations_are_timed_in_rounds_each_in_turn(monkeypatch):
+    """Three rounds, each taking every implementation in turn after a pause:
+    a discarded call, then its share of the repeats back to back."""
+    calls, pauses = [], []
+    monkeypatch.setattr(timing, "settle", lambda: pauses.append(len(calls)))
+    ms = interleaved_ms({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=6, budget_s=None)
+    assert set(ms) == {"a", "b"} and all(v >= 0 for v in ms.values())
+    assert "".join(calls) == "aaa" "bbb" "aaa" "bbb" "aaa" "bbb"  # per round: 1 discarded + 2 timed each
+    assert pauses == [0, 3, 6, 9, 12, 15]
 
 
 def test_first_call_is_measured_cold_and_warm():
