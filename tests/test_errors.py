@@ -82,17 +82,37 @@ def test_messages_are_one_line():
         assert "\n" not in str(err.value) and re.match(r"^\w+: ", str(err.value))
 
 
+# small arrays take the jitted test, large ones BLAS's dot
+SIZES = {"small": (8, 3, 3, 3), "large": (64, 32, 3, 3)}
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_one_non_finite_value_among_many_is_found(bad):
-    w = np.random.default_rng(0).standard_normal((8, 3, 3, 3)).astype(np.float32)
+def test_one_non_finite_value_among_many_is_found(bad, dtype, size):
+    w = np.random.default_rng(0).standard_normal(SIZES[size]).astype(dtype)
     w[5, 1, 2, 0] = bad
     with pytest.raises(ValueError, match=r"conv2d: weight holds 1 non-finite value"):
         checks.finite("conv2d", "weight", w)
 
 
-def test_the_largest_finite_values_and_empty_arrays_pass():
+@pytest.mark.parametrize("size", list(SIZES))
+def test_the_largest_finite_values_and_empty_arrays_pass(size):
     # their squares overflow: the fast test says "maybe", the exact count says no
-    extremes = np.array([np.finfo(np.float32).max, np.finfo(np.float32).min, 0.0], dtype=np.float32)
+    extremes = np.zeros(SIZES[size], dtype=np.float32)
+    extremes[0, 0, 0, :2] = np.finfo(np.float32).max, np.finfo(np.float32).min
     with np.errstate(over="ignore"):
         assert checks.finite("conv2d", "weight", extremes) is extremes
     checks.finite("conv2d", "weight", np.zeros((0, 3), dtype=np.float32))
+
+
+@pytest.mark.parametrize("value,expected", [(3, (3, 3)), (np.int64(2), (2, 2)), ((1, 2), (1, 2)),
+                                            ([1, 2], (1, 2)), ((np.int32(1), 2), (1, 2))])
+def test_an_int_or_a_pair_of_ints(value, expected):
+    assert checks.pair("conv2d", "stride", value) == expected
+
+
+@pytest.mark.parametrize("value", [True, (1, True), 1.0, (1, 2, 3), "2", None])
+def test_anything_else_is_not_a_pair(value):
+    with pytest.raises(ValueError, match=r"conv2d: stride must be an int or a pair of ints"):
+        checks.pair("conv2d", "stride", value)
