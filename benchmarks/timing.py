@@ -64,19 +64,17 @@ def median_ms(fn, repeats=5, warmup=1, budget_s=None):
 def interleaved_ms(impls, repeats, budget_s, rounds=3):
     """{name: median ms} of several implementations timed in ``rounds``
     rounds, each taking every implementation in turn: its share of the
-    repeats back to back, after ``settle()`` (one discarded call first, in
-    the first round only: a later round's first call, which wakes the
-    threads, is one sample among many and leaves the median where it is).
-    The host's slow spells last seconds (a LeNet-5 forward at batch 500
-    took 11.5 ms in one process and 20.5 ms in the next), so timing each
-    implementation once, in a block, let a spell fall on one of them; in
-    rounds it falls on all of them alike."""
+    repeats back to back, after ``settle()`` and one discarded call (its
+    threads were asleep). The host's slow spells last seconds (a LeNet-5
+    forward at batch 500 took 11.5 ms in one process and 20.5 ms in the
+    next), so timing each implementation once, in a block, let a spell fall
+    on one of them; in rounds it falls on all of them alike."""
     times = {name: [] for name in impls}
-    for r in range(rounds):
+    for _ in range(rounds):
         for name, fn in impls.items():
             settle()
-            times[name] += call_times(fn, -(-repeats // rounds), warmup=int(r == 0),
-                                      budget_s=budget_s and budget_s / rounds, at_least=1)
+            times[name] += call_times(fn, -(-repeats // rounds), budget_s=budget_s and budget_s / rounds,
+                                      at_least=1)
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 

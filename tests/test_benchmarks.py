@@ -49,14 +49,13 @@ def test_timing_helpers():
 
 def test_the_implementations_are_timed_in_rounds_each_in_turn(monkeypatch):
     """Three rounds, each taking every implementation in turn after a pause:
-    its share of the repeats back to back, after one discarded call in the
-    first round."""
+    a discarded call, then its share of the repeats back to back."""
     calls, pauses = [], []
     monkeypatch.setattr(timing, "settle", lambda: pauses.append(len(calls)))
     ms = interleaved_ms({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=6, budget_s=None)
     assert set(ms) == {"a", "b"} and all(v >= 0 for v in ms.values())
-    assert "".join(calls) == "aaa" "bbb" "aa" "bb" "aa" "bb"  # 2 timed each a round, 1 discarded first
-    assert pauses == [0, 3, 6, 8, 10, 12]
+    assert "".join(calls) == "aaa" "bbb" "aaa" "bbb" "aaa" "bbb"  # per round: 1 discarded + 2 timed each
+    assert pauses == [0, 3, 6, 9, 12, 15]
 
 
 def test_first_call_is_measured_cold_and_warm():
