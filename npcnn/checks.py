@@ -61,8 +61,8 @@ def array(op, name, a, ndim=None, dtype=None):
 
 def _sum_of_zeros(flat):
     """sum(x * 0): 0 if every x is finite, NaN otherwise (inf * 0 is NaN).
-    The sum may be reordered ("reassoc" below), so it vectorises; nothing
-    lets LLVM fold x * 0 to 0, which needs "nnan"."""
+    The sum may be reordered ("reassoc" below), so it vectorises; no flag
+    here lets LLVM fold x * 0 to 0 (that needs "nnan" and "nsz")."""
     total = flat.dtype.type(0)
     for k in range(flat.size):
         total += flat[k] * 0

@@ -24,6 +24,8 @@ Where npcnn differs from torch on purpose:
   windows, kernel > stride): it is the adjoint of max-pooling, equal to
   torch's autograd gradient of ``max_pool2d``. ``torch.nn.functional.
   max_unpool2d`` keeps one of them instead; without overlap both agree.
+- ``max_unpool2d`` and ``max_pool2d_backward`` take ``out=``, an array to
+  write the result into (the deconvnet reuses one from call to call).
 """
 import numpy as np
 

@@ -407,10 +407,11 @@ def _conv2d(x, weight, bias, stride, padding, relu):
         x = np.ascontiguousarray(x)
         active, count = np.empty((N, C), dtype=np.int64), np.empty(N, dtype=np.int64)
         per_channel = F * kH * kW * (H + 2 * pH - kH + 1) * (W + 2 * pW - kW + 1)  # multiply-adds
-        if _conv_direct.serial_at(N * C * per_channel):
+        dense = N * C * per_channel
+        if _conv_direct.serial_at(dense):
             # one thread even if every channel is active: the kernel finds
             # them as it goes, which spares a call (LeNet-5 at batch 1)
-            return _conv_direct(x, active, count, weight, b, relu, pH, pW, True, work=0)
+            return _conv_direct(x, active, count, weight, b, relu, pH, pW, True, work=dense)
         # the work, and so the thread count, depends on the channels active
         count = _nonzero_channels(x, active, work=x.size)
         return _conv_direct(x, active, count, weight, b, relu, pH, pW, False, work=count.sum() * per_channel)
