@@ -31,13 +31,23 @@ class Result:
 # 0.15 s on). A library timed within that window shares the cores with the
 # spinning thread: torch's LeNet-5 forward at batch 500 took 47-54 ms right
 # after npcnn's, 16-22 ms with OPENBLAS_NUM_THREADS=1. Torch's OpenMP threads
-# spin briefly too. So each implementation's timing starts after this pause.
-SETTLE_S = 0.2
+# spin briefly too. So each implementation's timing starts once the process
+# burns no CPU while it sleeps: its other threads are asleep too.
+SETTLE_WINDOW_S = 0.02
+SETTLE_MAX_S = 0.3
 
 
 def settle():
-    """Let the other library's idle threads go to sleep (see SETTLE_S)."""
-    time.sleep(SETTLE_S)
+    """Sleep until the other library's idle threads have gone to sleep: a
+    ``SETTLE_WINDOW_S`` sleep in which the whole process burns (almost) no
+    CPU, for at most ``SETTLE_MAX_S``. After a block that woke no spinning
+    threads this is one window, after BLAS's products about 0.15 s."""
+    deadline = time.perf_counter() + SETTLE_MAX_S
+    while time.perf_counter() < deadline:
+        cpu = time.process_time()  # every thread of the process
+        time.sleep(SETTLE_WINDOW_S)
+        if time.process_time() - cpu < 0.1 * SETTLE_WINDOW_S:
+            return
 
 
 def call_times(fn, repeats=5, warmup=1, budget_s=None, at_least=3):

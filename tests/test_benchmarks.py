@@ -14,7 +14,7 @@ from npcnn.data import load_mnist, to_tensor
 
 
 def test_cases_run_and_agree_with_torch(tmp_path, monkeypatch):
-    monkeypatch.setattr(timing, "SETTLE_S", 0)  # the pauses matter for times, not for agreement
+    monkeypatch.setattr(timing, "SETTLE_MAX_S", 0)  # the pauses matter for times, not for agreement
     r = [cases.conv_case("tiny", 2, 3, 9, 9, 4, 3, 1, 1, 1, None),
          cases.conv_transpose_case("tiny", 2, 3, 9, 9, 4, 3, 2, 1, 1, None),
          cases.pool_case("tiny", 2, 3, 9, 9, 3, 2, 1, None),
@@ -56,6 +56,26 @@ def test_the_implementations_are_timed_in_rounds_each_in_turn(monkeypatch):
     assert set(ms) == {"a", "b"} and all(v >= 0 for v in ms.values())
     assert "".join(calls) == "aaa" "bbb" "aaa" "bbb" "aaa" "bbb"  # per round: 1 discarded + 2 timed each
     assert pauses == [0, 3, 6, 9, 12, 15]
+
+
+def test_settling_waits_for_a_busy_thread_and_no_longer():
+    import threading
+    import time
+
+    def spin():  # as OpenBLAS's idle workers do, for 0.25 s
+        while time.perf_counter() - start < 0.25:
+            pass
+
+    start = time.perf_counter()
+    timing.settle()
+    assert time.perf_counter() - start < 0.1  # nothing busy: about one window
+    busy = threading.Thread(target=spin)
+    start = time.perf_counter()
+    busy.start()
+    timing.settle()
+    waited = time.perf_counter() - start
+    busy.join()
+    assert 0.2 <= waited < 0.45, waited
 
 
 def test_first_call_is_measured_cold_and_warm():
