@@ -56,16 +56,18 @@ def array(op, name, a, ndim=None, dtype=None):
     elif a.dtype != dtype:
         raise ValueError(f"{op}: {name} has dtype {a.dtype} but the input has {dtype}; "
                          f"cast one of them (shape {a.shape})")
-    return a if type(a) is np.ndarray and a.flags.c_contiguous else np.ascontiguousarray(a)
+    # (0-d arrays too go through ascontiguousarray, which makes them (1,), as before)
+    return a if type(a) is np.ndarray and a.ndim and a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
 def _sum_of_zeros(flat):
     """sum(x * 0): 0 if every x is finite, NaN otherwise (inf * 0 is NaN).
     The sum may be reordered ("reassoc" below), so it vectorises; no flag
     here lets LLVM fold x * 0 to 0 (that needs "nnan" and "nsz")."""
-    total = flat.dtype.type(0)
+    zero = flat.dtype.type(0)  # of flat's dtype: a literal 0 would make float32 sums float64
+    total = zero
     for k in range(flat.size):
-        total += flat[k] * 0
+        total += flat[k] * zero
     return total
 
 
@@ -84,7 +86,7 @@ def finite(op, name, a):
     # may also be an overflow of huge finite values (|w| > 1e19 in float32,
     # which numpy reports with a RuntimeWarning, as the conv itself would),
     # so then count exactly.
-    flat = a.reshape(-1)
+    flat = np.asarray(a).reshape(-1)  # (an np.matrix stays 2-D under reshape)
     if (_sum_of_zeros(flat) == 0) if flat.size <= _SMALL else math.isfinite(np.dot(flat, flat)):
         return a
     bad = int(a.size - np.isfinite(a).sum())

@@ -27,18 +27,21 @@ projection by a.
     proj = npcnn.deconv.project(model, x, "conv_2", channel=3)          # like x
     many = npcnn.deconv.project_channels(model, x, "pool_2", range(16))  # (16, N, C, H, W)
 """
+import threading
+
 import numpy as np
 
 from . import checks, sparse_signal
 from . import functional as F
-from .ops import workspace
 
 RULES = ("deconvnet", "guided", "saliency")
 # Signals go down in batches of at most this many bytes per layer output, so
 # 512 maps of VGG16 at 224x224 do not need 6 GB at once.
 _BATCH_BUDGET = 256 * 2**20
 SELECTIONS = ("map", "max")
-_UNPOOLED = "deconv unpooled"  # the workspace buffer of the unpooling steps
+# The buffers the unpooling steps write into, kept from call to call: one
+# per thread (so walks in two threads keep out of each other's way) and dtype.
+_unpooled = threading.local()
 _UNPOOLED_MAX_BYTES = 32 * 2**20
 PROJECTABLE = ("conv2d", "relu", "max_pool2d")
 
@@ -148,25 +151,33 @@ def backward_from(model, acts, layer, signal, rule="deconvnet"):
             pass
         else:  # not reachable from a projectable layer of the four specs
             raise ValueError(f"backward_from: cannot pass through layer {names[i]!r} ({layer_obj.kind})")
-    if workspace.holds(_UNPOOLED, g):
-        g = g.copy()  # a ReLU in place as the last step handed back the buffer itself
+    if _in_unpooled_buffer(g):
+        g = g.copy()  # a last step that hands back its input (a ReLU in place, a dropout)
     return g
 
 
 def _unpooled_buffer(g, below, last):
     """Where an unpooling step of the walk writes ``g`` unpooled to the
-    shape ``below``: a buffer kept from call to call (workspace.py), or None
-    for a fresh array. The unpooled map is only read by the steps below, and
-    a fresh one of a few MB was page-faulted in on every call (LeNet-5's
-    deconv suite: 440 faults a run, about a quarter of its time). Not for
-    the walk's last step, whose result is returned; not where g is in the
-    buffer already; nor past _UNPOOLED_MAX_BYTES, which it would then hold
-    for good."""
+    shape ``below``: this thread's buffer for g's dtype, kept from call to
+    call, or None for a fresh array. The unpooled map is only read by the
+    steps below, and a fresh one of a few MB was page-faulted in on every
+    call (LeNet-5's deconv suite: 440 faults a run, about a quarter of its
+    time). Not for the walk's last step, whose result is returned; not where
+    g is in the buffer already; nor past _UNPOOLED_MAX_BYTES, which it would
+    then hold for good."""
     shape = g.shape[:2] + tuple(below[2:])
     size = int(np.prod(shape))
-    if last or size * g.itemsize > _UNPOOLED_MAX_BYTES or workspace.holds(_UNPOOLED, g):
+    if last or size * g.itemsize > _UNPOOLED_MAX_BYTES or _in_unpooled_buffer(g):
         return None
-    return workspace.buffer(_UNPOOLED, size, g.dtype).reshape(shape)
+    buffers = _unpooled.__dict__.setdefault("by_dtype", {})
+    buf = buffers.get(g.dtype)
+    if buf is None or buf.size < size:
+        buf = buffers[g.dtype] = np.empty(size, dtype=g.dtype)
+    return buf[:size].reshape(shape)
+
+
+def _in_unpooled_buffer(g):
+    return any(np.may_share_memory(g, buf) for buf in _unpooled.__dict__.get("by_dtype", {}).values())
 
 
 def project_channels(model, x, layer, channels, select="map", rule="deconvnet", acts=None):

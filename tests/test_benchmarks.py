@@ -58,24 +58,33 @@ def test_the_implementations_are_timed_in_rounds_each_in_turn(monkeypatch):
     assert pauses == [0, 3, 6, 9, 12, 15]
 
 
-def test_settling_waits_for_a_busy_thread_and_no_longer():
-    import threading
-    import time
+class _Clock:
+    """Stands in for the time module: the process burns a whole window of
+    CPU in each of its first ``busy`` sleeps, none after."""
 
-    def spin():  # as OpenBLAS's idle workers do, for 0.25 s
-        while time.perf_counter() - start < 0.25:
-            pass
+    def __init__(self, busy):
+        self.now, self.cpu, self.busy, self.sleeps = 0.0, 0.0, busy, 0
 
-    start = time.perf_counter()
+    def perf_counter(self):
+        return self.now
+
+    def process_time(self):
+        return self.cpu
+
+    def sleep(self, seconds):
+        self.now += seconds
+        self.sleeps += 1
+        self.cpu += seconds if self.sleeps <= self.busy else 0.0
+
+
+@pytest.mark.parametrize("busy,sleeps", [(0, 1), (6, 7), (1000, 15)])
+def test_settling_waits_until_the_process_is_idle(busy, sleeps, monkeypatch):
+    """One quiet window ends the wait; a process that never quiets down is
+    waited for SETTLE_MAX_S (15 windows of 20 ms)."""
+    clock = _Clock(busy)
+    monkeypatch.setattr(timing, "time", clock)
     timing.settle()
-    assert time.perf_counter() - start < 0.1  # nothing busy: about one window
-    busy = threading.Thread(target=spin)
-    start = time.perf_counter()
-    busy.start()
-    timing.settle()
-    waited = time.perf_counter() - start
-    busy.join()
-    assert 0.2 <= waited < 0.45, waited
+    assert clock.sleeps == sleeps
 
 
 def test_first_call_is_measured_cold_and_warm():

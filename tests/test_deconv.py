@@ -265,3 +265,25 @@ def test_projections_in_a_row_leave_each_other_alone(backend, digits):
     deconv.project_channels(model, x[:1], "pool_1", range(6))
     np.testing.assert_array_equal(first, kept)
     np.testing.assert_array_equal(deconv.project_channels(model, x, "pool_2", range(16)), kept)
+
+
+def test_walks_in_two_threads_keep_out_of_each_others_way(backend, digits):
+    """Each thread has its own unpooling buffer: two threads walking down at
+    once get what each gets alone."""
+    import threading
+    model = npcnn.build("lenet5", seed=7, backend=backend)
+    recordings = [model.forward(to_tensor(digits[k:k + 2]), record=True)[1] for k in (0, 1)]
+    alone = [deconv.backward_from(model, acts, "pool_2", acts["pool_2"]) for acts in recordings]
+    wrong = [0, 0]
+
+    def walk(k):
+        acts = recordings[k]
+        for _ in range(150):
+            wrong[k] += not np.array_equal(deconv.backward_from(model, acts, "pool_2", acts["pool_2"]), alone[k])
+
+    threads = [threading.Thread(target=walk, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == [0, 0]

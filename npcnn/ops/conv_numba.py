@@ -405,12 +405,13 @@ def _conv2d(x, weight, bias, stride, padding, relu):
     if _use_direct(x, weight, stride):
         b = np.zeros(F, dtype=x.dtype) if bias is None else bias
         x = np.ascontiguousarray(x)
-        active, count = np.empty((N, C), dtype=np.int64), np.empty(N, dtype=np.int64)
+        active = np.empty((N, C), dtype=np.int64)
         per_channel = F * kH * kW * (H + 2 * pH - kH + 1) * (W + 2 * pW - kW + 1)  # multiply-adds
         dense = N * C * per_channel
         if _conv_direct.serial_at(dense):
             # one thread even if every channel is active: the kernel finds
             # them as it goes, which spares a call (LeNet-5 at batch 1)
+            count = np.empty(N, dtype=np.int64)
             return _conv_direct(x, active, count, weight, b, relu, pH, pW, True, work=dense)
         # the work, and so the thread count, depends on the channels active
         count = _nonzero_channels(x, active, work=x.size)

@@ -27,11 +27,6 @@ def buffer(name, size, dtype):
     return buf[:size]
 
 
-def holds(name, array):
-    """Whether ``array`` may be (a view of) a buffer kept under ``name``."""
-    return any(np.may_share_memory(array, buf) for (n, _), buf in _buffers.items() if n == name)
-
-
 def planes(name, count, size, dtype):
     """``count`` planes of ``size`` elements, a C-contiguous (count, size +
     PLANE_SKEW) array: plane e is ``[e, :size]`` and the skew columns past it
