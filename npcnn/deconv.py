@@ -27,21 +27,18 @@ projection by a.
     proj = npcnn.deconv.project(model, x, "conv_2", channel=3)          # like x
     many = npcnn.deconv.project_channels(model, x, "pool_2", range(16))  # (16, N, C, H, W)
 """
-import threading
-
 import numpy as np
 
 from . import checks, sparse_signal
 from . import functional as F
+from .ops import workspace
 
 RULES = ("deconvnet", "guided", "saliency")
 # Signals go down in batches of at most this many bytes per layer output, so
 # 512 maps of VGG16 at 224x224 do not need 6 GB at once.
 _BATCH_BUDGET = 256 * 2**20
 SELECTIONS = ("map", "max")
-# The buffers the unpooling steps write into, kept from call to call: one
-# per thread (so walks in two threads keep out of each other's way) and dtype.
-_unpooled = threading.local()
+_UNPOOLED = "deconv unpooled"  # the workspace buffer the unpooling steps write into
 _UNPOOLED_MAX_BYTES = 32 * 2**20
 PROJECTABLE = ("conv2d", "relu", "max_pool2d")
 
@@ -151,15 +148,15 @@ def backward_from(model, acts, layer, signal, rule="deconvnet"):
             pass
         else:  # not reachable from a projectable layer of the four specs
             raise ValueError(f"backward_from: cannot pass through layer {names[i]!r} ({layer_obj.kind})")
-    if _in_unpooled_buffer(g):
+    if workspace.holds(_UNPOOLED, g):
         g = g.copy()  # a last step that hands back its input (a ReLU in place, a dropout)
     return g
 
 
 def _unpooled_buffer(g, below, last):
     """Where an unpooling step of the walk writes ``g`` unpooled to the
-    shape ``below``: this thread's buffer for g's dtype, kept from call to
-    call, or None for a fresh array. The unpooled map is only read by the
+    shape ``below``: a workspace buffer, kept from call to call (one per
+    thread), or None for a fresh array. The unpooled map is only read by the
     steps below, and a fresh one of a few MB was page-faulted in on every
     call (LeNet-5's deconv suite: 440 faults a run, about a quarter of its
     time). Not for the walk's last step, whose result is returned; not where
@@ -167,17 +164,9 @@ def _unpooled_buffer(g, below, last):
     then hold for good."""
     shape = g.shape[:2] + tuple(below[2:])
     size = int(np.prod(shape))
-    if last or size * g.itemsize > _UNPOOLED_MAX_BYTES or _in_unpooled_buffer(g):
+    if last or size * g.itemsize > _UNPOOLED_MAX_BYTES or workspace.holds(_UNPOOLED, g):
         return None
-    buffers = _unpooled.__dict__.setdefault("by_dtype", {})
-    buf = buffers.get(g.dtype)
-    if buf is None or buf.size < size:
-        buf = buffers[g.dtype] = np.empty(size, dtype=g.dtype)
-    return buf[:size].reshape(shape)
-
-
-def _in_unpooled_buffer(g):
-    return any(np.may_share_memory(g, buf) for buf in _unpooled.__dict__.get("by_dtype", {}).values())
+    return workspace.buffer(_UNPOOLED, size, g.dtype).reshape(shape)
 
 
 def project_channels(model, x, layer, channels, select="map", rule="deconvnet", acts=None):

@@ -3,13 +3,20 @@
 A fresh array of tens of megabytes costs as much to page-fault in as the
 kernel that fills it costs to run, so the big temporaries of the fast
 convolutions (column matrices, Winograd's transformed tiles) live in
-buffers kept here, one per (name, dtype). Each stays as large as the
-largest request seen under its name. Functions that use them must not be
-called from two Python threads at once.
+buffers kept here, one per (name, dtype) and Python thread, so that
+callers in two threads keep out of each other's way. Each stays as large
+as the largest request seen under its name.
 """
+import threading
+
 import numpy as np
 
-_buffers = {}
+_local = threading.local()
+
+
+def _buffers():
+    """This thread's {(name, dtype): 1-D array}."""
+    return _local.__dict__.setdefault("buffers", {})
 
 # Extra elements between the planes of ``planes``: when a plane's size is a
 # multiple of 4 KiB, a kernel that writes the same position of 16 planes
@@ -20,11 +27,16 @@ PLANE_SKEW = 64
 
 def buffer(name, size, dtype):
     """A 1-D array of ``size`` elements, shared by every caller of ``name``."""
-    key = (name, np.dtype(dtype))
-    buf = _buffers.get(key)
+    key, buffers = (name, np.dtype(dtype)), _buffers()
+    buf = buffers.get(key)
     if buf is None or buf.size < size:
-        buf = _buffers[key] = np.empty(size, dtype=dtype)
+        buf = buffers[key] = np.empty(size, dtype=dtype)
     return buf[:size]
+
+
+def holds(name, array):
+    """Whether ``array`` may be (a view of) this thread's buffer ``name``."""
+    return any(np.may_share_memory(array, buf) for (n, _), buf in _buffers().items() if n == name)
 
 
 def planes(name, count, size, dtype):
