@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as TF
 
 import npcnn.functional as F
+from npcnn.ops import linear_numba
 from parity import TOL, check_op
 
 
@@ -16,6 +17,35 @@ def test_linear_matches_torch(shape, out, backend, dtype):
     b = rng.standard_normal(out).astype(dtype)
     check_op(lambda x, w, b: F.linear(x, w, b, backend=backend), TF.linear, [x, w, b],
              backward=lambda g, x, w, b: F.linear_backward(g, x, w, backend=backend), **TOL[dtype])
+
+
+# (rows, in, out): whole 4x4 tiles, tiles cut at the last rows or columns or
+# both, one input feature, and LeNet-5's and SimpleCNN's fc layers
+TILED_SHAPES = [(4, 3, 4), (8, 5, 12), (7, 9, 5), (13, 1, 10), (6, 17, 3), (64, 400, 120),
+                (37, 120, 84), (20, 84, 10), (16, 784, 64)]
+
+
+@pytest.mark.parametrize("rows,n_in,n_out", TILED_SHAPES)
+def test_linear_in_tiles_matches_torch(rows, n_in, n_out, dtype, monkeypatch):
+    """The numba backend's own kernel for small layers over a batch (not BLAS)."""
+    calls = []
+    kernel = linear_numba._linear_tiles
+    monkeypatch.setattr(linear_numba, "_linear_tiles", lambda *a, work: calls.append(work) or kernel(*a, work=work))
+    rng = np.random.default_rng(rows)
+    x = rng.standard_normal((rows, n_in)).astype(dtype)
+    w = (rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)).astype(dtype)
+    b = rng.standard_normal(n_out).astype(dtype)
+    check_op(lambda x, w, b: F.linear(x, w, b), TF.linear, [x, w, b], **TOL[dtype])
+    check_op(lambda x, w: F.linear(x, w), TF.linear, [x, w], **TOL[dtype])
+    assert calls == [rows * n_in * n_out] * 2
+
+
+@pytest.mark.parametrize("rows,n_in,n_out", [(3, 400, 120), (4, 600, 300)])
+def test_linear_leaves_few_rows_and_large_layers_to_blas(rows, n_in, n_out, monkeypatch):
+    monkeypatch.setattr(linear_numba, "_linear_tiles", None)  # calling it would fail
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((rows, n_in)), rng.standard_normal((n_out, n_in))
+    check_op(lambda x, w: F.linear(x, w), TF.linear, [x, w], **TOL[np.float64])
 
 
 def test_linear_without_bias(backend):

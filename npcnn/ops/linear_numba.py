@@ -1,15 +1,79 @@
 """Fully connected layer: the fast version of ``linear.py``.
 
-A dense layer is one matrix product, and nothing beats BLAS at that: the
-product goes to BLAS directly (through numpy's matmul, which handles the
-transposed weight without a copy), and the bias add and the bias gradient
-run as jitted parallel loops over the rows. (numba's own np.dot copies a
-transposed operand first, which made it 20x slower here.)
+A dense layer is one matrix product. Large ones go to BLAS (numpy's matmul,
+which handles the transposed weight without a copy), with the bias add and
+the bias gradient as jitted loops over the rows. (numba's own np.dot copies
+a transposed operand first, which made it 20x slower here.)
+
+Small layers over a batch (LeNet-5's and SimpleCNN's fc layers) run a
+jitted kernel of their own instead, ``_linear_tiles``, although BLAS is
+faster at the product itself (LeNet-5's fc_1 at batch 500: 0.3 ms on two
+threads, against 0.9 ms for the kernel on one). OpenBLAS runs such a
+product on all its threads, and these keep spinning for about 0.1 s after
+it returns. On a machine with few cores they take a core from whatever
+comes next: npcnn's own convolutions in the next forward (LeNet-5 at batch
+500: 17-18 ms a forward with BLAS's fc layers, 13-16 with the kernel).
+numba's threads sleep when idle.
 """
 import numpy as np
 from numba import prange
 
 from .jit import Kernel
+
+
+def _linear_tiles_py(x, weight, bias, y):
+    """y[n, o] = bias[o] + sum_i x[n, i] * weight[o, i], in 4x4 tiles of y.
+
+    A tile's 16 dot products run side by side over i: each step loads four
+    values of x and four of the weight for 16 multiply-adds, and LLVM
+    vectorises the loop over i, keeping 16 partial sums in registers (hence
+    "reassoc" below: the sums are reordered, as BLAS's are). Rows and
+    columns of y left over past a multiple of 4 take one dot product at a
+    time. Only elements are indexed, never slices: a slice of a shared array
+    in a parallel loop updates the array's reference count, one atomic
+    cache line that both threads then fight over (a slicing version of this
+    kernel was 2-10x slower on two threads than on one).
+    """
+    N, I = x.shape
+    O = weight.shape[0]
+    row_tiles, col_tiles = (N + 3) // 4, (O + 3) // 4
+    for tile in prange(row_tiles * col_tiles):
+        n, o = 4 * (tile // col_tiles), 4 * (tile % col_tiles)
+        if n + 4 <= N and o + 4 <= O:
+            zero = x.dtype.type(0)
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+            s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
+            for i in range(I):
+                x0, x1, x2, x3 = x[n, i], x[n + 1, i], x[n + 2, i], x[n + 3, i]
+                w0, w1, w2, w3 = weight[o, i], weight[o + 1, i], weight[o + 2, i], weight[o + 3, i]
+                s00 += x0 * w0
+                s01 += x0 * w1
+                s02 += x0 * w2
+                s03 += x0 * w3
+                s10 += x1 * w0
+                s11 += x1 * w1
+                s12 += x1 * w2
+                s13 += x1 * w3
+                s20 += x2 * w0
+                s21 += x2 * w1
+                s22 += x2 * w2
+                s23 += x2 * w3
+                s30 += x3 * w0
+                s31 += x3 * w1
+                s32 += x3 * w2
+                s33 += x3 * w3
+            b0, b1, b2, b3 = bias[o], bias[o + 1], bias[o + 2], bias[o + 3]
+            y[n, o], y[n, o + 1], y[n, o + 2], y[n, o + 3] = s00 + b0, s01 + b1, s02 + b2, s03 + b3
+            y[n + 1, o], y[n + 1, o + 1], y[n + 1, o + 2], y[n + 1, o + 3] = s10 + b0, s11 + b1, s12 + b2, s13 + b3
+            y[n + 2, o], y[n + 2, o + 1], y[n + 2, o + 2], y[n + 2, o + 3] = s20 + b0, s21 + b1, s22 + b2, s23 + b3
+            y[n + 3, o], y[n + 3, o + 1], y[n + 3, o + 2], y[n + 3, o + 3] = s30 + b0, s31 + b1, s32 + b2, s33 + b3
+        else:                                  # a tile cut by the edge of y
+            for r in range(n, min(N, n + 4)):
+                for c in range(o, min(O, o + 4)):
+                    total = x.dtype.type(0)
+                    for i in range(I):
+                        total += x[r, i] * weight[c, i]
+                    y[r, c] = total + bias[c]
 
 
 def _add_bias_rows_py(y, bias):
@@ -32,12 +96,28 @@ def _sum_rows_py(dy):
 
 _add_bias_rows = Kernel(_add_bias_rows_py)
 _sum_rows = Kernel(_sum_rows_py)
+# work: multiply-adds. Two threads from 8M of them, as for the direct conv
+# (LeNet-5's fc_1 at batch 500, 24M: yes; fc_2, 5M: no).
+_linear_tiles = Kernel(_linear_tiles_py, cost=1 / 128, fastmath={"reassoc", "contract"})
+
+# The kernel takes layers up to this many weights (SimpleCNN's fc_1 has
+# 50,176, LeNet-5's 48,000; AlexNet's and VGG16's have millions, where BLAS
+# is far ahead and their time is in the convolutions anyway) and batches of
+# whole tiles. Fewer rows make a product that OpenBLAS keeps on one thread
+# and runs faster (LeNet-5's fc_1 at batch 1: 4 us, the kernel's 6).
+_TILES_MAX_WEIGHTS = 1 << 17
+_TILES_MIN_ROWS = 4
 
 
 def linear(x, weight, bias):
     """See ``linear.linear``."""
     O, I = weight.shape
     x2 = x.reshape(-1, I)                 # (N, I)
+    if x2.shape[0] >= _TILES_MIN_ROWS and weight.size <= _TILES_MAX_WEIGHTS:
+        y = np.empty((x2.shape[0], O), dtype=x.dtype)
+        b = np.zeros(O, dtype=x.dtype) if bias is None else bias
+        _linear_tiles(np.ascontiguousarray(x2), np.ascontiguousarray(weight), b, y, work=y.size * I)
+        return y.reshape(x.shape[:-1] + (O,))
     y = x2 @ weight.T                     # (N, O), BLAS
     if bias is not None:
         _add_bias_rows(y, bias, work=y.size)
