@@ -220,6 +220,20 @@ def test_every_stride_one_transposed_path(case, dtype, monkeypatch):
     assert taken == [path]
 
 
+@pytest.mark.parametrize("filters", range(1, 10))
+def test_the_direct_kernel_with_every_count_of_filters(filters, dtype, monkeypatch):
+    """The direct kernel takes filters four at a time, then two, then one:
+    every remainder of F by 4, and fewer than four, against torch."""
+    taken = _paths_taken(monkeypatch, {"direct": ("conv_numba", "_conv_direct")})
+    rng = np.random.default_rng(filters)
+    x = rng.standard_normal((2, 3, 9, 11)).astype(dtype)
+    w = (rng.standard_normal((filters, 3, 5, 5)) / np.sqrt(75)).astype(dtype)
+    b = rng.standard_normal(filters).astype(dtype)
+    check_op(lambda x, w, b: F.conv2d(x, w, b, 1, 2), lambda x, w, b: TF.conv2d(x, w, b, 1, 2),
+             [x, w, b], **TOL[dtype])
+    assert taken == ["direct"]
+
+
 # (x shape, weight shape, stride, padding, the path the numba backend takes)
 FUSED_RELU_PATHS = [
     ((3, 6, 10, 9), (16, 6, 5, 5), 1, 2, "direct"),

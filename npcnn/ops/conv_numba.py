@@ -139,6 +139,37 @@ def _taps_four_filters(acc, xp, offsets, w2, f, wide):
         t += 1
 
 
+def _taps_two_filters(acc, xp, offsets, w2, f, wide):
+    """acc[g, k] += sum_t w2[f + g, t] * xp[offsets[t] + k] for g < 2: the
+    two filters left over when F % 4 is 2 or 3 (LeNet-5's conv_1 and the
+    transpose of its conv_2 have 6). Each accumulator's four multiply-adds
+    per pass depend on each other, so one filter alone leaves few chains in
+    flight for the multiply-add units, and reads the image once per filter.
+    (conv_1 at batch 100 on one thread, fastest of 2,000 calls in four
+    alternating process pairs: 0.61 ms with two one-filter passes, 0.56
+    with this.)"""
+    r0, r1 = acc[0], acc[1]
+    T = offsets.shape[0]
+    t = 0
+    while t + 4 <= T:
+        s0, s1, s2, s3 = _four_taps(xp, offsets, t, wide)
+        a00, a01, a02, a03 = w2[f, t], w2[f, t + 1], w2[f, t + 2], w2[f, t + 3]
+        a10, a11, a12, a13 = w2[f + 1, t], w2[f + 1, t + 1], w2[f + 1, t + 2], w2[f + 1, t + 3]
+        for k in range(wide):
+            v0, v1, v2, v3 = s0[k], s1[k], s2[k], s3[k]
+            r0[k] = (((r0[k] + a00 * v0) + a01 * v1) + a02 * v2) + a03 * v3
+            r1[k] = (((r1[k] + a10 * v0) + a11 * v1) + a12 * v2) + a13 * v3
+        t += 4
+    while t < T:
+        s0 = _tap(xp, offsets, t, wide)
+        a0, a1 = w2[f, t], w2[f + 1, t]
+        for k in range(wide):
+            v0 = s0[k]
+            r0[k] += a0 * v0
+            r1[k] += a1 * v0
+        t += 1
+
+
 def _taps_one_filter(r, xp, offsets, w, wide):
     """r[k] += sum_t w[t] * xp[offsets[t] + k], four taps per pass (the
     accumulator is loaded and stored once per four multiply-adds)."""
@@ -211,7 +242,8 @@ def _conv_direct_py(x, active, count, weight, bias, relu, pH, pW, find_channels)
     into that buffer, c*Hp*Wp + p*Wp + q, and for each filter f the output
     is a sum of shifted, scaled copies of the buffer: one contiguous
     multiply-add per tap, which LLVM vectorises. Filters go four at a time
-    (``_taps_four_filters``), the last F % 4 one at a time. The
+    (``_taps_four_filters``), the last F % 4 two
+    (``_taps_two_filters``) and then one at a time. The
     accumulators are "wide": output row i starts at i*Wp, and the kW-1
     columns past Wo at the end of each row are computed and dropped. They
     start from the bias, which saves a pass over the output; with ``relu``
@@ -265,7 +297,11 @@ def _conv_direct_py(x, active, count, weight, bias, relu, pH, pW, find_channels)
             if group == 4:
                 _taps_four_filters(acc, xp, offsets, w2, f, wide)
             else:
-                for g in range(group):
+                g = 0
+                if group >= 2:
+                    _taps_two_filters(acc, xp, offsets, w2, f, wide)
+                    g = 2
+                if g < group:
                     _taps_one_filter(acc[g], xp, offsets, w2[f + g], wide)
             for g in range(group):
                 for i in range(Ho):
@@ -288,6 +324,7 @@ _tap_offsets = njit(cache=True)(_tap_offsets)
 _tap = njit(cache=True, inline="always")(_tap)
 _four_taps = njit(cache=True, inline="always")(_four_taps)
 _taps_four_filters = njit(cache=True, fastmath={"contract"})(_taps_four_filters)
+_taps_two_filters = njit(cache=True, fastmath={"contract"})(_taps_two_filters)
 _taps_one_filter = njit(cache=True, fastmath={"contract"})(_taps_one_filter)
 _im2col = Kernel(_im2col_py)
 _col2im = Kernel(_col2im_py)
