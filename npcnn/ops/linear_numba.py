@@ -7,13 +7,13 @@ a transposed operand first, which made it 20x slower here.)
 
 Small layers over a batch (LeNet-5's and SimpleCNN's fc layers) run a
 jitted kernel of their own instead, ``_linear_tiles``, although BLAS is
-faster at the product itself (LeNet-5's fc_1 at batch 500: 0.3 ms on two
-threads, against 0.9 ms for the kernel on one). OpenBLAS runs such a
+faster at the product itself (LeNet-5's fc_1 at batch 500: 0.22 ms,
+against 0.52 ms for the kernel, both on two threads). OpenBLAS runs such a
 product on all its threads, and these keep spinning for about 0.1 s after
 it returns. On a machine with few cores they take a core from whatever
 comes next: npcnn's own convolutions in the next forward (LeNet-5 at batch
-500: 17-18 ms a forward with BLAS's fc layers, 13-16 with the kernel).
-numba's threads sleep when idle.
+500, three alternating process pairs: 17.2-18.2 ms a forward with BLAS's
+fc layers, 12.6-16.7 with the kernel). numba's threads sleep when idle.
 """
 import numpy as np
 from numba import prange
@@ -29,10 +29,12 @@ def _linear_tiles_py(x, weight, bias, y):
     vectorises the loop over i, keeping 16 partial sums in registers (hence
     "reassoc" below: the sums are reordered, as BLAS's are). Rows and
     columns of y left over past a multiple of 4 take one dot product at a
-    time. Only elements are indexed, never slices: a slice of a shared array
-    in a parallel loop updates the array's reference count, one atomic
-    cache line that both threads then fight over (a slicing version of this
-    kernel was 2-10x slower on two threads than on one).
+    time. Only elements are indexed, never slices: a kernel that took
+    slices of y and of the weight inside its parallel loop ran no faster on
+    two threads than on one (fc_1 at batch 500: 0.9-1.1 ms, against
+    0.4-0.65 ms for the same sums by elements), likely because each slice
+    updates its array's reference count, an atomic on one cache line that
+    both threads share.
     """
     N, I = x.shape
     O = weight.shape[0]
@@ -103,8 +105,9 @@ _linear_tiles = Kernel(_linear_tiles_py, cost=1 / 128, fastmath={"reassoc", "con
 # The kernel takes layers up to this many weights (SimpleCNN's fc_1 has
 # 50,176, LeNet-5's 48,000; AlexNet's and VGG16's have millions, where BLAS
 # is far ahead and their time is in the convolutions anyway) and batches of
-# whole tiles. Fewer rows make a product that OpenBLAS keeps on one thread
-# and runs faster (LeNet-5's fc_1 at batch 1: 4 us, the kernel's 6).
+# at least one whole tile. Below that OpenBLAS keeps LeNet-5's products on
+# one thread (nothing spins after them) and is as fast (fc_1 at batch 1:
+# 4 us either way).
 _TILES_MAX_WEIGHTS = 1 << 17
 _TILES_MIN_ROWS = 4
 
