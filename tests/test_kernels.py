@@ -179,3 +179,37 @@ def test_class_sums_equal_the_reference(threading, dtype):
     np.testing.assert_array_equal(ours[1], reference[1])
     np.testing.assert_array_equal(ours[0][[0, 2, 3, 7]], start[[0, 2, 3, 7]])
     assert ours[1][2] == 2 + np.count_nonzero(flat[9:9] == 0) and ours[1][1] == 1 + np.count_nonzero(flat[:9] == 0)
+
+
+TWO_THREADS = '''
+import threading
+import numpy as np
+import npcnn.functional as F
+rng = np.random.default_rng(0)
+x, w, b = rng.random((500, 400)), rng.random((120, 400)), rng.random(120)
+images, filters = rng.random((64, 6, 14, 14)), rng.random((16, 6, 5, 5))
+want = (F.linear(x, w, b), F.conv2d(images, filters))
+same = []
+def run():
+    same.append(all(np.array_equal(F.linear(x, w, b), want[0]) and np.array_equal(F.conv2d(images, filters), want[1])
+                    for _ in range(100)))
+threads = [threading.Thread(target=run) for _ in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(same)
+'''
+
+
+def test_parallel_kernels_called_from_two_threads(tmp_path):
+    """numba's workqueue layer aborts the process when two threads launch
+    parallel kernels at once; Kernel makes them take turns. In a process of
+    its own, so that an abort fails this test and not the whole run."""
+    import subprocess
+    import sys
+    (tmp_path / "two_threads.py").write_text(TWO_THREADS)
+    done = subprocess.run([sys.executable, "two_threads.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.split() == ["[True,", "True]"]

@@ -6,11 +6,16 @@ is small (its elements, weighted by the kernel's cost, fewer than
 ``PARALLEL_MIN_WORK``) and on all of them otherwise. Both are compiled from the same plain-Python function (``prange``
 is an ordinary ``range`` in the serial one), so they compute the same thing.
 """
+import threading
 import types
 
 from numba import njit
 
 PARALLEL_MIN_WORK = 1 << 16
+# numba's workqueue layer (npcnn/ops/__init__.py) aborts the process when
+# two Python threads launch parallel kernels at once ("Concurrent access has
+# been detected"), so parallel launches take turns; serial ones need not.
+_PARALLEL_LAUNCH = threading.Lock()
 
 
 def _renamed(fn, suffix):
@@ -47,4 +52,7 @@ class Kernel:
         return work * self.cost < PARALLEL_MIN_WORK
 
     def __call__(self, *args, work):
-        return (self.serial if self.serial_at(work) else self.parallel)(*args)
+        if self.serial_at(work):
+            return self.serial(*args)
+        with _PARALLEL_LAUNCH:
+            return self.parallel(*args)
