@@ -36,6 +36,17 @@ def non_negative(op, name, hw):
     return hw
 
 
+# torch's pooling and transposed-convolution kernels hold sizes in 32-bit
+# ints and refuse larger ones; npcnn refuses the same (conv2d takes int64).
+INT32_MAX = 2**31 - 1
+
+
+def int32(op, name, hw):
+    if max(hw) > INT32_MAX:
+        raise ValueError(f"{op}: {name} must be at most 2**31 - 1, got {hw}")
+    return hw
+
+
 def array(op, name, a, ndim=None, dtype=None):
     """Check an array argument and return it C-contiguous.
 

@@ -26,6 +26,12 @@ Where npcnn differs from torch on purpose:
   max_unpool2d`` keeps one of them instead; without overlap both agree.
 - ``max_unpool2d`` and ``max_pool2d_backward`` take ``out=``, an array to
   write the result into (the deconvnet reuses one from call to call).
+- Every integer and shape argument is checked here, and refused (a
+  ValueError naming the op and the argument) where torch refuses it. npcnn
+  also refuses a few that torch lets through: an input without channels
+  or, in an empty batch, without a plane; an adaptive pool's empty output or
+  empty input plane; unpooling arguments that no ``max_pool2d`` accepts.
+  ``tests/test_op_arguments.py`` draws them against torch.
 """
 import numpy as np
 
@@ -58,6 +64,11 @@ def _conv_args(op, input, weight, bias, stride, padding, weight_in_axis):
         raise ValueError(
             f"{op}: weight {layout} expects {w.shape[weight_in_axis]} input channels but "
             f"input has {x.shape[1]} (input {x.shape}, weight {w.shape})")
+    if 0 in w.shape:
+        raise ValueError(f"{op}: weight {w.shape} is empty: it needs at least one filter, one "
+                         f"channel and a 1x1 kernel (input {x.shape})")
+    if 0 in x.shape[2:]:
+        raise ValueError(f"{op}: input {x.shape} has an empty plane (weight {w.shape})")
     out_channels = w.shape[1 - weight_in_axis]
     b = None
     if bias is not None:
@@ -135,6 +146,9 @@ def conv2d_backward(grad_output, input, weight, stride=1, padding=0, *, backend=
 
 def _conv_transpose_out_size(op, x, w, s, p, output_padding):
     op_hw = checks.non_negative(op, "output_padding", checks.pair(op, "output_padding", output_padding))
+    # the output grows with these three, and torch holds them in 32 bits
+    for name, hw in (("stride", s), ("padding", p), ("output_padding", op_hw)):
+        checks.int32(op, name, hw)
     if op_hw[0] >= s[0] or op_hw[1] >= s[1]:
         raise ValueError(f"{op}: output_padding {op_hw} must be smaller than stride {s}")
     (H, W), (kH, kW) = x.shape[2:], w.shape[2:]
@@ -200,12 +214,15 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, retu
     op = "max_pool2d"
     x = checks.array(op, "input", input, ndim=4)
     checks.finite(op, "input", x)
+    if 0 in x.shape[1:]:
+        raise ValueError(f"{op}: input {x.shape} must have channels and a non-empty plane")
     k, s, p = _pool_args(op, kernel_size, stride, padding)
     for axis, name in ((0, "height"), (1, "width")):
-        if k[axis] > x.shape[2 + axis] + 2 * p[axis]:
+        # ceil_mode keeps a window that starts in the input and overhangs it
+        if pool.pool_output_size(x.shape[2 + axis], k[axis], s[axis], p[axis], ceil_mode) < 1:
             raise ValueError(f"{op}: kernel_size {k} is larger than the padded input "
                              f"{x.shape[2] + 2 * p[0]}x{x.shape[3] + 2 * p[1]} in {name} "
-                             f"(input {x.shape}, padding {p})")
+                             f"(input {x.shape}, stride {s}, padding {p}, ceil_mode {ceil_mode})")
     impl = _impl("pool", op, backend)
     if return_indices:
         return impl.max_pool2d(x, k, s, p, bool(ceil_mode))
@@ -216,6 +233,8 @@ def _pool_args(op, kernel_size, stride, padding):
     k = checks.positive(op, "kernel_size", checks.pair(op, "kernel_size", kernel_size))
     s = k if stride is None else checks.positive(op, "stride", checks.pair(op, "stride", stride))
     p = checks.non_negative(op, "padding", checks.pair(op, "padding", padding))
+    for name, hw in (("kernel_size", k), ("stride", s), ("padding", p)):
+        checks.int32(op, name, hw)
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
         raise ValueError(f"{op}: padding {p} must be at most half of kernel_size {k}")
     return k, s, p
@@ -285,10 +304,18 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     op = "max_unpool2d"
     y, idx = _switches(op, input, indices)
     k, s, p = _pool_args(op, kernel_size, stride, padding)
+    default = ((y.shape[2] - 1) * s[0] - 2 * p[0] + k[0], (y.shape[3] - 1) * s[1] - 2 * p[1] + k[1])
     if output_size is None:
-        plane = ((y.shape[2] - 1) * s[0] - 2 * p[0] + k[0], (y.shape[3] - 1) * s[1] - 2 * p[1] + k[1])
+        plane = default
     else:
         plane = _plane_size(op, "output_size", output_size, 4)
+        # torch's rule: the sizes that pool to the input's size, with these arguments
+        for axis in (0, 1):
+            low, high = default[axis] - s[axis], default[axis] + s[axis]
+            if not low < plane[axis] < high:
+                raise ValueError(f"{op}: output_size {plane} must lie strictly between {low} and "
+                                 f"{high} in {('height', 'width')[axis]}, the sizes a pooling with "
+                                 f"kernel_size {k}, stride {s}, padding {p} maps to input {y.shape}")
     _check_switch_range(op, idx, plane)
     _check_out(op, out, y.shape[:2] + plane, y, idx)
     return _impl("pool", op, backend).max_unpool2d(y, idx, plane, out)
@@ -315,6 +342,7 @@ def _adaptive_size(op, output_size, input_hw):
         raise ValueError(f"{op}: output_size must be an int or an (H, W) pair, got {output_size!r}")
     # None keeps that dimension's input size, as in torch
     hw = tuple(int(input_hw[i]) if v is None else v for i, v in enumerate(output_size))
+    # torch returns an empty output for a 0; npcnn refuses it, as no layer asks for one
     return checks.positive(op, "output_size", checks.pair(op, "output_size", hw))
 
 
@@ -327,6 +355,8 @@ def adaptive_avg_pool2d(input, output_size, *, backend="numba"):
     """
     op = "adaptive_avg_pool2d"
     x = checks.array(op, "input", input, ndim=4)
+    if 0 in x.shape[1:]:
+        raise ValueError(f"{op}: input {x.shape} must have channels and a non-empty plane")
     size = _adaptive_size(op, output_size, x.shape[2:])
     return _impl("pool", op, backend).adaptive_avg_pool2d(x, size)
 

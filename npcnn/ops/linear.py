@@ -3,6 +3,7 @@
 Dimension letters: N rows (the batch, or all leading dimensions together),
 I input features, O output features. ``weight`` is (O, I) as in torch.
 """
+import math
 
 
 def linear(x, weight, bias):
@@ -27,7 +28,8 @@ def linear_backward(grad_output, x, weight):
         dw = dy^T x          (O, I), summed over every leading dimension
         db = sum over rows of dy   (O,)
     """
-    dy = grad_output.reshape(-1, weight.shape[0])  # (N, O)
-    x2 = x.reshape(-1, weight.shape[1])            # (N, I)
+    N = math.prod(x.shape[:-1])                    # -1 in a reshape is ambiguous for 0 features
+    dy = grad_output.reshape(N, weight.shape[0])   # (N, O)
+    x2 = x.reshape(N, weight.shape[1])             # (N, I)
     dx = (dy @ weight).reshape(x.shape)
     return dx, dy.T @ x2, dy.sum(axis=0)

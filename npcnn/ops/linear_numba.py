@@ -15,6 +15,8 @@ comes next: npcnn's own convolutions in the next forward (LeNet-5 at batch
 500, three alternating process pairs: 17.2-18.2 ms a forward with BLAS's
 fc layers, 12.6-16.7 with the kernel). numba's threads sleep when idle.
 """
+import math
+
 import numpy as np
 from numba import prange
 
@@ -115,7 +117,7 @@ _TILES_MIN_ROWS = 4
 def linear(x, weight, bias):
     """See ``linear.linear``."""
     O, I = weight.shape
-    x2 = x.reshape(-1, I)                 # (N, I)
+    x2 = x.reshape(math.prod(x.shape[:-1]), I)    # (N, I); -1 is ambiguous when I is 0
     if x2.shape[0] >= _TILES_MIN_ROWS and weight.size <= _TILES_MAX_WEIGHTS:
         y = np.empty((x2.shape[0], O), dtype=x.dtype)
         b = np.zeros(O, dtype=x.dtype) if bias is None else bias
@@ -130,7 +132,8 @@ def linear(x, weight, bias):
 def linear_backward(grad_output, x, weight):
     """See ``linear.linear_backward``."""
     O, I = weight.shape
-    dy = np.ascontiguousarray(grad_output.reshape(-1, O))   # (N, O)
-    x2 = x.reshape(-1, I)                                     # (N, I)
+    N = math.prod(x.shape[:-1])                    # -1 in a reshape is ambiguous for 0 features
+    dy = np.ascontiguousarray(grad_output.reshape(N, O))   # (N, O)
+    x2 = x.reshape(N, I)                                     # (N, I)
     dx = (dy @ weight).reshape(x.shape)
     return dx, dy.T @ x2, _sum_rows(dy, work=dy.size).astype(dy.dtype)
