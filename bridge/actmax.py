@@ -24,7 +24,7 @@ def total_variation(x):
 
 
 def _blur(x):
-    kernel = torch.tensor([1.0, 2.0, 1.0], dtype=x.dtype)
+    kernel = torch.tensor([1.0, 2.0, 1.0], dtype=x.dtype, device=x.device)
     kernel = (kernel[:, None] * kernel[None, :]) / 16
     C = x.shape[1]
     weight = kernel.expand(C, 1, 3, 3).contiguous()
@@ -35,7 +35,7 @@ def objective(module, x, layer, targets):
     """Mean activation of channel ``targets[k]`` of ``layer`` for image k
     (the output's entry ``targets[k]`` when layer is None), (K,)."""
     out = module(x) if layer is None else forward_to(module, x, layer)   # the layers after it: not run
-    index = torch.as_tensor(targets).view(-1, *([1] * (out.dim() - 1)))
+    index = torch.as_tensor(targets, device=out.device).view(-1, *([1] * (out.dim() - 1)))
     picked = out.gather(1, index.expand(-1, 1, *out.shape[2:]))  # (K, 1, ...)
     return picked.reshape(len(targets), -1).mean(dim=1)
 
@@ -49,8 +49,11 @@ def activation_maximization(module, input_shape, targets, layer=None, steps=200,
     layer name, or None for the network's output. Returns ``ActMaxResult``.
     ``progress``: optional callable(step, objective) for a progress bar.
     """
+    weight = next(module.parameters())
+    # drawn on the CPU, then moved: the same start on every device
     gen = torch.Generator().manual_seed(seed)
-    x = (0.1 * torch.randn((len(targets),) + tuple(input_shape), generator=gen)).requires_grad_(True)
+    x = 0.1 * torch.randn((len(targets),) + tuple(input_shape), generator=gen, dtype=torch.float64)
+    x = x.to(device=weight.device, dtype=weight.dtype).requires_grad_(True)
     optimizer = torch.optim.Adam([x], lr=lr)
     history = []
     module.eval()

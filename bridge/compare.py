@@ -121,7 +121,7 @@ def shared_and_unique(responses, fraction=0.5, floor=0.05):
     loud = (peak > 0) & (peak >= floor * top)                               # (C,)
     active = (responses >= fraction * peak) & loud                          # (N, C)
     count = active.sum(dim=0)                                               # (C,) images per channel
-    channels = torch.arange(C)
+    channels = torch.arange(C, device=responses.device)
     shared = _by(responses.min(dim=0).values, channels[count == N])
     unique = [_by(responses[n], channels[(count == 1) & active[n]]) for n in range(N)]
     partial = _by(count.to(responses.dtype), channels[(count > 1) & (count < N)])

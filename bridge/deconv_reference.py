@@ -26,7 +26,7 @@ RULES = ("deconvnet", "guided", "saliency")
 _BATCH_BUDGET = 512 * 2**20  # bytes of recorded activations per batch of copies
 
 
-class _RuleReLUFunction(torch.autograd.Function):
+class RuleReLUFunction(torch.autograd.Function):
     @staticmethod
     def forward(x, rule):
         return x.clamp(min=0)
@@ -55,7 +55,7 @@ class RuleReLU(nn.Module):
         self.rule = rule
 
     def forward(self, x):
-        return _RuleReLUFunction.apply(x, self.rule)
+        return RuleReLUFunction.apply(x, self.rule)
 
 
 def with_relu_rule(module, rule):
@@ -80,7 +80,7 @@ def starting_signal(act, channel, select):
     elif select == "max":
         width = act.shape[3]
         best = act[:, channel].reshape(len(act), -1).argmax(dim=1)  # (N,) first maximum
-        rows, h, w = torch.arange(len(act)), best // width, best % width
+        rows, h, w = torch.arange(len(act), device=act.device), best // width, best % width
         signal[rows, channel, h, w] = act[rows, channel, h, w]
     else:
         raise ValueError(f"select must be 'map' or 'max', got {select!r}")
