@@ -1,12 +1,21 @@
 """npcnn explain: every method writes its figure, for an MNIST network and an
-ImageNet-sized one; bad input is one line."""
+ImageNet-sized one, for one image or a folder of them in batches; bad input
+is one line and leaves nothing behind."""
+import csv
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import bridge
 from bridge.class_names import imagenet_classes
+from vis import explain_batches, explain_cmd
 from vis.cli import main
+
+EVERY_METHOD = ["filters", "feature-maps", "saliency", "gradient-x-input", "guided-backprop", "smoothgrad",
+                "integrated-gradients", "gradcam", "gradcam++", "guided-gradcam", "occlusion", "actmax",
+                "inversion", "deepdream", "fgsm"]
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +34,17 @@ def images(tmp_path_factory):
     return folder
 
 
-def test_every_method_on_lenet5(images, tmp_path, capsys):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_every_method_on_lenet5(dtype, images, tmp_path, capsys, monkeypatch):
+    """In float64 too: a tensor the command or a method makes with the default
+    dtype (float32) meets the float64 network and fails, as one made on the
+    CPU would meet a network on a GPU."""
+    load = explain_cmd._module
+    monkeypatch.setattr(explain_cmd, "_module", lambda args, device: load(args, device).to(dtype))
     out = tmp_path / "lenet5"
     assert main(["explain", "--model", "lenet5", "--random-weights", "--image", str(images / "one.png"),
-                 "--method", "filters", "feature-maps", "saliency", "smoothgrad", "integrated-gradients",
-                 "gradcam", "gradcam++", "occlusion", "actmax", "inversion", "deepdream", "fgsm",
-                 "--steps", "20", "--out", str(out)]) == 0
+                 "--method", *EVERY_METHOD, "--steps", "20", "--samples", "4", "--ig-steps", "8",
+                 "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("top 5: digit ")
     assert sorted(p.name for p in out.iterdir()) == [
@@ -47,7 +61,69 @@ def test_several_images_compared_dreamed_and_attributed(images, tmp_path, capsys
                  "--out", str(out)]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert [line.split(": top 5: ")[0] for line in printed[:2]] == paths
-    assert {"compare_relu_2.png", "deepdream_relu_2.png", "attributions.png"} <= {p.name for p in out.iterdir()}
+    assert {p.name for p in out.iterdir()} == {"compare_relu_2.png", "deepdream_relu_2.png", "attributions",
+                                                "summary.png", "predictions.csv"}
+    assert sorted(p.name for p in (out / "attributions").iterdir()) == ["0000_one.png", "0001_two.png"]
+
+
+@pytest.fixture(scope="module")
+def many_digits(tmp_path_factory):
+    """25 digits in a folder (more than the command prints), and a file that is not an image."""
+    folder = tmp_path_factory.mktemp("digits")
+    rng = np.random.default_rng(1)
+    for k in range(25):
+        a = np.zeros((28, 28), np.uint8)
+        a[rng.integers(4, 10):rng.integers(18, 24), rng.integers(6, 12):rng.integers(16, 22)] = 255
+        Image.fromarray(a).save(folder / f"d{k:02d}.png")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_a_folder_in_batches_with_a_summary(many_digits, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(explain_batches, "PAGE", 16)     # two summary pages
+    out = tmp_path / "many"
+    assert main(["explain", "--model", "lenet5", "--random-weights", "--image", str(many_digits),
+                 "--method", "saliency", "integrated-gradients", "occlusion", "--batch-size", "7",
+                 "--internal-batch-size", "5", "--ig-steps", "4", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"top 5 of 25 images: {out / 'predictions.csv'}"
+    assert printed[1] == f"wrote 28 figures into {out}"
+    assert len(list((out / "attributions").iterdir())) == 25
+    assert {"summary.png", "summary_2.png", "predictions.csv"} <= {p.name for p in out.iterdir()}
+    with open(out / "predictions.csv") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["image", "top1", "top2", "top3", "top4", "top5"] and len(rows) == 26
+    assert [r[0].rsplit("/", 1)[-1] for r in rows[1:]] == [f"d{k:02d}.png" for k in range(25)]
+
+
+def test_batches_give_the_maps_of_one_pass(many_digits, tmp_path, monkeypatch):
+    """The per-image maps do not depend on --batch-size or --internal-batch-size."""
+    seen = []
+    attribute = explain_batches.attribute
+    monkeypatch.setattr(explain_batches, "attribute",
+                        lambda *a, **k: seen.append(attribute(*a, **k)) or seen[-1])
+    common = ["explain", "--model", "lenet5", "--random-weights", "--image", str(many_digits / "d0*.png"),
+              "--method", "smoothgrad", "occlusion", "--samples", "3", "--device", "cpu"]
+    assert main(common + ["--out", str(tmp_path / "a")]) == 0
+    whole = seen[:]
+    seen.clear()
+    assert main(common + ["--batch-size", "3", "--internal-batch-size", "2", "--out", str(tmp_path / "b")]) == 0
+    for method in whole[0]:
+        np.testing.assert_allclose(np.concatenate([b[method] for b in seen]), whole[0][method],
+                                   rtol=1e-5, atol=1e-7)
+
+
+def test_a_batch_too_large_for_the_device_names_a_smaller_one(images, tmp_path, capsys, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(explain_batches, "attribute", out_of_memory)
+    assert main(["explain", "--model", "lenet5", "--random-weights", "--image", str(images / "one.png"),
+                 "--batch-size", "64", "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "does not fit in the memory of cpu; try --batch-size 32 --internal-batch-size 32" in err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
 
 
 def test_imagenet_network_in_colour(images, tmp_path, capsys):
@@ -67,15 +143,36 @@ def test_imagenet_network_in_colour(images, tmp_path, capsys):
     (["--model", "lenet5", "--random-weights", "--image", "IMG", "--method", "compare"],
      "--method compare needs two or more --image, got 1"),
     (["--model", "lenet5", "--image", "IMG"], "needs --weights"),
-    (["--model", "lenet5", "--random-weights", "--image", "BROKEN"], "not an image Pillow can read"),
+    (["--model", "lenet5", "--random-weights", "--image", "BROKEN"], "broken.png: not an image npcnn reads"),
     (["--model", "vgg16", "--image", "IMG"], "vgg16-397923af.pth: not found"),
+    (["--model", "lenet5", "--random-weights", "--image", "EMPTY"], "the folder holds no image file"),
+    (["--model", "lenet5", "--random-weights", "--image", "EMPTY/*.png"], "the pattern matches no image file"),
+    (["--model", "lenet5", "--random-weights", "--image", "nowhere.png"], "--image nowhere.png: no such file"),
+    (["--model", "lenet5", "--random-weights", "--image", "IMG", "--device", "cuda:99"], "--device cuda:99"),
+    (["--model", "lenet5", "--random-weights", "--image", "IMG", "--device", "tpu"], "--device 'tpu'"),
+    (["--model", "lenet5", "--random-weights", "--image", "IMG", "--target", "12"],
+     "--target 12: lenet5 has 10 classes, 0 to 9"),
+    (["--model", "lenet5", "--random-weights", "--method", "actmax", "--layer", "relu_1", "--channels", "99"],
+     "--channels 99: layer relu_1 has 6 channels, 0 to 5"),
+    (["--model", "lenet5", "--random-weights", "--image", "IMG", "--epsilon", "nan"], "argument --epsilon"),
+    (["--model", "lenet5", "--random-weights", "--image", "IMG", "--epsilon", "2"], "argument --epsilon"),
+    (["--model", "lenet5", "--random-weights", "--image", "IMG", "--batch-size", "0"], "argument --batch-size"),
+    (["--model", "lenet5", "--random-weights", "--image", "IMG", "--steps", "0"], "argument --steps"),
+    (["--model", "lenet5", "--random-weights", "--image", "IMG", "--steps", "-1"], "argument --steps"),
+    (["--model", "lenet5", "--random-weights", "--image", "IMG", "--layer", ""], "argument --layer"),
+    (["--model", "lenet5", "--random-weights", "--image", "IMG", "--internal-batch-size", "0"],
+     "argument --internal-batch-size"),
 ])
 def test_bad_input_is_one_line(argv, fragment, images, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bridge.checkpoint, "HUB_CACHE", tmp_path / "empty-hub")
-    argv = [a.replace("BROKEN", str(images / "broken.png")).replace("IMG", str(images / "one.png")) for a in argv]
-    assert main(["explain", *argv, "--out", str(tmp_path / "o")]) == 1
+    (tmp_path / "empty").mkdir()
+    argv = [a.replace("BROKEN", str(images / "broken.png")).replace("IMG", str(images / "one.png"))
+            .replace("EMPTY", str(tmp_path / "empty")) for a in argv]
+    code = main(["explain", *argv, "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
-    assert err.startswith("npcnn explain: error: ") and fragment in err and err.count("\n") == 1
+    assert code in (1, 2) and err.startswith("npcnn explain: error: ") and fragment in err, err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "o").exists(), "a failed run left its output folder behind"
 
 
 def test_default_inversion_depths():

@@ -1,71 +1,93 @@
 """``npcnn explain``: the torch-side methods on images, for any of the four
 networks: top-5 predictions by class name, filters, feature maps,
 activation maximization, feature inversion, attributions (saliency,
-SmoothGrad, Integrated Gradients, Grad-CAM, Grad-CAM++, occlusion), deep
-dream, FGSM, and with several images which filters they share.
+gradient x input, guided backpropagation, SmoothGrad, Integrated
+Gradients, Grad-CAM, Grad-CAM++, guided Grad-CAM, occlusion), deep dream,
+FGSM, and with several images which filters they share.
 
-Several ``--image``s: attributions and deep dream take them all (a row
-each), ``compare`` needs two or more, and the one-image methods
-(feature maps, inversion, FGSM) use the first.
+Images: ``--image`` takes files, folders and glob patterns. Predictions and
+attributions run over all of them in batches (``--batch-size`` images a
+pass, ``--internal-batch-size`` rows a pass inside Integrated Gradients,
+SmoothGrad and occlusion), with a progress bar, a figure per image and a
+summary page (see ``vis.explain_batches``). Deep dream and compare take
+the first 8 images; feature maps, inversion and FGSM the first.
+
+Colour saliency: Simonyan et al.'s max over channels of |gradient|
+(``--colour-rule max-abs``, the default) or the signed sum (``sum``);
+gradient x input and Integrated Gradients are always summed, so that a
+pixel's value is its share of the score.
 
 Weights: ``--weights`` (a torchvision-compatible state_dict, or one of our
 checkpoints), else for AlexNet and VGG16 torchvision's file in the torch hub
 cache; ``--random-weights`` to try the methods without any file.
+Device: ``--device`` (cpu, cuda, cuda:N), else CUDA when present.
 """
 import argparse
-from pathlib import Path
+import functools
 
-import numpy as np
 import torch
 
 import bridge
 from bridge.actmax import activation_maximization
-from bridge.attribution import (fgsm, gradcam, gradcam_plus_plus, integrated_gradients, occlusion, saliency,
-                                smoothgrad)
-from bridge.class_names import class_names, describe_top
+from bridge.attribution import fgsm, reduce_channels, saliency
 from bridge.compare import filter_responses, layer_output, shared_and_unique
 from bridge.deepdream import deep_dream, dream_objective, octave_sizes
 from bridge.images import IMAGENET_MEAN, IMAGENET_STD, load_digit_image, load_imagenet_image, to_display
 from bridge.inversion import invert_across_depths
 from bridge.networks import resolve_layer
+from bridge.train import pick_device
 from npcnn.data import MNIST_MEAN, MNIST_STD
 
 from . import compare_figures, dream_figures, inversion_figures
 from . import explain_figures as figures
+from .arguments import non_empty_str, non_negative_int, positive_int, seed_int, unit_interval_float
+from .explain_batches import ATTRIBUTIONS, Settings, explain_images
+from .image_inputs import expand_images
+from .paths import input_file, output_dir, writing_into
 from .progress import progress_bar
 
-EXAMPLE = ("example: npcnn explain --model lenet5 --weights lenet5.pt --image digit.png "
+EXAMPLE = ("example: npcnn explain --model lenet5 --weights lenet5.pt --image digits/ "
            "--method saliency gradcam actmax --out out/explain")
-ATTRIBUTIONS = ("saliency", "smoothgrad", "integrated-gradients", "gradcam", "gradcam++", "occlusion")
 METHODS = ("filters", "feature-maps", "actmax", "inversion") + ATTRIBUTIONS + ("deepdream", "fgsm", "compare")
 NO_IMAGE = ("filters", "actmax")
 IMAGENET = ("vgg16", "alexnet")
+FEW = 8   # images that deep dream and compare draw side by side
 
 
 def add_parser(sub):
     p = sub.add_parser("explain", help="attributions, activation maximization, FGSM, filters and feature "
-                       "maps (torch) for one image", description=__doc__, epilog=EXAMPLE,
+                       "maps (torch) for images", description=__doc__, epilog=EXAMPLE,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, choices=["vgg16", "alexnet", "lenet5", "simplecnn"])
-    p.add_argument("--weights", "--checkpoint", dest="weights", help="weight file (state_dict or checkpoint)")
+    p.add_argument("--weights", "--checkpoint", dest="weights", type=functools.partial(input_file, what="weights"),
+                   help="weight file (state_dict or checkpoint)")
     p.add_argument("--random-weights", action="store_true", help="torch's initialisation, seeded by --seed")
-    p.add_argument("--image", nargs="+", help="the image(s) to explain (needed by all but filters and actmax; "
-                   "compare needs two or more)")
+    p.add_argument("--image", nargs="+", type=non_empty_str, help="image files, folders or glob patterns "
+                   "(needed by all but filters and actmax; compare needs two or more)")
     p.add_argument("--method", nargs="+", default=["saliency", "gradcam"], choices=METHODS)
-    p.add_argument("--layer", help="layer for Grad-CAM, feature maps, deep dream, compare and actmax "
-                   "(default: the last conv-stage ReLU; actmax: the logits)")
-    p.add_argument("--target", type=int, help="class to explain (default: the predicted one)")
-    p.add_argument("--steps", type=int, help="iterations of activation maximization and inversion "
+    p.add_argument("--layer", type=non_empty_str, help="layer for Grad-CAM, feature maps, deep dream, compare "
+                   "and actmax (default: the last conv-stage ReLU; actmax: the logits)")
+    p.add_argument("--target", type=non_negative_int, help="class to explain in every image (default: each "
+                   "image's predicted class)")
+    p.add_argument("--steps", type=positive_int, help="iterations of activation maximization and inversion "
                    "(default 200), of deep dream per octave (default 20)")
-    p.add_argument("--octaves", type=int, default=4, help="deep dream octaves (scale 1.4 apart)")
-    p.add_argument("--layers", nargs="+", help="inversion: the layers to reconstruct from (default: every "
-                   "max-pool, the ReLU of every hidden linear layer, and the logits)")
-    p.add_argument("--channels", type=int, nargs="+", help="actmax targets (default: the first 8, or "
-                   "the target class for the logits)")
-    p.add_argument("--epsilon", type=float, default=0.03, help="FGSM step in pixel units ([0, 1])")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
-    p.add_argument("--out", required=True, help="folder for the figures (created)")
+    p.add_argument("--octaves", type=positive_int, default=4, help="deep dream octaves (scale 1.4 apart)")
+    p.add_argument("--layers", nargs="+", type=non_empty_str, help="inversion: the layers to reconstruct from "
+                   "(default: every max-pool, the ReLU of every hidden linear layer, and the logits)")
+    p.add_argument("--channels", type=non_negative_int, nargs="+", help="actmax targets (default: the first 8, "
+                   "or the target class for the logits)")
+    p.add_argument("--epsilon", type=unit_interval_float, default=0.03, help="FGSM step in pixel units, in [0, 1]")
+    p.add_argument("--ig-steps", type=positive_int, default=50, help="Integrated Gradients: path points")
+    p.add_argument("--samples", type=positive_int, default=25, help="SmoothGrad: noisy copies per image")
+    p.add_argument("--colour-rule", choices=["max-abs", "sum"], default="max-abs",
+                   help="colour saliency, SmoothGrad and guided maps: max_c |g| (Simonyan et al.) or sum_c g")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="images per pass (predictions, "
+                   "attributions)")
+    p.add_argument("--internal-batch-size", type=positive_int, default=64, help="rows per pass inside "
+                   "Integrated Gradients, SmoothGrad and occlusion (bounds their memory)")
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--device", type=non_empty_str, help="cpu, cuda or cuda:N (default: cuda when present)")
+    p.add_argument("--out", required=True, type=output_dir, help="folder for the figures (created)")
     p.set_defaults(run=run)
 
 
@@ -102,80 +124,87 @@ def logits_layer(module):
     return [n for n, m in bridge.named_layers(module).items() if isinstance(m, torch.nn.Linear)][-1]
 
 
+def _check_indices(args, module, layer):
+    """--target and --channels against the network, before any work."""
+    classes = bridge.named_layers(module)[logits_layer(module)].out_features
+    if args.target is not None and args.target >= classes:
+        raise ValueError(f"--target {args.target}: {module.arch} has {classes} classes, 0 to {classes - 1}")
+    if args.channels and "actmax" in args.method:
+        name = resolve_layer(module, args.layer or logits_layer(module))
+        shape = (3, 224, 224) if args.model in IMAGENET else (1, 28, 28)
+        with torch.no_grad():
+            width = bridge.networks.forward_to(module, torch.zeros((1,) + shape, dtype=next(
+                module.parameters()).dtype, device=next(module.parameters()).device), name).shape[1]
+        bad = [c for c in args.channels if c >= width]
+        if bad:
+            raise ValueError(f"--channels {bad[0]}: layer {name} has {width} channels, 0 to {width - 1}")
+
+
 def run(args):
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(args.device)
     module = _module(args, device)
     mean, std = _statistics(args, module)
     layer = resolve_layer(module, args.layer or default_layer(module))   # aliases (conv5_3) too
+    _check_indices(args, module, layer)
     needs_image = [m for m in args.method if m not in NO_IMAGE]
-    x = None
+    paths = []
     if needs_image:
         if not args.image:
             raise ValueError(f"--image is needed by {', '.join(needs_image)}")
-        if "compare" in args.method and len(args.image) < 2:
-            raise ValueError(f"--method compare needs two or more --image, got {len(args.image)}")
-        x = torch.cat([load_imagenet_image(path) if args.model in IMAGENET
-                       else load_digit_image(path, mean[0], std[0]) for path in args.image]).to(device)
-        with torch.no_grad():
-            probs = torch.softmax(module(x), dim=1).cpu()
-        for path, p in zip(args.image, probs):
-            print(("top 5: " if len(x) == 1 else f"{path}: top 5: ") + describe_top(p, args.model))
-        target = (torch.full((len(x),), args.target) if args.target is not None else probs.argmax(dim=1))
-    written = []
+        paths = expand_images(args.image)
+        if "compare" in args.method and len(paths) < 2:
+            raise ValueError(f"--method compare needs two or more --image, got {len(paths)}")
+    dtype = next(module.parameters()).dtype
+
+    def load(path):
+        x = (load_imagenet_image(path) if args.model in IMAGENET else load_digit_image(path, mean[0], std[0]))
+        return x.to(device=device, dtype=dtype)
+
     low = float(min(-m / s for m, s in zip(mean, std)))
     high = float(max((1 - m) / s for m, s in zip(mean, std)))
-    for method in args.method:
-        if method == "filters":
-            written += filters(module, out)
-        elif method == "feature-maps":
-            written += feature_maps(module, x, layer, out, mean, std)
-        elif method == "actmax":
-            written.append(actmax(module, args, out, low, high))
-        elif method == "fgsm":
-            written.append(adversarial(module, x[:1], target[:1], args.epsilon, mean, std, low, high, out))
-        elif method == "inversion":
-            written.append(inversion(module, x[:1], args, mean, std, out))
-        elif method == "deepdream":
-            written.append(deepdream(module, x, layer, args, mean, std, out))
-        elif method == "compare":
-            written.append(compare(module, x, layer, args.image, mean, std, out))
-    chosen = [m for m in args.method if m in ATTRIBUTIONS]
-    if chosen:
-        written.append(attributions(module, x, target, chosen, layer, mean, std, low, out))
-    for path in written:
-        print(f"wrote {path}")
+    with writing_into(args.out) as out:
+        written = []
+        if paths:
+            black = torch.tensor([-m / s for m, s in zip(mean, std)], dtype=dtype, device=device).view(1, -1, 1, 1)
+            settings = Settings(layer, black, mean, std, args.colour_rule, args.batch_size,
+                                args.internal_batch_size, args.ig_steps, args.samples, args.seed)
+            chosen = [m for m in args.method if m in ATTRIBUTIONS]
+            written += explain_images(module, paths, load, chosen, args.target, settings, out, module.arch)
+        first = torch.cat([load(p) for p in paths[:1]]) if paths else None
+        target = _target(module, first, args.target)
+        for method in args.method:
+            if method == "filters":
+                written += filters(module, out)
+            elif method == "feature-maps":
+                written += feature_maps(module, first, layer, out, mean, std)
+            elif method == "actmax":
+                written.append(actmax(module, args, out, low, high))
+            elif method == "fgsm":
+                written.append(adversarial(module, first, target, args.epsilon, mean, std, out))
+            elif method == "inversion":
+                written.append(inversion(module, first, args, mean, std, out))
+            elif method == "deepdream":
+                written.append(deepdream(module, torch.cat([load(p) for p in paths[:FEW]]), layer, args, mean,
+                                         std, out))
+            elif method == "compare":
+                written.append(compare(module, torch.cat([load(p) for p in paths[:FEW]]), layer, paths[:FEW],
+                                       mean, std, out))
+    if len(written) <= 2 * FEW:
+        for path in written:
+            print(f"wrote {path}")
+    else:
+        print(f"wrote {len(written)} figures into {args.out}")
     return 0
 
 
-def attributions(module, x, target, methods, layer, mean, std, low, out):
-    compute = {
-        "saliency": lambda: saliency(module, x, target),
-        "smoothgrad": lambda: smoothgrad(module, x, target),
-        "integrated-gradients": lambda: integrated_gradients(module, x, target, black(x, mean, std)),
-        "gradcam": lambda: gradcam(module, x, target, layer),
-        "gradcam++": lambda: gradcam_plus_plus(module, x, target, layer),
-        "occlusion": lambda: occlusion(module, x, target, size=max(4, x.shape[-1] // 7),
-                                       stride=max(2, x.shape[-1] // 28), fill=0.0),
-    }
-    maps = {}
-    for m in methods:
-        v = compute[m]().detach().cpu().numpy()
-        maps[m if m not in ("gradcam", "gradcam++") else f"{m} ({layer})"] = (
-            v.sum(axis=1) if v.ndim == 4 else v)  # colour gradients: summed over channels
-    images = [to_display(image, mean, std) for image in x]
-    names = class_names(module.arch)
-    return figures.attributions(images, [names[int(t)] for t in target], maps, out / "attributions.png",
-                                f"{module.arch}: attributions for the " + (
-                                    "target class" if len(x) > 1 else f"class {names[int(target[0])]}"))
-
-
-def black(x, mean, std):
-    """A black image in the network's input units: the Integrated Gradients baseline."""
-    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    return (torch.zeros_like(x) - m) / s
+def _target(module, x, target):
+    """(1,) the class FGSM explains in the first image: --target, else the predicted one."""
+    if x is None:
+        return None
+    if target is not None:
+        return torch.tensor([target], device=x.device)
+    with torch.no_grad():
+        return module(x).argmax(dim=1)
 
 
 def filters(module, out):
@@ -221,8 +250,12 @@ def actmax(module, args, out, low, high):
                           out / f"actmax_{layer}.png", f"{module.arch}: activation maximization of {layer}")
 
 
-def adversarial(module, x, target, epsilon, mean, std, low, high, out):
-    eps = epsilon / float(np.mean(std))
+def adversarial(module, x, target, epsilon, mean, std, out):
+    """FGSM on the first image: a step of ``epsilon`` pixel units, epsilon / std_c in
+    channel c, each channel kept in its own [black, white]."""
+    eps = [epsilon / s for s in std]
+    low = [-m / s for m, s in zip(mean, std)]
+    high = [(1 - m) / s for m, s in zip(mean, std)]
     adv = fgsm(module, x, target, eps, low, high)
     with torch.no_grad():
         before, after = int(module(x).argmax(1)), int(module(adv).argmax(1))
@@ -230,7 +263,7 @@ def adversarial(module, x, target, epsilon, mean, std, low, high, out):
         _, b = bridge.torch_activations(module, adv)
     change = {n: float((b[n] - v).norm() / max(float(v.norm()), 1e-12)) for n, v in a.items()
               if not isinstance(bridge.named_layers(module)[n], torch.nn.Flatten)}
-    sal = lambda z: saliency(module, z, target)[0].sum(dim=0).cpu().numpy()  # noqa: E731
+    sal = lambda z: reduce_channels(saliency(module, z, target))[0].cpu().numpy()  # noqa: E731
     return figures.fgsm(to_display(x[0], mean, std), to_display(adv[0], mean, std), before, after, int(target),
                         sal(x), sal(adv), change, out / "fgsm.png",
                         f"FGSM, epsilon {epsilon} (pixel units): class {before} -> {after}")
@@ -254,9 +287,9 @@ def deepdream(module, x, layer, args, mean, std, out):
 
 def compare(module, x, layer, paths, mean, std, out):
     with torch.no_grad():
-        groups = shared_and_unique(filter_responses(module, x, layer))
+        groups = shared_and_unique(filter_responses(module, x, layer).cpu())
         maps = layer_output(module, x, layer)
-    labels = [Path(p).name for p in paths]
+    labels = [p.name for p in paths]
     return compare_figures.filters_across_images(
         [to_display(a, mean, std) for a in x], groups, maps.cpu().numpy() if maps.dim() == 4 else None,
         out / f"compare_{layer}.png", f"{module.arch} {layer}: filters shared by the images and unique to one",

@@ -123,3 +123,22 @@ def progression(image, means, heading, path):
         ax.set_title(name, fontsize=7)
     title(fig, heading)
     return save(fig, path)
+
+
+def summary(thumbnails, maps, captions, path, heading):
+    """A page of many images: each image with its map laid over it (the map's
+    own scale: >= 0 as heat, signed as |value|), captioned with its name and
+    prediction. thumbnails: (h, w[, 3]) in [0, 1]; maps: (h', w') each."""
+    n = len(thumbnails)
+    cols = min(n, 8)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.5, rows * 1.75 + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, heat, caption in zip(axes.flat, thumbnails, maps, captions):
+        h, w = np.shape(image)[:2]
+        ax.imshow(np.squeeze(image), cmap="gray", interpolation="nearest", extent=(0, w, h, 0))
+        ax.imshow(np.abs(heat), cmap="jet", alpha=0.45, interpolation="bilinear", extent=(0, w, h, 0))
+        ax.set_title(caption, fontsize=6, pad=2)
+    title(fig, heading)
+    return save(fig, path)
