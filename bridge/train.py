@@ -37,12 +37,32 @@ class TrainResult:
 
 
 def pick_device(device=None):
-    """``device`` if given, else CUDA when present, else the CPU."""
-    if device:
-        if device.startswith("cuda") and not torch.cuda.is_available():
+    """``device`` if given ("cpu", "cuda", "cuda:N"), else CUDA when
+    present, else the CPU. A device that is not there is refused now, not
+    at the first batch."""
+    if not device:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"--device {device!r}: not a device; use cpu, cuda or cuda:N") from None
+    if chosen.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {device}: training runs on cpu or cuda, not {chosen.type}")
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
             raise ValueError(f"--device {device}: CUDA is not available on this machine")
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} "
+                             f"CUDA device(s), numbered from 0")
+    return chosen
+
+
+def saved_epochs(epochs, save_every):
+    """The epochs after which ``train(..., save_every=k)`` writes an
+    ``epoch_path`` checkpoint: every k-th, and the last (none for k = 0)."""
+    if not save_every:
+        return []
+    return sorted({*range(save_every, epochs + 1, save_every), epochs})
 
 
 @contextlib.contextmanager
@@ -100,21 +120,33 @@ def epoch_path(out, epoch):
 
 
 def train(arch, train_set, test_set, *, epochs=8, seed=0, device=None, batch_size=128, lr=2e-3,
-          out=None, save_every=0, progress=True, stream=sys.stderr):
+          out=None, save_every=0, progress=True, stream=None):
     """Train ``arch`` on a ``npcnn.data.Dataset`` and test it on another.
 
     Writes the final checkpoint to ``out`` (if given) and, with
     ``save_every=k``, one after every k-th epoch (``epoch_path``), each
-    atomically. Returns a ``TrainResult``.
+    atomically. Progress goes to ``stream`` (default: ``sys.stderr`` as it
+    is at the call, not at import). Returns a ``TrainResult``.
     """
     if arch not in TRAINABLE:
         raise ValueError(f"train: --model must be one of {', '.join(TRAINABLE)}, got {arch!r}")
-    if epochs < 1:
-        raise ValueError(f"train: epochs must be >= 1, got {epochs}")
+    _check_count("epochs", epochs, 1)
+    _check_count("batch_size", batch_size, 1)
+    _check_count("save_every", save_every, 0)
+    _check_count("seed", seed, 0)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 1:
+        raise ValueError(f"train: lr must be a number in (0, 1], got {lr!r}")
     device = pick_device(device)
+    stream = stream or sys.stderr
     with _deterministic(seed, device):
         return _train(arch, train_set, test_set, epochs, seed, device, batch_size, lr, out,
                       save_every, progress, stream)
+
+
+def _check_count(name, value, low):
+    # bool is an int to Python; True epochs is a mistake, not 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"train: {name} must be an integer >= {low}, got {value!r}")
 
 
 def _train(arch, train_set, test_set, epochs, seed, device, batch_size, lr, out, save_every,
@@ -131,6 +163,7 @@ def _train(arch, train_set, test_set, epochs, seed, device, batch_size, lr, out,
     meta = dict(dataset=train_set.name, normalization={"mean": MNIST_MEAN, "std": MNIST_STD},
                 seed=seed, batch_size=batch_size, lr=lr)
     result = TrainResult(module, 0.0)
+    to_save = saved_epochs(epochs, save_every)
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         module.train()
@@ -143,6 +176,10 @@ def _train(arch, train_set, test_set, epochs, seed, device, batch_size, lr, out,
             xb, yb = x[idx].to(device), y[idx].to(device)
             out_b = module(xb)
             loss = _loss(module, out_b, yb)
+            if not torch.isfinite(loss):
+                # the weights are NaN from here on: stop before any checkpoint holds them
+                raise ValueError(f"train: the loss became {loss.item()} at epoch {epoch}, step "
+                                 f"{step + 1}: training diverged; try a smaller --lr (now {lr})")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -158,7 +195,7 @@ def _train(arch, train_set, test_set, epochs, seed, device, batch_size, lr, out,
         result.history.append(record)
         if progress:
             stream.write(f"- test acc {test_acc:.4f}\n")
-        if out and save_every and epoch % save_every == 0 and epoch < epochs:
+        if out and epoch in to_save and epoch < epochs:
             result.checkpoints.append(save_checkpoint(
                 epoch_path(out, epoch), module, epochs=epoch, test_accuracy=test_acc, **meta))
     result.test_accuracy = result.history[-1]["test_accuracy"]

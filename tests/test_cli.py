@@ -8,16 +8,20 @@ from vis.cli import main
 
 
 def test_bad_input_is_one_line_and_non_zero(tmp_path, capsys):
-    missing = tmp_path / "nowhere"
-    assert main(["demo", "--data-dir", str(missing), "--out", str(tmp_path / "o")]) == 1
+    empty = tmp_path / "no-idx-files"
+    empty.mkdir()
+    assert main(["demo", "--data-dir", str(empty), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("npcnn demo: error: ") and str(missing) in err
+    assert err.count("\n") == 1 and err.startswith("npcnn demo: error: ") and str(empty) in err
     assert "Traceback" not in err
+    assert not (tmp_path / "o").exists()       # refused before anything was written
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    with pytest.raises(ValueError, match="nowhere"):
-        main(["--debug", "demo", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")])
+    empty = tmp_path / "no-idx-files"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no-idx-files"):
+        main(["--debug", "demo", "--data-dir", str(empty), "--out", str(tmp_path / "o")])
 
 
 def test_console_script_help_lists_the_subcommands():
@@ -42,7 +46,7 @@ def test_train_writes_a_checkpoint_that_loads(tmp_path, capsys):
 
 def test_train_refuses_an_unwritable_output_before_training(tmp_path, capsys):
     out = tmp_path / "missing-folder" / "x.pt"
-    assert main(["train", "--model", "lenet5", "--dataset", "mnist5k", "--out", str(out)]) == 1
+    assert main(["train", "--model", "lenet5", "--dataset", "mnist5k", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("npcnn train: error: output folder") and err.count("\n") == 1
+    assert err.startswith("npcnn train: error: argument --out: output folder") and err.count("\n") == 1
     assert not out.parent.exists()

@@ -114,9 +114,9 @@ def test_npcnn_deconv_draws_every_figure(tmp_path, capsys):
 
 
 def test_npcnn_deconv_errors_are_one_line(tmp_path, capsys):
-    assert main(["deconv", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path)]) == 1
+    assert main(["deconv", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("npcnn deconv: error: ") and "none.pt: no such file" in err
+    assert err.startswith("npcnn deconv: error: argument --checkpoint: ") and "none.pt: no such checkpoint" in err
 
 
 def test_npcnn_deconv_unknown_layer_lists_the_valid_ones(tmp_path, capsys):

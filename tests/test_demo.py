@@ -47,6 +47,6 @@ def test_rerunning_reuses_the_checkpoints(demo, capsys):
 def test_output_path_that_is_a_file_is_one_line(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert main(["demo", "--quick", "--out", str(blocker / "out")]) == 1
+    assert main(["demo", "--quick", "--out", str(blocker / "out")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("npcnn demo: error:") and err.count("\n") == 1
+    assert err.startswith("npcnn demo: error: argument --out:") and err.count("\n") == 1

@@ -10,16 +10,21 @@ the class selectivity of the first dense layer's neurons. index.md and
 index.html link every figure with a caption.
 """
 import argparse
+import functools
 from pathlib import Path
 
 import numpy as np
 
 from npcnn.analysis import channel_correlation, class_averages, class_selectivity, near_duplicates
+from npcnn.atomic import atomic_write_text
+from npcnn.data import DATASET_NAMES
 from npcnn.topk import batched_forward
 
 from . import atlas_figures as figures
+from .arguments import digit, positive_int, seed_int
 from .deconv_cmd import pick_examples
 from .index_page import write_index
+from .paths import input_dir, input_file, output_dir, writing_into
 from .study_inputs import load_study
 
 EXAMPLE = "example: npcnn atlas --checkpoint simplecnn.pt --out out/atlas --per-class 500"
@@ -29,17 +34,20 @@ def add_parser(sub):
     p = sub.add_parser("atlas", help="feature maps, filters, class averages and measures of a trained "
                        "MNIST network", description=__doc__, epilog=EXAMPLE,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="weights (.pt from npcnn train, or .npz)")
-    p.add_argument("--out", required=True, help="folder for the figures (created)")
-    p.add_argument("--per-class", type=int, default=500,
+    p.add_argument("--checkpoint", type=functools.partial(input_file, what="checkpoint"), required=True,
+                   help="weights (.pt from npcnn train, or .npz)")
+    p.add_argument("--out", type=output_dir, required=True,
+                   help="folder for the figures (created when the first one is written)")
+    p.add_argument("--per-class", type=positive_int, default=500,
                    help="samples per digit for the class averages: the first N test images of each")
     p.add_argument("--correct-only", action="store_true",
                    help="average only correctly classified images")
-    p.add_argument("--dataset", help="default: the checkpoint's dataset")
-    p.add_argument("--data-dir", help="directory of the four IDX files (default: $NPCNN_DATA_DIR)")
-    p.add_argument("--digits", type=int, nargs="+", default=list(range(10)),
-                   help="digits that get their own figures (default all; overviews always show all)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random sample grid")
+    p.add_argument("--dataset", choices=DATASET_NAMES, help="default: the checkpoint's dataset")
+    p.add_argument("--data-dir", type=input_dir,
+                   help="directory of the four IDX files (default: $NPCNN_DATA_DIR)")
+    p.add_argument("--digits", type=digit, nargs="+", default=list(range(10)),
+                   help="digits 0-9 that get their own figures (default all; overviews always show all)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the random sample grid")
     p.set_defaults(run=run)
 
 
@@ -66,12 +74,16 @@ def run(args):
 
 def build(args):
     """Compute and draw the atlas, write its index; returns
-    ``(sections, facts)`` as given to ``write_index``."""
+    ``(sections, facts)`` as given to ``write_index``. The folder is
+    created once the inputs have loaded and checked out."""
     if args.per_class < 1:
         raise ValueError(f"--per-class must be >= 1, got {args.per_class}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     study = load_study(args.checkpoint, args.dataset, args.data_dir)
+    with writing_into(Path(args.out)) as out:
+        return _draw(args, study, out)
+
+
+def _draw(args, study, out):
     model, test, x, y = study.model, study.test, study.x, study.test.labels
     maps, dense, relus, convs = layer_groups(model)
     digits = list(dict.fromkeys(args.digits))
@@ -90,7 +102,7 @@ def build(args):
     text = "\n".join(f"{n:<12} {k:<20} {'x'.join(map(str, s)):<12} {p:>8,}" for n, k, s, p in rows)
     text = (f"{'layer':<12} {'kind':<20} {'output':<12} {'params':>8}\n{text}\n"
             f"total parameters: {model.num_parameters():,}")
-    (out / "architecture.txt").write_text(text + "\n")
+    atomic_write_text(out / "architecture.txt", text + "\n")
     sections.append(("Data and architecture", [
         (figures.sample_grid(test.images[shown], y[shown], out / "samples.png",
                              f"40 random {test.name} test images (seed {args.seed})").name,
@@ -151,7 +163,7 @@ def build(args):
     table = np.stack([avg.zero_fraction[l] for l in recorded])
     sparsity_text = "layer        " + " ".join(f"{d:>5}" for d in range(10)) + "\n" + "\n".join(
         f"{l:<12} " + " ".join(f"{v:5.2f}" for v in row) for l, row in zip(recorded, table))
-    (out / "sparsity.txt").write_text(sparsity_text + "\n")
+    atomic_write_text(out / "sparsity.txt", sparsity_text + "\n")
     items = [(figures.sparsity(table, recorded, out / "sparsity.png").name,
               "fraction of exact zeros of each layer's output, per class")]
     flagged = []

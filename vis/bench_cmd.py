@@ -1,6 +1,9 @@
 """``npcnn bench``: the kernel benchmarks against torch (see benchmarks/run.py)."""
 import argparse
 
+from .arguments import BadArgument
+from .paths import output_dir, writing_into
+
 EXAMPLE = "example: npcnn bench --quick --out out/bench"
 
 
@@ -17,4 +20,11 @@ def add_parser(sub):
 
 def run(args):
     from benchmarks.run import run as run_benchmarks
-    return run_benchmarks(args)
+    # benchmarks/run.py declares --out as plain text; checked here, before
+    # minutes of timing, and the folder is removed again if the run fails
+    try:
+        out = output_dir(args.out)
+    except BadArgument as err:
+        raise ValueError(f"argument --out: {err}") from None
+    with writing_into(out):
+        return run_benchmarks(args)

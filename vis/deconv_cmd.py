@@ -12,6 +12,8 @@ Computes with npcnn (from the checkpoint's weights) and draws:
   occlusion_D.png  a grey square slid over the image: p(true class) and the
                    strongest map's activation by position, and its projection (fig. 7)
 """
+import argparse
+import functools
 import re
 from pathlib import Path
 
@@ -19,11 +21,14 @@ import numpy as np
 
 import bridge
 from npcnn import deconv
+from npcnn.data import DATASET_NAMES
 from npcnn.occlusion import occlusion_maps, probabilities
 from npcnn.receptive_field import receptive_field, unit_window
 from npcnn.topk import batched_forward, top_activations
 
 from . import deconv_figures as figures
+from .arguments import digit, non_empty_str
+from .paths import input_dir, input_file, output_dir, writing_into
 from .study_inputs import load_study
 
 EXAMPLE = "example: npcnn deconv --checkpoint lenet5.pt --digits 0 1 5 8 --out out/deconv"
@@ -34,15 +39,18 @@ FIGURES = ("digits", "top9", "evolution", "occlusion")
 def add_parser(sub):
     p = sub.add_parser("deconv", help="deconvnet projections of every map of a trained MNIST network",
                        description=__doc__, epilog=EXAMPLE,
-                       formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="weights (.pt from npcnn train, or .npz)")
-    p.add_argument("--digits", type=int, nargs="+", default=[0, 1, 5, 8])
-    p.add_argument("--out", required=True, help="folder for the figures (created)")
-    p.add_argument("--dataset", help="default: the checkpoint's dataset")
-    p.add_argument("--data-dir", help="directory of the four IDX files (default: $NPCNN_DATA_DIR)")
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=functools.partial(input_file, what="checkpoint"), required=True,
+                   help="weights (.pt from npcnn train, or .npz)")
+    p.add_argument("--digits", type=digit, nargs="+", default=[0, 1, 5, 8], help="digits 0-9")
+    p.add_argument("--out", type=output_dir, required=True,
+                   help="folder for the figures (created when the first one is written)")
+    p.add_argument("--dataset", choices=DATASET_NAMES, help="default: the checkpoint's dataset")
+    p.add_argument("--data-dir", type=input_dir,
+                   help="directory of the four IDX files (default: $NPCNN_DATA_DIR)")
     p.add_argument("--stage", default="pool", choices=list(STAGES),
                    help="project each conv layer's output, its ReLU, or its pooled output (default)")
-    p.add_argument("--layers", nargs="+", metavar="LAYER",
+    p.add_argument("--layers", type=non_empty_str, nargs="+", metavar="LAYER",
                    help="project these layers instead (conv, ReLU or pool layers, e.g. conv_2 relu_2)")
     p.add_argument("--select", default="map", choices=deconv.SELECTIONS,
                    help="keep the whole map (default) or only its strongest unit")
@@ -101,43 +109,46 @@ def run(args):
 def build(args):
     """Compute and draw every figure; returns [(path, caption)]."""
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    digits = list(dict.fromkeys(args.digits))     # "--digits 3 3" draws digit 3 once
     study = load_study(args.checkpoint, args.dataset, args.data_dir)
     model, test, x, norm = study.model, study.test, study.x, study.normalization
     layers = stage_layers(model, args.stage) if not getattr(args, "layers", None) else \
         [deconv.check_layer(model, layer) for layer in args.layers]
     print(f"{model.arch} from {args.checkpoint}; {test.name} test set ({len(test)} images); "
           f"projecting {', '.join(layers)} ({args.select}, {args.rule})")
-    picks = pick_examples(model, x, test.labels, args.digits)
-    for d, i in zip(args.digits, picks):
+    picks = pick_examples(model, x, test.labels, digits)
+    for d, i in zip(digits, picks):
         print(f"digit {d}: test image #{i}")
+    # every epoch checkpoint read now: a bad one is refused before any figure is drawn
+    series = load_series(args.checkpoint, model) if "evolution" in args.figures else []
     written = []
-    if "digits" in args.figures:
-        written += draw_digits(model, x, picks, args, layers, out)
-    if "top9" in args.figures:
-        written += draw_top9(model, x, layers, out)
-    if "evolution" in args.figures:
-        written += draw_evolution(args.checkpoint, x, layers, out)
-    if "occlusion" in args.figures:
-        written += draw_occlusion(model, x, test.labels, picks, args.digits, layers[-1], norm, out)
+    with writing_into(out):
+        if "digits" in args.figures:
+            written += draw_digits(model, x, picks, digits, args, layers, out)
+        if "top9" in args.figures:
+            written += draw_top9(model, x, layers, out)
+        if "evolution" in args.figures:
+            written += draw_evolution(args.checkpoint, series, x, layers, out)
+        if "occlusion" in args.figures:
+            written += draw_occlusion(model, x, test.labels, picks, digits, layers[-1], norm, out)
     return written
 
 
-def draw_digits(model, x, picks, args, layers, out):
+def draw_digits(model, x, picks, digits, args, layers, out):
     images = x[picks]
     _, acts = model.forward(images, record=True)
     projections = {layer: deconv.project_channels(model, images, layer, range(acts[layer].shape[1]),
                                                   args.select, args.rule, acts=acts).transpose(1, 0, 2, 3, 4)
                    for layer in layers}                                  # {layer: (D, C, 1, H, W)}
     written = []
-    for k, (d, i) in enumerate(zip(args.digits, picks)):
+    for k, (d, i) in enumerate(zip(digits, picks)):
         title = (f"digit {d} (test #{i}): {args.rule} projection of every map "
                  f"({args.select}); red +, blue -, each panel on its own scale")
         written.append((figures.digit_grid(images[k], {l: p[k] for l, p in projections.items()},
                                            title, out / f"digit_{d}.png"),
                         f"digit {d} (test #{i}) and the {args.rule} projections of all "
                         f"{sum(p.shape[1] for p in projections.values())} maps of {', '.join(layers)}"))
-    labels = [f"{d} (#{i})" for d, i in zip(args.digits, picks)]
+    labels = [f"{d} (#{i})" for d, i in zip(digits, picks)]
     squeezed = {l: p[:, :, 0] for l, p in projections.items()}
     written.append((figures.combined_grid(images, squeezed, labels, out / "all_digits.png"),
                     "all the digits, one row each: input and every map's projection"))
@@ -172,16 +183,23 @@ def epoch_checkpoints(checkpoint):
     return sorted(found)
 
 
-def draw_evolution(checkpoint, x, layers, out, search=2000):
-    series = epoch_checkpoints(checkpoint)
+def load_series(checkpoint, model):
+    """``[(epoch, npcnn.Model)]`` of the epoch checkpoints beside
+    ``checkpoint``, each of ``model``'s architecture."""
+    series = []
+    for epoch, path in epoch_checkpoints(checkpoint):
+        series.append((epoch, bridge.load(path, arch=model.arch)))
+    return series
+
+
+def draw_evolution(checkpoint, series, x, layers, out, search=2000):
     if not series:
         print(f"evolution: no {Path(checkpoint).stem}.epochNN{Path(checkpoint).suffix} files beside "
               f"{checkpoint} (train with --save-every 1); skipped")
         return []
     pool = x[:search]
     per_layer = {layer: [] for layer in layers}
-    for _, path in series:
-        model = bridge.load(path)
+    for _, model in series:
         for layer in layers:
             images, _, positions = top_activations(model, pool, layer, k=1)   # (C, 1)
             size = receptive_field(model, layer)[0]

@@ -21,7 +21,9 @@ from bridge.train import train
 from npcnn.data import load_mnist, to_tensor
 
 from . import atlas_cmd, deconv_cmd, explain_demo
+from .arguments import positive_int
 from .index_page import write_index
+from .paths import input_dir, output_dir, writing_into
 
 EXAMPLE = "example: npcnn demo --out out        (npcnn demo --quick: a one-minute tour)"
 
@@ -33,32 +35,26 @@ def add_parser(sub):
     p = sub.add_parser("demo", help="train both MNIST networks, draw every study, benchmark: out/index.html",
                        description=__doc__, epilog=EXAMPLE,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="out", help="output folder (default: out)")
+    p.add_argument("--out", type=output_dir, default="out", help="output folder (default: out)")
     p.add_argument("--quick", action="store_true", help="one epoch, fewer figures, no benchmark: ~1 minute")
     p.add_argument("--dataset", default="mnist", choices=["mnist", "mnist5k"],
                    help="mnist: the full set where found (else the 5,000 embedded samples)")
-    p.add_argument("--data-dir", help="directory of the four MNIST IDX files (default: $NPCNN_DATA_DIR)")
-    p.add_argument("--epochs", type=int, help="training epochs (default 8, --quick 1)")
+    p.add_argument("--data-dir", type=input_dir,
+                   help="directory of the four MNIST IDX files (default: $NPCNN_DATA_DIR)")
+    p.add_argument("--epochs", type=positive_int, help="training epochs (default 8, --quick 1)")
     p.add_argument("--no-bench", action="store_true", help="skip the benchmark")
     p.set_defaults(run=run)
-
-
-def _check_out(out):
-    out.mkdir(parents=True, exist_ok=True)
-    probe = out / ".npcnn-write-test"
-    try:
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise ValueError(f"output folder {out} is not writable ({err.strerror})") from None
 
 
 def trained(arch, train_set, test_set, epochs, folder):
     """A checkpoint of ``arch`` for this dataset and epoch count: reused when
     one is there, trained (with per-epoch checkpoints) otherwise."""
     path = folder / f"{arch}-{train_set.name}-{epochs}ep.pt"
-    if path.is_file():
+    if path.exists():
         _, meta = bridge.read_checkpoint(path)
+        if not isinstance(meta.get("test_accuracy"), float):
+            raise ValueError(f"{path}: not a checkpoint of npcnn train (no test accuracy in its "
+                             f"metadata); move it away and the demo trains a new one")
         print(f"{arch}: reusing {path} (test accuracy {100 * meta['test_accuracy']:.2f}%)")
         return path, meta, 0.0
     print(f"{arch}: training {epochs} epoch(s) on {len(train_set)} images")
@@ -79,13 +75,16 @@ def parity(path, x):
 
 def run(args):
     start = time.perf_counter()
-    out = Path(args.out)
-    _check_out(out)
     epochs = args.epochs or (1 if args.quick else 8)
     train_set = load_mnist(args.dataset, "train", data_dir=args.data_dir)
     test_set = load_mnist(args.dataset, "test", data_dir=args.data_dir)
     print(f"data: {train_set.name}: {len(train_set)} training and {len(test_set)} test images, "
           f"from {train_set.source}")
+    with writing_into(Path(args.out)) as out:
+        return _tour(args, start, epochs, train_set, test_set, out)
+
+
+def _tour(args, start, epochs, train_set, test_set, out):
     folder = out / "checkpoints"
     folder.mkdir(exist_ok=True)
     timings, nets = {}, {}

@@ -1,9 +1,9 @@
 """``npcnn train``: train LeNet-5 or SimpleCNN in torch and write a checkpoint."""
-import os
-from pathlib import Path
-
-from bridge.train import TRAINABLE, train
+from bridge.train import TRAINABLE, epoch_path, pick_device, saved_epochs, train
 from npcnn.data import load_mnist
+
+from .arguments import BadArgument, bounded, non_empty_str, non_negative_int, positive_int, seed_int
+from .paths import input_dir, output_file
 
 EXAMPLE = "example: npcnn train --model lenet5 --epochs 8 --save-every 1 --out lenet5.pt"
 
@@ -13,29 +13,37 @@ def add_parser(sub):
                        description=__doc__, epilog=EXAMPLE)
     p.add_argument("--model", required=True, choices=TRAINABLE)
     p.add_argument("--dataset", default="mnist", choices=["mnist", "mnist5k", "fashion-mnist"])
-    p.add_argument("--data-dir", help="directory of the four IDX files (default: $NPCNN_DATA_DIR)")
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of Adam (cosine decay)")
-    p.add_argument("--save-every", type=int, default=0, metavar="K",
-                   help="also write a checkpoint after every K-th epoch (PATH.epochNN.pt)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when present)")
-    p.add_argument("--out", required=True, help="checkpoint to write (atomically)")
+    p.add_argument("--data-dir", type=input_dir,
+                   help="directory of the four IDX files (default: $NPCNN_DATA_DIR)")
+    p.add_argument("--epochs", type=positive_int, default=8)
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--lr", type=LEARNING_RATE, default=2e-3,
+                   help="peak learning rate of Adam (cosine decay), in (0, 1]")
+    p.add_argument("--save-every", type=non_negative_int, default=0, metavar="K",
+                   help="also write a checkpoint after every K-th epoch (PATH.epochNN.pt); 0: only the last")
+    p.add_argument("--device", type=non_empty_str, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
+    p.add_argument("--out", type=output_file, required=True, help="checkpoint to write (atomically)")
     p.set_defaults(run=run)
 
 
-def check_writable(path):
-    """Fail before hours of work, not after: the output folder must exist and be writable."""
-    folder = Path(path).expanduser().resolve().parent
-    if not folder.is_dir():
-        raise ValueError(f"output folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"output folder {folder} is not writable")
+# Adam's step is about lr in every weight: above 1 a run only diverges.
+LEARNING_RATE = bounded(float, 0, 1, low_open=True)
+
+
+def check_outputs(args):
+    """Fail before hours of work, not after: every checkpoint the run will
+    write (the per-epoch ones too) must be a writable file, not a folder."""
+    for epoch in saved_epochs(args.epochs, args.save_every):
+        try:
+            output_file(epoch_path(args.out, epoch))
+        except BadArgument as err:
+            raise ValueError(f"--save-every {args.save_every}: {err}") from None
 
 
 def run(args):
-    check_writable(args.out)
+    check_outputs(args)
+    pick_device(args.device)              # a device that is not there: refused before the data loads
     train_set = load_mnist(args.dataset, "train", data_dir=args.data_dir)
     test_set = load_mnist(args.dataset, "test", data_dir=args.data_dir)
     print(f"data: {train_set.name}, {len(train_set)} training and {len(test_set)} test images, "
