@@ -8,7 +8,9 @@ dataset, input normalisation, epochs, test accuracy and torch version in
 ``meta``. Files are read with ``torch.load(..., weights_only=True)``: a file
 that needs arbitrary code to unpickle is refused, never run.
 """
+import json
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -17,6 +19,8 @@ import torch
 
 import npcnn
 from npcnn.atomic import atomic_path
+from npcnn.data.files import readable_file
+from npcnn.model import FORMAT_KEY
 
 from .networks import torch_model
 
@@ -31,6 +35,7 @@ def save_checkpoint(path, module, **meta):
     # str(): torch.__version__ is a TorchVersion, which weights_only loading refuses
     meta = {"arch": module.arch, "torch_version": str(torch.__version__), **meta}
     state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    _check_finite(path, state)    # a NaN checkpoint would only be refused when read back
     with atomic_path(path) as tmp:
         torch.save({"state_dict": state, "meta": meta}, tmp)
     return Path(path)
@@ -39,23 +44,23 @@ def save_checkpoint(path, module, **meta):
 def read_checkpoint(path):
     """``(state_dict of tensors, meta dict)`` from a checkpoint or a plain
     state_dict file. Clear errors for missing, corrupt and unsafe files."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+    path = readable_file(path, "checkpoint")     # no FIFO, device or folder: they block or fail late
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        # torch's message is a page long; the line naming the refused global says it all
-        why = next((line.strip() for line in str(err).splitlines() if "Unsupported global" in line), "")
-        why = why.split(" was not an allowed global")[0].replace("WeightsUnpickler error: ", "")
         raise ValueError(f"{path}: refused: the file needs arbitrary code to unpickle, and npcnn "
-                         f"loads weights only (torch.load weights_only=True): {why}") from None
+                         f"loads weights only (torch.load weights_only=True): {_refused_global(err)}") \
+            from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ValueError(f"{path}: not a readable torch file (truncated or corrupt?): {first}") from None
+        raise ValueError(f"{path}: not a readable torch file (truncated or corrupt?): "
+                         f"{_first_line(err)}") from None
     meta = {}
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        meta = dict(obj.get("meta") or {})
+        meta = obj.get("meta")
+        if meta is None:
+            meta = {}
+        if not isinstance(meta, dict):
+            raise ValueError(f"{path}: its meta is a {type(meta).__name__}, not a dict")
         obj = obj["state_dict"]
     elif isinstance(obj, dict) and isinstance(obj.get("model_state_dict"), dict):
         obj = obj["model_state_dict"]
@@ -64,7 +69,60 @@ def read_checkpoint(path):
     # nn.DataParallel saves every key under "module."
     if all(k.startswith("module.") for k in obj):
         obj = {k[len("module."):]: v for k, v in obj.items()}
+    _check_finite(path, obj)
     return obj, meta
+
+
+def _refused_global(err):
+    """The line of torch's page-long refusal that names the refused global
+    ("Unsupported global: GLOBAL posix.system", or in torch 2.6+ "Trying to
+    load unsupported GLOBAL posix.system ..."): found whatever its case."""
+    for line in str(err).splitlines():
+        if "unsupported global" in line.lower():
+            line = re.sub(r"^(WeightsUnpickler error: |Trying to load )", "", line.strip())
+            return line.split(" was not an allowed global")[0]
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _check_finite(path, state):
+    """Every tensor a dense floating-point one without NaN or inf: such
+    weights compute NaN and print "digit 0 (nan%)" rather than fail."""
+    for key, value in state.items():
+        if value.layout != torch.strided or not value.is_floating_point():
+            raise ValueError(f"{path}: {key} is a {value.dtype} tensor ({value.layout}); weights are "
+                             f"dense floating point")
+        if not torch.isfinite(value).all():
+            raise ValueError(f"{path}: {key} holds non-finite values (NaN or inf), shape "
+                             f"{tuple(value.shape)}")
+
+
+def _check_npz_metadata(path):
+    """The JSON entry of an npcnn ``.npz``, checked before ``npcnn.load``
+    parses it: valid JSON, a dict, its ``meta`` a dict, its ``arch`` text."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if FORMAT_KEY not in data.files:
+                return
+            text = data[FORMAT_KEY]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: not a readable npcnn .npz file ({_first_line(err)})") from None
+    if text.dtype.kind not in "US" or text.shape != ():
+        raise ValueError(f"{path}: its {FORMAT_KEY} entry is a {text.dtype} array of shape "
+                         f"{text.shape}, not the JSON text npcnn writes")
+    try:
+        meta = json.loads(str(text))
+    except ValueError as err:
+        raise ValueError(f"{path}: its {FORMAT_KEY} metadata is not valid JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: its {FORMAT_KEY} metadata is a {type(meta).__name__}, not a dict")
+    if not isinstance(meta.get("meta", {}), dict):
+        raise ValueError(f"{path}: its meta is a {type(meta['meta']).__name__}, not a dict")
+    if not isinstance(meta.get("arch", ""), str):
+        raise ValueError(f"{path}: its arch is a {type(meta['arch']).__name__}, not a name")
+
+
+def _first_line(err):
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def infer_arch(state):
@@ -99,6 +157,8 @@ def load(path, arch=None, backend="numba"):
     The checkpoint's metadata is kept in ``model.meta``.
     """
     if str(path).endswith(".npz"):
+        path = readable_file(path, "checkpoint")   # np.load would block on a FIFO named .npz
+        _check_npz_metadata(path)
         return npcnn.load(path, arch=arch, backend=backend)
     state, meta = read_checkpoint(path)
     arch = _resolve_arch(path, state, meta, arch)

@@ -26,3 +26,10 @@ def atomic_path(path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_text(path, text, encoding="utf-8"):
+    """``Path(path).write_text(text)``, atomically: readers never see half of it."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding=encoding)
+    return Path(path)

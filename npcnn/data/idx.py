@@ -26,8 +26,16 @@ import numpy as np
 
 from ..atomic import atomic_path
 from .errors import DataError
+from .files import readable_file
 
 UNSIGNED_BYTE = 0x08
+
+# The most a file of unknown content may decompress to (MNIST's largest is
+# 47 MB). A caller that knows the exact size passes it, as load_mnist does,
+# and a gzip bomb then costs no more than the real file: the limit
+# downloads have (download._verify).
+MAX_BYTES = 1 << 30
+CHUNK = 1 << 20
 
 # All type codes the IDX format defines; only UNSIGNED_BYTE is read, the rest
 # are named so that the error says "unsupported" rather than "not IDX".
@@ -43,21 +51,24 @@ TYPE_NAMES = {
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def read_idx(path):
+def read_idx(path, max_bytes=MAX_BYTES):
     """Read an IDX file of unsigned bytes (gunzipped first if ``*.gz``).
 
     Inputs:
     - path: str or Path.
+    - max_bytes: the most the (decompressed) file may hold; reading stops
+      as soon as it holds more.
 
     Returns a writable ``np.uint8`` array whose shape is the dimensions in
     the header, e.g. ``(60000, 28, 28)`` for MNIST's training images.
 
     Raises ``DataError`` (a ``ValueError``) for an empty, truncated or
-    corrupt file, an unsupported type code, or trailing bytes; the message
-    starts with the path. A missing file raises ``FileNotFoundError``.
+    corrupt file, an unsupported type code, trailing bytes, more than
+    ``max_bytes``, or a path that is missing or not a regular file (a FIFO
+    would block); the message starts with the path.
     """
-    path = Path(path)
-    data = _read_bytes(path)
+    path = readable_file(path, "IDX file", allow_empty=True)  # "empty file" is the header's to say
+    data = _read_bytes(path, max_bytes)
     dims, header_len = _parse_header(path, data)
     expected = 1
     for d in dims:
@@ -109,13 +120,24 @@ def write_idx(path, array):
     return path
 
 
-def _read_bytes(path):
-    """The decompressed content of ``path``; gzip failures become DataError."""
+def _read_bytes(path, max_bytes):
+    """The decompressed content of ``path``, at most ``max_bytes``; gzip
+    failures and anything longer become DataError."""
     if not path.name.endswith(".gz"):
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise DataError(f"{path}: {size} bytes, more than the {max_bytes} expected")
         return path.read_bytes()
+    chunks, n = [], 0
     try:
         with gzip.open(path, "rb") as f:
-            return f.read()
+            while chunk := f.read(CHUNK):
+                n += len(chunk)
+                if n > max_bytes:
+                    raise DataError(f"{path}: decompresses to more than the {max_bytes} bytes "
+                                    f"expected (a gzip bomb, or the wrong file)")
+                chunks.append(chunk)
+        return b"".join(chunks)
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         # EOFError: the stream stops mid-way (a cut-off download);
         # BadGzipFile / zlib.error: not gzip, or damaged data.
