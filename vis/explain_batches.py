@@ -151,7 +151,7 @@ def explain_images(module, paths, load, methods, target, s, out, arch):
                     summary.thumbnails.append(_thumbnail(image))
                     summary.maps.append(_thumbnail(first))
                     summary.captions.append(f"{path.name}\n{names[int(probs[k].argmax())]} "
-                                            f"({float(probs[k].max()):.0%})")
+                                            f"({float(probs[k].max()):.1%})")
                 else:
                     written.append(figures.attributions([image], [label], maps, out / "attributions.png",
                                                         f"{arch}: attributions for the class {label}"))
@@ -161,7 +161,7 @@ def explain_images(module, paths, load, methods, target, s, out, arch):
         if len(paths) > PRINTED:
             print(f"top 5 of {len(paths)} images: {out / 'predictions.csv'}")
     if methods and several:
-        first = method_label(methods[0], s.layer)
+        first = method_label(methods[0], s.layer).replace("\n", " ")
         for page, begin in enumerate(range(0, len(summary.captions), PAGE), start=1):
             end = begin + PAGE
             written.append(figures.summary(summary.thumbnails[begin:end], summary.maps[begin:end],
@@ -174,7 +174,7 @@ def explain_images(module, paths, load, methods, target, s, out, arch):
 
 def method_label(method, layer):
     """The figures' name of a method: the CAM methods say which layer they read."""
-    return f"{method} ({layer})" if method in ("gradcam", "gradcam++", "guided-gradcam") else method
+    return f"{method}\n({layer})" if method in ("gradcam", "gradcam++", "guided-gradcam") else method
 
 
 def _write_predictions(rows, path):
