@@ -5,13 +5,15 @@ import math
 import numpy as np
 from numba import njit
 
+from .ops.runtime import tuning
+
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
 def pair(op, name, value):
     """An int or a pair of ints -> (h, w), as torch's ``_pair``."""
-    # the common cases first, without the general test's generator (1.5 us
-    # a call, on every conv and pool of every forward)
+    # the common cases first, without the general test's generator, which
+    # costs more than the rest of a small conv call's checks
     if type(value) is int:
         return value, value
     if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
@@ -67,7 +69,7 @@ def array(op, name, a, ndim=None, dtype=None):
     elif a.dtype != dtype:
         raise ValueError(f"{op}: {name} has dtype {a.dtype} but the input has {dtype}; "
                          f"cast one of them (shape {a.shape})")
-    # (0-d arrays too go through ascontiguousarray, which makes them (1,), as before)
+    # (0-d arrays too go through ascontiguousarray, which makes them (1,))
     return a if type(a) is np.ndarray and a.ndim and a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
@@ -83,10 +85,6 @@ def _sum_of_zeros(flat):
 
 
 _sum_of_zeros = njit(cache=True, fastmath={"reassoc"})(_sum_of_zeros)
-# Below this many elements the jitted pass is the cheaper test (0.3-0.8 us
-# against BLAS's 0.8-1.2 us for a LeNet-5 layer; every conv call checks its
-# weights and bias, every pool its input); above it, BLAS's dot.
-_SMALL = 16384
 
 
 def finite(op, name, a):
@@ -98,7 +96,7 @@ def finite(op, name, a):
     # which numpy reports with a RuntimeWarning, as the conv itself would),
     # so then count exactly.
     flat = np.asarray(a).reshape(-1)  # (an np.matrix stays 2-D under reshape)
-    if (_sum_of_zeros(flat) == 0) if flat.size <= _SMALL else math.isfinite(np.dot(flat, flat)):
+    if (_sum_of_zeros(flat) == 0) if flat.size <= tuning.FINITE_BY_LOOP_MAX else math.isfinite(np.dot(flat, flat)):
         return a
     bad = int(a.size - np.isfinite(a).sum())
     if bad:

@@ -31,15 +31,11 @@ import numpy as np
 
 from . import checks, sparse_signal
 from . import functional as F
-from .ops import workspace
+from .ops.runtime import tuning, workspace
 
 RULES = ("deconvnet", "guided", "saliency")
-# Signals go down in batches of at most this many bytes per layer output, so
-# 512 maps of VGG16 at 224x224 do not need 6 GB at once.
-_BATCH_BUDGET = 256 * 2**20
 SELECTIONS = ("map", "max")
 _UNPOOLED = "deconv unpooled"  # the workspace buffer the unpooling steps write into
-_UNPOOLED_MAX_BYTES = 32 * 2**20
 PROJECTABLE = ("conv2d", "relu", "max_pool2d")
 
 
@@ -160,11 +156,11 @@ def _unpooled_buffer(g, below, last):
     steps below, and a fresh one of a few MB was page-faulted in on every
     call (LeNet-5's deconv suite: 440 faults a run, about a quarter of its
     time). Not for the walk's last step, whose result is returned; not where
-    g is in the buffer already; nor past _UNPOOLED_MAX_BYTES, which it would
+    g is in the buffer already; nor past DECONV_UNPOOLED_MAX_BYTES, which it would
     then hold for good."""
     shape = g.shape[:2] + tuple(below[2:])
     size = int(np.prod(shape))
-    if last or size * g.itemsize > _UNPOOLED_MAX_BYTES or workspace.holds(_UNPOOLED, g):
+    if last or size * g.itemsize > tuning.DECONV_UNPOOLED_MAX_BYTES or workspace.holds(_UNPOOLED, g):
         return None
     return workspace.buffer(_UNPOOLED, size, g.dtype).reshape(shape)
 
@@ -196,7 +192,7 @@ def project_channels(model, x, layer, channels, select="map", rule="deconvnet", 
     below = [acts.input.shape] + [acts.shapes[n] for n in model.layer_names[:model.layer_names.index(name)]]
     # the largest map a signal passes through, in bytes
     per_signal = max(int(np.prod(shape[1:])) for shape in below) * acts.input.itemsize
-    step = max(1, _BATCH_BUDGET // (N * per_signal))
+    step = max(1, tuning.DECONV_BATCH_BYTES // (N * per_signal))
     out = np.empty((len(channels),) + acts.input.shape, dtype=acts.input.dtype)
     for start in range(0, len(channels), step):
         chunk = channels[start:start + step]

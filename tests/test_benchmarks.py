@@ -91,3 +91,29 @@ def test_first_call_is_measured_cold_and_warm():
     t = first_call_times()
     assert t["cold"]["first_call_s"] > t["warm"]["first_call_s"] > 0
     json.dumps(t)
+
+
+def test_every_threshold_has_its_measurements_and_a_command():
+    """Each name of npcnn/ops/runtime/tuning.py appears in
+    benchmarks/TUNING.md, and each experiment of benchmarks/tuning.py times
+    a threshold that exists."""
+    from pathlib import Path
+
+    from benchmarks import tuning as experiments
+    from npcnn.ops.runtime import tuning
+    names = [name for name in vars(tuning) if name.isupper()]
+    notes = (Path(experiments.__file__).parent / "TUNING.md").read_text()
+    assert names and [name for name in names if f"`{name}`" not in notes] == []
+    assert set(experiments.EXPERIMENTS) <= set(names)
+
+
+def test_a_threshold_is_remeasured_and_restored(monkeypatch):
+    """Both settings give the same numbers, both are timed, and the shipped
+    value is back afterwards."""
+    from benchmarks import tuning as experiments
+    from npcnn.ops.runtime import tuning
+    monkeypatch.setattr(timing, "SETTLE_MAX_S", 0)
+    shipped = tuning.DIRECT_MAX_WEIGHTS
+    times = experiments.measure("DIRECT_MAX_WEIGHTS", repeats=1, budget_s=None)
+    assert set(times) == {"shipped", "other"} and all(ms > 0 for ms in times.values())
+    assert tuning.DIRECT_MAX_WEIGHTS == shipped

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as TF
 
 import npcnn.functional as F
+from npcnn.ops.runtime import tuning
 from parity import TOL, check_op
 
 
@@ -141,27 +142,19 @@ def test_numerical_gradient(op, backend):
         np.testing.assert_allclose(analytic, numerical_gradient(loss, wrt), atol=1e-6, rtol=1e-6)
 
 
-def test_backends_agree_on_a_large_batch():
+def test_backends_agree_on_a_large_batch(monkeypatch):
     """The numba path processes the batch in chunks; crossing a chunk
     boundary must not change a number."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((70, 8, 30, 30)).astype(np.float32)
     w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
-    import npcnn.ops.conv_numba as kernels
-    old = kernels._COLS_BUDGET
-    kernels._COLS_BUDGET = 8 * 9 * 28 * 28 * 4 * 3  # three images a chunk
-    try:
-        fast = F.conv2d(x, w, None, 1, 0, backend="numba")
-        dx, dw, db = F.conv2d_backward(np.ones_like(fast), x, w, 1, 0, backend="numba")
-    finally:
-        kernels._COLS_BUDGET = old
+    monkeypatch.setattr(tuning, "COLS_BUDGET", 8 * 9 * 28 * 28 * 4 * 3)  # three images a chunk
+    fast = F.conv2d(x, w, None, 1, 0, backend="numba")
+    dx, dw, db = F.conv2d_backward(np.ones_like(fast), x, w, 1, 0, backend="numba")
     np.testing.assert_allclose(fast, F.conv2d(x, w, None, 1, 0, backend="numpy"), atol=1e-4, rtol=1e-5)
     # one image larger than the budget: bands of 5 output rows
-    kernels._COLS_BUDGET = 8 * 9 * 28 * 4 * 5
-    try:
-        banded = F.conv2d(x[:2], w, None, 1, 0, backend="numba")
-    finally:
-        kernels._COLS_BUDGET = old
+    monkeypatch.setattr(tuning, "COLS_BUDGET", 8 * 9 * 28 * 4 * 5)
+    banded = F.conv2d(x[:2], w, None, 1, 0, backend="numba")
     np.testing.assert_allclose(banded, fast[:2], atol=1e-5, rtol=1e-5)
     ref = F.conv2d_backward(np.ones_like(fast), x, w, 1, 0, backend="numpy")
     np.testing.assert_allclose(dw, ref[1], rtol=1e-4)

@@ -1,17 +1,17 @@
-"""Each numba kernel is compiled twice, parallel and serial (npcnn/ops/jit.py);
+"""Each numba kernel is compiled twice, parallel and serial (npcnn/ops/runtime/jit.py);
 both compilations must give the same numbers as torch."""
 import numpy as np
 import pytest
 import torch.nn.functional as TF
 
 import npcnn.functional as F
-import npcnn.ops.jit as jit
+from npcnn.ops.runtime import tuning
 from parity import TOL, check_op
 
 
 @pytest.fixture(params=["parallel", "serial"])
 def threading(request, monkeypatch):
-    monkeypatch.setattr(jit, "PARALLEL_MIN_WORK", 0 if request.param == "parallel" else 1 << 62)
+    monkeypatch.setattr(tuning, "PARALLEL_MIN_WORK", 0 if request.param == "parallel" else 1 << 62)
     return request.param
 
 
@@ -127,7 +127,7 @@ PROBE = '''
 import sys
 import numpy as np
 from numba import get_thread_id, prange
-from npcnn.ops.jit import Kernel
+from npcnn.ops.runtime.jit import Kernel
 
 def _which_threads_py(out):
     for k in prange(out.size):

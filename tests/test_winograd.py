@@ -9,7 +9,7 @@ import pytest
 import torch.nn.functional as TF
 
 import npcnn.functional as F
-import npcnn.ops.jit as jit
+from npcnn.ops.runtime import tuning
 import npcnn.ops.winograd_numba as winograd
 from parity import TOL, check_op
 
@@ -80,7 +80,7 @@ def test_bands_that_cross_images(band_rows, monkeypatch, calls):
     and end inside an image and span two."""
     N, C, Fo, H, W = 3, 64, 64, 14, 13
     tw = (W - 2 + 2 + 1) // 2
-    monkeypatch.setattr(winograd, "_BAND_BYTES", band_rows * 16 * (C + Fo) * tw * 4)
+    monkeypatch.setattr(tuning, "WINOGRAD_BAND_BYTES", band_rows * 16 * (C + Fo) * tw * 4)
     x, w, b = _inputs(N, C, H, W, (Fo, C, 3, 3), np.float32)
     check_op(lambda x, w, b: F.conv2d(x, w, b, 1, 1, backend="numba"),
              lambda x, w, b: TF.conv2d(x, w, b, 1, 1), [x, w, b], **TOL[np.float32])
@@ -89,7 +89,7 @@ def test_bands_that_cross_images(band_rows, monkeypatch, calls):
 
 @pytest.mark.parametrize("threads", ["parallel", "serial"])
 def test_both_compilations(threads, monkeypatch, calls):
-    monkeypatch.setattr(jit, "PARALLEL_MIN_WORK", 0 if threads == "parallel" else 1 << 62)
+    monkeypatch.setattr(tuning, "PARALLEL_MIN_WORK", 0 if threads == "parallel" else 1 << 62)
     x, w, b = _inputs(2, 64, 17, 16, (64, 64, 3, 3), np.float64)
     check_op(lambda x, w, b: F.conv2d(x, w, b, 1, 1, backend="numba"),
              lambda x, w, b: TF.conv2d(x, w, b, 1, 1), [x, w, b], **TOL[np.float64])

@@ -3,8 +3,8 @@
 numba's parallel loops run on its "workqueue" threading layer unless
 NUMBA_THREADING_LAYER says otherwise: its OpenMP layer keeps its threads
 spinning after every parallel loop, and on a small machine they then take
-the cores from the BLAS call that follows (an fc layer measured 20x slower,
-0.4 ms -> 8 ms, on 2 cores). Workqueue threads sleep when idle.
+the cores from the BLAS call that follows. Workqueue threads sleep when
+idle.
 """
 import os
 

@@ -8,11 +8,11 @@ Dimension letters as in ``conv.py``; K = C*kH*kW (rows of a column matrix),
 L = Ho*Wo (one column per output position).
 
 The batch is processed in chunks so the column matrix stays near
-``_COLS_BUDGET`` bytes, whatever N is.
+``tuning.COLS_BUDGET`` bytes, whatever N is.
 
 Small stride-1 convolutions (LeNet-5, SimpleCNN and their transposes) skip
 the column matrix: ``_conv_direct_py`` sums shifted copies of each padded
-image instead, which is faster where the matrix product would be a thin one.
+image instead, which pays where the matrix product would be a thin one.
 3x3 stride-1 convolutions with many channels (VGG16) go to Winograd's
 F(2x2, 3x3) in ``winograd_numba.py``. A stride-1 transposed convolution
 goes there too when it suits, else by col2im when its column matrix is
@@ -21,11 +21,10 @@ small, else as the convolution with the flipped filters (direct or im2col).
 import numpy as np
 from numba import njit, prange
 
-from . import winograd_numba, workspace
-from .jit import Kernel
-from .rows import copy_relu, copy_row, fill_row
-
-_COLS_BUDGET = 32 * 2**20  # bytes of column matrix per chunk
+from . import winograd_numba
+from .runtime import tuning, workspace
+from .runtime.jit import Kernel
+from .runtime.rows import copy_relu, copy_row, fill_row
 
 
 def _valid_columns(W, Wo, sW, pW, q):
@@ -107,9 +106,9 @@ def _taps_four_filters(acc, xp, offsets, w2, f, wide):
 
     Four filters share each pass over the taps: every shifted slice of the
     image is loaded once for four accumulators (4 taps x 4 filters = 16
-    multiply-adds per element and pass, where one filter at a time did 4;
-    LeNet-5's conv_2 at batch 500 went from 8.5 to 4 ms). Each accumulator adds its taps in
-    a chain, so LLVM can fuse every step into one multiply-add.
+    multiply-adds per element and pass, where one filter at a time does 4).
+    Each accumulator adds its taps in a chain, so LLVM can fuse every step
+    into one multiply-add.
     """
     r0, r1, r2, r3 = acc[0], acc[1], acc[2], acc[3]
     T = offsets.shape[0]
@@ -144,10 +143,7 @@ def _taps_two_filters(acc, xp, offsets, w2, f, wide):
     two filters left over when F % 4 is 2 or 3 (LeNet-5's conv_1 and the
     transpose of its conv_2 have 6). Each accumulator's four multiply-adds
     per pass depend on each other, so one filter alone leaves few chains in
-    flight for the multiply-add units, and reads the image once per filter.
-    (conv_1 at batch 100 on one thread, fastest of 2,000 calls in four
-    alternating process pairs: 0.61 ms with two one-filter passes, 0.56
-    with this.)"""
+    flight for the multiply-add units, and reads the image once per filter."""
     r0, r1 = acc[0], acc[1]
     T = offsets.shape[0]
     t = 0
@@ -195,9 +191,8 @@ def _image_channels(x, n, active):
 
     Each channel's sum of |x| is zero only if all of it is. The sum runs
     without a branch and its additions may be reordered (fastmath
-    "reassoc" below), so LLVM vectorises it: a loop that stopped at the
-    first nonzero read one element per cycle, and the check cost more than
-    the filtering it saved. Reading a dense channel once costs little beside
+    "reassoc" below), so LLVM vectorises it, where a loop that stops at the
+    first nonzero reads one element per cycle. Reading a dense channel once costs little beside
     filtering it with kH*kW taps per filter."""
     _, C, H, W = x.shape
     HW = H * W
@@ -256,8 +251,8 @@ def _conv_direct_py(x, active, count, weight, bias, relu, pH, pW, find_channels)
     (``_image_channels``: found here with ``find_channels``, else by the
     caller); the others would add exact zeros (the weights are finite,
     checked by the caller). The deconvnet's signals are zero in all channels
-    but one below the layer they start from: LeNet-5's 16 pool_2 maps now go
-    down in one call instead of one per channel. An unpadded image with
+    but one below the layer they start from: LeNet-5's 16 pool_2 maps go
+    down in one call, not one per channel. An unpadded image with
     every channel active is its own buffer: no copy.
     """
     N, C, H, W = x.shape
@@ -317,7 +312,7 @@ def _conv_direct_py(x, active, count, weight, bias, relu, pH, pW, find_channels)
 _valid_columns = njit(cache=True, inline="always")(_valid_columns)
 # reassoc: the sums of |x| are compared with zero only, whatever their order
 _image_channels = njit(cache=True, fastmath={"reassoc"})(_image_channels)
-_nonzero_channels = Kernel(_nonzero_channels_py, cost=1 / 16)
+_nonzero_channels = Kernel(_nonzero_channels_py, cost=tuning.COST_ELEMENTWISE)
 _tap_offsets = njit(cache=True)(_tap_offsets)
 # contract: let LLVM fuse a * b + c into one multiply-add (rounded once: a
 # difference in the last bit, well inside the parity tolerances)
@@ -328,10 +323,8 @@ _taps_two_filters = njit(cache=True, fastmath={"contract"})(_taps_two_filters)
 _taps_one_filter = njit(cache=True, fastmath={"contract"})(_taps_one_filter)
 _im2col = Kernel(_im2col_py)
 _col2im = Kernel(_col2im_py)
-# work: multiply-adds. Threads are woken from 8M of them (0.3-0.5 ms on one
-# thread), as waking them costs 0.1-0.6 ms on the 2-core VM: LeNet-5's conv_2
-# at batch 4 took 62 us serial and 219 parallel. 1/64 to 1/256 measured alike.
-_conv_direct = Kernel(_conv_direct_py, cost=1 / 128)
+# work: multiply-adds
+_conv_direct = Kernel(_conv_direct_py, cost=tuning.COST_MULTIPLY_ADD)
 
 
 def _add_bias_planes_py(y, bias, relu):
@@ -346,8 +339,8 @@ def _add_bias_planes_py(y, bias, relu):
                 copy_relu(plane[i], plane[i])
 
 
-# numpy's broadcast add runs on one thread: 3 ms for VGG16's conv1 outputs
-_add_bias_planes = Kernel(_add_bias_planes_py, cost=1 / 16)
+# numpy's broadcast add runs on one thread
+_add_bias_planes = Kernel(_add_bias_planes_py, cost=tuning.COST_ELEMENTWISE)
 
 
 def _add_bias(y, bias, relu=False):
@@ -362,12 +355,12 @@ def _blocks(N, K, Ho, Wo, itemsize):
     several samples at a time when one is small (LeNet-5), a band of output
     rows of one sample when one is large (VGG16's first layers)."""
     per_row = K * Wo * itemsize
-    if per_row * Ho <= _COLS_BUDGET:
-        step = max(1, _COLS_BUDGET // (per_row * Ho))
+    if per_row * Ho <= tuning.COLS_BUDGET:
+        step = max(1, tuning.COLS_BUDGET // (per_row * Ho))
         for start in range(0, N, step):
             yield slice(start, min(N, start + step)), 0, Ho
     else:
-        rows = max(1, _COLS_BUDGET // per_row)
+        rows = max(1, tuning.COLS_BUDGET // per_row)
         for n in range(N):
             for i0 in range(0, Ho, rows):
                 yield slice(n, n + 1), i0, min(Ho, i0 + rows)
@@ -382,15 +375,10 @@ def _columns(x, b, kH, kW, sH, sW, pH, pW, i0, i1, Wo):
 
 
 def _chunks(N, bytes_per_sample):
-    step = max(1, _COLS_BUDGET // max(1, bytes_per_sample))
+    step = max(1, tuning.COLS_BUDGET // max(1, bytes_per_sample))
     for start in range(0, N, step):
         yield slice(start, min(N, start + step))
 
-
-# Inner dimension from which one wide product beats one product per image
-# (measured on 2 cores: 5x faster at VGG16's 64..512 channels, 10x slower at
-# LeNet-5's 6 and 16, where the product is cheap and the copy is not).
-_WIDE_MIN_INNER = 32
 
 
 def _product_per_image(w, a):
@@ -398,28 +386,23 @@ def _product_per_image(w, a):
 
     numpy's stacked matmul makes one small product per image and reads w
     each time; with many channels a single wide product (R, C) @ (C, n*L)
-    is several times faster even with the transposing copy that puts its
-    result back in per-image order (a batch of deconvnet signals through
+    is cheaper even with the transposing copy that puts its result back in
+    per-image order (a batch of deconvnet signals through
     VGG16's conv5 read 9 MB of weights per signal otherwise)."""
     n, C, L = a.shape
-    if n == 1 or C < _WIDE_MIN_INNER:
+    if n == 1 or C < tuning.WIDE_MIN_INNER:
         return np.matmul(w, a)
     wide = w @ a.transpose(1, 0, 2).reshape(C, n * L)                          # (R, n*L)
     return np.ascontiguousarray(wide.reshape(-1, n, L).transpose(1, 0, 2))    # (n, R, L)
 
-
-# The direct kernel beats im2col + BLAS when the filters are few and small
-# (LeNet-5, SimpleCNN, their transposes: 2-10x on 2 cores), and loses 2-6x
-# once F*C*kH*kW grows past a few thousand (VGG16), where BLAS is efficient.
-_DIRECT_MAX_WEIGHTS = 4096
 
 
 def _use_direct(x, weight, stride):
     """Stride 1, few weights, and images to spread over the threads (the
     direct kernel parallelises over images; one large image goes to BLAS)."""
     N, _, H, W = x.shape
-    return (tuple(stride) == (1, 1) and weight.size <= _DIRECT_MAX_WEIGHTS
-            and (N > 1 or H * W <= 64 * 64))
+    return (tuple(stride) == (1, 1) and weight.size <= tuning.DIRECT_MAX_WEIGHTS
+            and (N > 1 or H * W <= tuning.DIRECT_MAX_SINGLE_IMAGE_PIXELS))
 
 
 def conv2d(x, weight, bias, stride, padding):
@@ -489,13 +472,6 @@ def conv2d_backward(grad_output, x, weight, stride, padding):
     return dx, dw.reshape(weight.shape), db
 
 
-# Column matrices (per image) up to this size make the transposed
-# convolution at stride 1 cheaper by col2im than by flipping the filters:
-# the flipped copy of 512x512 3x3 filters alone takes ~6 ms, the whole
-# col2im of a 9x9 map 4 ms (10.5 by the flip), of a 2x2 map 1 ms (6.8); and
-# 64 -> 3 channels at 224x224, 5 MB of columns, 4 ms against 11 by Winograd.
-_SMALL_COLUMNS = 8 * 2**20
-
 
 def _transposed_path(x, weight, stride, padding):
     """How ``conv_transpose2d`` computes: "winograd", "flipped" (conv2d of
@@ -506,7 +482,7 @@ def _transposed_path(x, weight, stride, padding):
     if winograd_numba.suits(x, weight, stride, transposed=True):
         return "winograd"
     N, C, H, W = x.shape
-    if _use_direct(x, weight, stride) or weight.shape[1] * kH * kW * H * W * x.itemsize > _SMALL_COLUMNS:
+    if _use_direct(x, weight, stride) or weight.shape[1] * kH * kW * H * W * x.itemsize > tuning.TRANSPOSED_COL2IM_MAX_BYTES:
         return "flipped"
     return "col2im"
 

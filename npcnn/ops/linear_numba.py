@@ -3,24 +3,23 @@
 A dense layer is one matrix product. Large ones go to BLAS (numpy's matmul,
 which handles the transposed weight without a copy), with the bias add and
 the bias gradient as jitted loops over the rows. (numba's own np.dot copies
-a transposed operand first, which made it 20x slower here.)
+a transposed operand first.)
 
-Small layers over a batch (LeNet-5's and SimpleCNN's fc layers) run a
-jitted kernel of their own instead, ``_linear_tiles``, although BLAS is
-faster at the product itself (LeNet-5's fc_1 at batch 500: 0.22 ms,
-against 0.52 ms for the kernel, both on two threads). OpenBLAS runs such a
-product on all its threads, and these keep spinning for about 0.1 s after
-it returns. On a machine with few cores they take a core from whatever
-comes next: npcnn's own convolutions in the next forward (LeNet-5 at batch
-500, three alternating process pairs: 17.2-18.2 ms a forward with BLAS's
-fc layers, 12.6-16.7 with the kernel). numba's threads sleep when idle.
+Small layers over a batch (LeNet-5's and SimpleCNN's fc layers, below
+``tuning.LINEAR_TILES_MAX_WEIGHTS``) run a jitted kernel of their own
+instead, ``_linear_tiles``, although BLAS is faster at the product itself:
+OpenBLAS runs such a product on all its threads, and these keep spinning
+after it returns. On a machine with few cores they take a core from
+whatever comes next, npcnn's own convolutions in the next forward; numba's
+threads sleep when idle. (Measurements: ``benchmarks/TUNING.md``.)
 """
 import math
 
 import numpy as np
 from numba import prange
 
-from .jit import Kernel
+from .runtime import tuning
+from .runtime.jit import Kernel
 
 
 def _linear_tiles_py(x, weight, bias, y):
@@ -31,12 +30,9 @@ def _linear_tiles_py(x, weight, bias, y):
     vectorises the loop over i, keeping 16 partial sums in registers (hence
     "reassoc" below: the sums are reordered, as BLAS's are). Rows and
     columns of y left over past a multiple of 4 take one dot product at a
-    time. Only elements are indexed, never slices: a kernel that took
-    slices of y and of the weight inside its parallel loop ran no faster on
-    two threads than on one (fc_1 at batch 500: 0.9-1.1 ms, against
-    0.4-0.65 ms for the same sums by elements), likely because each slice
-    updates its array's reference count, an atomic on one cache line that
-    both threads share.
+    time. Only elements are indexed, never slices: each slice taken inside
+    the parallel loop updates its array's reference count, an atomic on one
+    cache line that every thread shares, and the threads then stop scaling.
     """
     N, I = x.shape
     O = weight.shape[0]
@@ -100,25 +96,14 @@ def _sum_rows_py(dy):
 
 _add_bias_rows = Kernel(_add_bias_rows_py)
 _sum_rows = Kernel(_sum_rows_py)
-# work: multiply-adds. Two threads from 8M of them, as for the direct conv
-# (LeNet-5's fc_1 at batch 500, 24M: yes; fc_2, 5M: no).
-_linear_tiles = Kernel(_linear_tiles_py, cost=1 / 128, fastmath={"reassoc", "contract"})
-
-# The kernel takes layers up to this many weights (SimpleCNN's fc_1 has
-# 50,176, LeNet-5's 48,000; AlexNet's and VGG16's have millions, where BLAS
-# is far ahead and their time is in the convolutions anyway) and batches of
-# at least one whole tile. Below that OpenBLAS keeps LeNet-5's products on
-# one thread (nothing spins after them) and is as fast (fc_1 at batch 1:
-# 4 us either way).
-_TILES_MAX_WEIGHTS = 1 << 17
-_TILES_MIN_ROWS = 4
+_linear_tiles = Kernel(_linear_tiles_py, cost=tuning.COST_MULTIPLY_ADD, fastmath={"reassoc", "contract"})
 
 
 def linear(x, weight, bias):
     """See ``linear.linear``."""
     O, I = weight.shape
     x2 = x.reshape(math.prod(x.shape[:-1]), I)    # (N, I); -1 is ambiguous when I is 0
-    if x2.shape[0] >= _TILES_MIN_ROWS and weight.size <= _TILES_MAX_WEIGHTS:
+    if x2.shape[0] >= tuning.LINEAR_TILES_MIN_ROWS and weight.size <= tuning.LINEAR_TILES_MAX_WEIGHTS:
         y = np.empty((x2.shape[0], O), dtype=x.dtype)
         b = np.zeros(O, dtype=x.dtype) if bias is None else bias
         _linear_tiles(np.ascontiguousarray(x2), np.ascontiguousarray(weight), b, y, work=y.size * I)

@@ -7,9 +7,10 @@ the N*C planes and every plane is written by one thread only.
 import numpy as np
 from numba import prange
 
-from .jit import Kernel
+from .runtime import tuning
+from .runtime.jit import Kernel
 from .pool import adaptive_bounds, pool_output_size
-from .rows import fill_row
+from .runtime.rows import fill_row
 
 
 def _max_pool_planes_py(x, kH, kW, sH, sW, pH, pW, Ho, Wo):
@@ -44,7 +45,7 @@ def _max_pool_2x2_planes_py(x, Ho, Wo):
     """``_max_pool_planes_py`` for the 2x2 window at stride 2 without padding
     (VGG16, LeNet-5, SimpleCNN): every window lies inside the image and has
     the same four taps, so the loop has no bounds to clip and LLVM turns it
-    into vector code (5-8x faster than the general kernel). The taps are
+    into vector code, which the general kernel's clipped loops are not. The taps are
     compared in row-major order with a strict ``>``, so ties go to the
     first, as in the general kernel and torch."""
     N, C, H, W = x.shape
@@ -134,10 +135,10 @@ def _adaptive_avg_backward_planes_py(dy, h_bounds, w_bounds, H, W):
     return dx
 
 
-_max_pool_planes = Kernel(_max_pool_planes_py, cost=1 / 16)
-_max_pool_2x2_planes = Kernel(_max_pool_2x2_planes_py, cost=1 / 16)
-_max_pool_2x2_values = Kernel(_max_pool_2x2_values_py, cost=1 / 16)
-_unpool_planes = Kernel(_unpool_planes_py, cost=1 / 16)
+_max_pool_planes = Kernel(_max_pool_planes_py, cost=tuning.COST_ELEMENTWISE)
+_max_pool_2x2_planes = Kernel(_max_pool_2x2_planes_py, cost=tuning.COST_ELEMENTWISE)
+_max_pool_2x2_values = Kernel(_max_pool_2x2_values_py, cost=tuning.COST_ELEMENTWISE)
+_unpool_planes = Kernel(_unpool_planes_py, cost=tuning.COST_ELEMENTWISE)
 _adaptive_avg_planes = Kernel(_adaptive_avg_planes_py)
 _adaptive_avg_backward_planes = Kernel(_adaptive_avg_backward_planes_py)
 

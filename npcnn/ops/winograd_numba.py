@@ -32,18 +32,16 @@ th x tw = ceil(Ho/2) x ceil(Wo/2) tiles per image; the last tile row or
 column is cut in half when Ho or Wo is odd.
 
 The products run in bands of tile rows, so that V and M stay near
-``_BAND_BYTES`` (in cache, and in reused buffers). The transforms add
+``tuning.WINOGRAD_BAND_BYTES`` (in reused buffers). The transforms add
 float rounding of the order of the direct sum's: the parity tests hold
 it to the same tolerances as the other paths.
 """
 from numba import njit, prange
 import numpy as np
 
-from . import workspace
-from .jit import Kernel
-from .rows import copy_relu
-
-_BAND_BYTES = 16 * 2**20  # of V and M together, per band
+from .runtime import tuning, workspace
+from .runtime.jit import Kernel
+from .runtime.rows import copy_relu
 
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 _G_KRON_G = np.kron(_G, _G)  # (16, 9): row 4r + s, column 3p + q holds G[r, p] * G[s, q]
@@ -61,9 +59,8 @@ def _sub(out, a, b):
 
 # Each transform below is short loops that read two to four rows and write
 # one, all of C-contiguous arrays (hence the whole skewed plane arrays of
-# ``workspace.planes`` as arguments): LLVM vectorises those. The first
-# version, one loop writing 16 planes through strided views, stayed scalar
-# and ran at 5 GB/s; this one runs at 15.
+# ``workspace.planes`` as arguments): LLVM vectorises those, where one loop
+# writing 16 planes through strided views stays scalar.
 
 def _transform_tiles_py(x, pH, pW, th, tw, g0, g1, V):
     """V[4r + s, c*P + p] = (B^T d B)[r, s] for the tiles d of the zero-padded
@@ -152,15 +149,6 @@ _transform_tiles = Kernel(_transform_tiles_py)
 _untransform_tiles = Kernel(_untransform_tiles_py)
 
 
-# Where the transforms pay: with few input or output channels the products
-# are thin and the transforms cost more than they save (VGG16's conv1_1,
-# C = 3: 10 ms against 4 by im2col; its transpose, F = 3: 11 against 4 by
-# col2im; 32 channels at 28x28, batch 16: 6 ms against 5); with few tiles
-# the filter transform, 16 planes of F*C, outweighs the products (512
-# channels at 14x14: 8.2 ms against 7.3; transposed, 8.8 against 7.0 by
-# col2im).
-_MIN_CHANNELS = 64
-_MIN_TILES = 128
 
 
 def suits(x, weight, stride, transposed=False):
@@ -170,7 +158,8 @@ def suits(x, weight, stride, transposed=False):
     kH, kW = weight.shape[2:]
     F = weight.shape[1] if transposed else weight.shape[0]
     tiles = N * ((H - 1) // 2 + 1) * ((W - 1) // 2 + 1)
-    return (kH, kW) == (3, 3) and tuple(stride) == (1, 1) and min(C, F) >= _MIN_CHANNELS and tiles >= _MIN_TILES
+    return ((kH, kW) == (3, 3) and tuple(stride) == (1, 1) and min(C, F) >= tuning.WINOGRAD_MIN_CHANNELS
+            and tiles >= tuning.WINOGRAD_MIN_TILES)
 
 
 def conv2d_3x3(x, weight, bias, padding, relu=False):
@@ -208,7 +197,7 @@ def _convolve(x, U, bias, padding, relu=False):
     b = np.zeros(F, dtype=dt) if bias is None else bias
     y = np.empty((N, F, Ho, Wo), dtype=dt)
     R = N * th                                  # tile rows of the whole batch
-    rows = max(1, min(R, _BAND_BYTES // (16 * (C + F) * tw * x.itemsize)))
+    rows = max(1, min(R, tuning.WINOGRAD_BAND_BYTES // (16 * (C + F) * tw * x.itemsize)))
     for g0 in range(0, R, rows):
         g1 = min(R, g0 + rows)
         P = (g1 - g0) * tw

@@ -1,9 +1,8 @@
 """Row copies for the jitted kernels, as plain loops over 1-d arrays.
 
-numba's slice assignment (``dst[:] = src``) costs ~50 ns of set-up per
-call, which for LeNet-5's 28-float rows was more than the copy itself: the
-padded copies of 64 images of 6 channels took 360 us that way, 100 us with
-``copy_row``. They are inlined where they are called.
+numba's slice assignment (``dst[:] = src``) has a set-up cost per call
+that, for LeNet-5's 28-float rows, is more than the copy itself. These are
+inlined where they are called.
 """
 from numba import njit
 

@@ -1,17 +1,19 @@
 """Compiling a kernel twice: parallel for big inputs, serial for small ones.
 
-Waking numba's worker threads costs tens of microseconds, more than a whole
-LeNet-5 layer on one image, so a kernel runs on one thread when its input
-is small (its elements, weighted by the kernel's cost, fewer than
-``PARALLEL_MIN_WORK``) and on all of them otherwise. Both are compiled from the same plain-Python function (``prange``
-is an ordinary ``range`` in the serial one), so they compute the same thing.
+Waking numba's worker threads costs more than a whole LeNet-5 layer on one
+image, so a kernel runs on one thread when its input is small (its work,
+weighted by the kernel's cost, below ``tuning.PARALLEL_MIN_WORK``) and on
+all of them otherwise. Both are compiled from the same plain-Python function
+(``prange`` is an ordinary ``range`` in the serial one), so they compute the
+same thing.
 """
 import threading
 import types
 
 from numba import njit
 
-PARALLEL_MIN_WORK = 1 << 16
+from . import tuning
+
 # numba's workqueue layer (npcnn/ops/__init__.py) aborts the process when
 # two Python threads launch parallel kernels at once ("Concurrent access has
 # been detected"), so parallel launches take turns; serial ones need not.
@@ -23,7 +25,7 @@ def _renamed(fn, suffix):
     is keyed by the function's name and not by the compile options, so the
     serial and the parallel compilations of one function must not share a
     name: the second would load the first's machine code from the cache (a
-    "serial" ReLU that woke every thread cost 170 us instead of 1 us)."""
+    "serial" kernel would wake every thread)."""
     twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
     twin.__qualname__ = fn.__qualname__ + suffix
     twin.__doc__ = fn.__doc__
@@ -34,10 +36,9 @@ class Kernel:
     """``Kernel(fn, cost)(*args, work=n)``: run the parallel or serial compilation of fn.
 
     ``work`` is the caller's count of elements (or of multiply-adds);
-    ``cost`` weighs it, so that cheap elementwise kernels (ReLU, unpooling:
-    cost 1/16) stay serial up to about a million elements, where waking the
-    threads starts to pay (the workqueue layer takes ~100 us to start; a
-    serial ReLU of 65,536 floats 7 us). ``fastmath`` goes to both
+    ``cost`` weighs it (``tuning.COST_ELEMENTWISE`` and the like), so that
+    cheap elementwise kernels stay serial up to about a million elements,
+    where waking the threads starts to pay. ``fastmath`` goes to both
     compilations (numba's flags, e.g. {"reassoc"}).
     """
 
@@ -49,7 +50,7 @@ class Kernel:
 
     def serial_at(self, work):
         """Whether a call with this ``work`` runs the serial compilation."""
-        return work * self.cost < PARALLEL_MIN_WORK
+        return work * self.cost < tuning.PARALLEL_MIN_WORK
 
     def __call__(self, *args, work):
         if self.serial_at(work):

@@ -11,18 +11,14 @@ import threading
 
 import numpy as np
 
+from . import tuning
+
 _local = threading.local()
 
 
 def _buffers():
     """This thread's {(name, dtype): 1-D array}."""
     return _local.__dict__.setdefault("buffers", {})
-
-# Extra elements between the planes of ``planes``: when a plane's size is a
-# multiple of 4 KiB, a kernel that writes the same position of 16 planes
-# hits one cache set 16 times (4K aliasing). Winograd's input transform at
-# VGG16's 64x224x224 took 29 ms with aligned planes and 9 ms with this skew.
-PLANE_SKEW = 64
 
 
 def buffer(name, size, dtype):
@@ -41,7 +37,9 @@ def holds(name, array):
 
 def planes(name, count, size, dtype):
     """``count`` planes of ``size`` elements, a C-contiguous (count, size +
-    PLANE_SKEW) array: plane e is ``[e, :size]`` and the skew columns past it
-    are unused. (Kernels get the whole array, whose contiguity numba knows
-    and vectorises on; a ``[:, :size]`` view of it compiles to strided code.)"""
-    return buffer(name, count * (size + PLANE_SKEW), dtype).reshape(count, size + PLANE_SKEW)
+    skew) array, skew = ``tuning.PLANE_SKEW`` (against 4K aliasing): plane e
+    is ``[e, :size]`` and the skew columns past it are unused. (Kernels get
+    the whole array, whose contiguity numba knows and vectorises on; a
+    ``[:, :size]`` view of it compiles to strided code.)"""
+    width = size + tuning.PLANE_SKEW
+    return buffer(name, count * width, dtype).reshape(count, width)

@@ -1,0 +1,78 @@
+"""Every threshold that chooses a kernel, a thread count or a buffer size.
+
+One line each says why it sits where it does. The measurements behind
+them, the machine they were taken on and the command that re-measures each
+are in ``benchmarks/TUNING.md``; the code reads these names from this
+module at call time, so a test or an experiment can change one with
+``monkeypatch.setattr(tuning, NAME, value)``.
+"""
+
+# --- threads (runtime/jit.py) -------------------------------------------------
+# Below this much weighted work a kernel runs on one thread: waking numba's
+# workers costs more than a small layer's whole loop.
+PARALLEL_MIN_WORK = 1 << 16
+# Weights of the work a caller counts: an element of an elementwise pass
+# (ReLU, pooling, unpooling, bias add, channel scan) is cheap ...
+COST_ELEMENTWISE = 1 / 16
+# ... and so is one multiply-add (direct conv, dense tiles): threads from 8M of them.
+COST_MULTIPLY_ADD = 1 / 128
+
+# --- which convolution path (conv_numba.path) ---------------------------------
+# Few, small filters: shifted copies of the image beat a thin BLAS product;
+# past a few thousand weights BLAS is ahead.
+DIRECT_MAX_WEIGHTS = 4096
+# The direct kernel spreads images over threads: a single image larger than
+# this goes to BLAS, which spreads one product.
+DIRECT_MAX_SINGLE_IMAGE_PIXELS = 64 * 64
+# With fewer input or output channels Winograd's 16 products are thin and
+# its transforms cost more than they save.
+WINOGRAD_MIN_CHANNELS = 64
+# With fewer 2x2 output tiles the filter transform (16 planes of F*C)
+# outweighs the products.
+WINOGRAD_MIN_TILES = 128
+# A stride-1 transposed conv whose column matrix (per image) is at most this
+# many bytes scatters it back (col2im); a larger one convolves with the
+# flipped filters, which needs no column matrix to scatter.
+TRANSPOSED_COL2IM_MAX_BYTES = 8 * 2**20
+
+# --- buffers -------------------------------------------------------------------
+# Bytes of im2col column matrix per chunk of the batch: wide products for
+# BLAS, and a buffer reused rather than page-faulted in on every call.
+COLS_BUDGET = 32 * 2**20
+# From this many channels one wide product (R, C) @ (C, n*L) beats one
+# product per image, which reads the weights once per image.
+WIDE_MIN_INNER = 32
+# Bytes of Winograd's transformed tiles and products (V and M) per band of
+# tile rows: they stay in reused buffers of bounded size.
+WINOGRAD_BAND_BYTES = 16 * 2**20
+# Elements between the 16 planes of a workspace.planes array: a plane whose
+# size is a multiple of 4 KiB makes a kernel writing one position of every
+# plane hit one cache set 16 times (4K aliasing).
+PLANE_SKEW = 64
+
+# --- dense layers (linear_numba.py) --------------------------------------------
+# Dense layers up to this many weights over a batch run the jitted tile
+# kernel: OpenBLAS's threads keep spinning after a threaded product and take
+# a core from the next forward's convolutions. Larger layers go to BLAS.
+LINEAR_TILES_MAX_WEIGHTS = 1 << 17
+# ... and at least one whole 4x4 tile of rows: fewer rows keep OpenBLAS on
+# one thread, where nothing spins and it is as fast.
+LINEAR_TILES_MIN_ROWS = 4
+
+# --- argument checks (npcnn/checks.py) -----------------------------------------
+# Up to this many elements a jitted pass tests finiteness more cheaply than
+# BLAS's dot product, which wins above it.
+FINITE_BY_LOOP_MAX = 16384
+
+# --- the deconvnet (npcnn/deconv.py, npcnn/sparse_signal.py) -------------------
+# Signals go down in batches of at most this many bytes per layer output, so
+# 512 maps of VGG16 at 224x224 do not need 6 GB at once.
+DECONV_BATCH_BYTES = 256 * 2**20
+# Unpooled maps up to this size are written into one reused buffer (a fresh
+# map is page-faulted in on every call); larger ones are fresh arrays.
+DECONV_UNPOOLED_MAX_BYTES = 32 * 2**20
+# Filter channel by channel when at most one (signal, channel) pair in this
+# many holds a nonzero (below the starting layer: one channel per signal).
+SPARSE_FEW_CHANNELS = 4
+# Filter the box of nonzeros alone when it covers at most this share of the map.
+SPARSE_SMALL_BOX = 0.75
