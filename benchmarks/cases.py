@@ -13,7 +13,6 @@ import npcnn
 import npcnn.functional as F
 from npcnn import deconv
 from npcnn.analysis import class_averages, select_per_class
-from npcnn.ops import winograd_numba
 
 from .timing import Result, interleaved_ms, max_rel_diff, median_ms
 
@@ -65,7 +64,7 @@ def conv_case(name, N, C, H, W, Fo, k, stride, pad, repeats, budget_s, numpy=Tru
         impls["npcnn-numpy"] = lambda: F.conv2d(x, w, b, stride, pad, backend="numpy")
     with torch.no_grad():
         ref = impls["torch"]()
-    note = WINOGRAD if winograd_numba.suits(x, w, (stride, stride)) else ""
+    note = WINOGRAD if F.conv_path("conv2d", x, w, stride, pad) == "winograd" else ""
     return _time_all(f"conv2d {name}", "op", flops, impls, ref, repeats, budget_s, note=note)
 
 
@@ -78,7 +77,7 @@ def conv_transpose_case(name, N, C, H, W, Fo, k, stride, pad, repeats, budget_s,
              "npcnn-numba": lambda: F.conv_transpose2d(x, w, None, stride, pad)}
     if numpy:
         impls["npcnn-numpy"] = lambda: F.conv_transpose2d(x, w, None, stride, pad, backend="numpy")
-    note = WINOGRAD if winograd_numba.suits(x, w, (stride, stride), transposed=True) else ""
+    note = WINOGRAD if F.conv_path("conv_transpose2d", x, w, stride, pad) == "winograd" else ""
     return _time_all(f"conv_transpose2d {name}", "op", flops, impls, impls["torch"](), repeats, budget_s,
                      note=note)
 

@@ -189,6 +189,21 @@ def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0, o
     return _impl("conv", op, backend).conv_transpose2d_backward(g, x, w, s, p, op_hw)
 
 
+def conv_path(op, input, weight, stride=1, padding=0, *, backend="numba"):
+    """Which algorithm ``op`` ("conv2d" or "conv_transpose2d") runs for
+    these arguments (not a torch function): on the numba backend a path of
+    the table in ``ops/conv_numba.py``, "direct", "winograd", "im2col",
+    "flipped direct", "flipped im2col" or "col2im"; "reference" on numpy.
+    The "direct" paths leave out each image's all-zero channels by
+    themselves, which the deconvnet's sparse signals rely on."""
+    if op not in ("conv2d", "conv_transpose2d"):
+        raise ValueError(f"conv_path: op must be 'conv2d' or 'conv_transpose2d', got {op!r}")
+    x, w, _, s, p = _conv_args(op, input, weight, None, stride, padding, 0 if op == "conv_transpose2d" else 1)
+    if checks.backend(op, backend) == "numpy":
+        return "reference"
+    return conv_numba.path(op, x, w, s, p)
+
+
 # ----------------------------------------------------------------------------
 # pooling
 

@@ -19,7 +19,6 @@ spreads on the way down.
 import numpy as np
 
 from . import functional as F
-from .ops import conv_numba
 from .ops.runtime import tuning
 
 
@@ -48,7 +47,7 @@ def conv_transpose2d(g, w, stride, padding, output_padding, backend, shortcuts):
 
 def _channels_or_dense(g, w, stride, padding, output_padding, backend, shortcuts):
     B = g.shape[0]
-    if backend == "numba" and conv_numba.skips_zero_channels(g, w, stride, padding):
+    if F.conv_path("conv_transpose2d", g, w, stride, padding, backend=backend) == "flipped direct":
         shortcuts.channels = False  # the kernel leaves each signal's zero channels out itself, in one call
     if shortcuts.channels:
         active = g.reshape(B, g.shape[1], -1).any(axis=2)     # (B, C): channels holding a nonzero

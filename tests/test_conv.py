@@ -7,7 +7,7 @@ import torch.nn.functional as TF
 
 import npcnn.functional as F
 from npcnn.ops.runtime import tuning
-from parity import TOL, check_op
+from parity import TOL, assert_close, check_op
 
 
 def conv_cases(count=50, seed=1):
@@ -161,70 +161,40 @@ def test_backends_agree_on_a_large_batch(monkeypatch):
     np.testing.assert_allclose(dx, ref[0], atol=1e-4, rtol=1e-5)
 
 
-class _Spy:
-    """Calls ``original``, first appending ``label`` to ``taken``; any other
-    attribute is the original's (a Kernel's ``serial_at``)."""
-
-    def __init__(self, original, label, taken):
-        self._original, self._label, self._taken = original, label, taken
-
-    def __call__(self, *args, **kwargs):
-        self._taken.append(self._label)
-        return self._original(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._original, name)
-
-
-def _paths_taken(monkeypatch, spies):
-    """spies: {label: (module in npcnn.ops, function)}. Returns the list to
-    which each call of a spied function appends its label."""
-    import importlib
-    taken = []
-    for label, (module_name, name) in spies.items():
-        module = importlib.import_module(f"npcnn.ops.{module_name}")
-        monkeypatch.setattr(module, name, _Spy(getattr(module, name), label, taken))
-    return taken
-
-
 # (x shape, weight shape, padding, the path the numba backend takes at stride 1)
 TRANSPOSED_PATHS = [
-    ((3, 6, 10, 10), (6, 16, 5, 5), 0, "flipped"),      # few weights: the direct kernel
+    ((3, 6, 10, 10), (6, 16, 5, 5), 0, "flipped direct"),    # few weights
     ((1, 64, 24, 23), (64, 64, 3, 3), 1, "winograd"),
-    ((1, 40, 9, 7), (40, 33, 3, 3), 1, "col2im"),      # small column matrix
-    ((1, 32, 100, 90), (32, 48, 3, 3), 2, "flipped"),  # 16 MB of columns: flipped filters, im2col
+    ((1, 40, 9, 7), (40, 33, 3, 3), 1, "col2im"),            # small column matrix
+    ((1, 32, 100, 90), (32, 48, 3, 3), 2, "flipped im2col"),  # 16 MB of columns
 ]
 
 
 @pytest.mark.parametrize("case", TRANSPOSED_PATHS, ids=[p[-1] + str(p[0]) for p in TRANSPOSED_PATHS])
-def test_every_stride_one_transposed_path(case, dtype, monkeypatch):
+def test_every_stride_one_transposed_path(case, dtype):
     """conv_transpose2d at stride 1 goes by the flipped filters (direct or
     im2col), Winograd or col2im, by size; each matches torch."""
     shape, wshape, pad, path = case
-    taken = _paths_taken(monkeypatch, {"flipped": ("conv_numba", "conv2d"),
-                                       "winograd": ("winograd_numba", "conv_transpose2d_3x3"),
-                                       "col2im": ("conv_numba", "_col2im")})
     rng = np.random.default_rng(3)
     x = rng.standard_normal(shape).astype(dtype)
     w = (rng.standard_normal(wshape) / np.sqrt(wshape[0] * 9)).astype(dtype)
     b = rng.standard_normal(wshape[1]).astype(dtype)
     check_op(lambda x, w, b: F.conv_transpose2d(x, w, b, 1, pad, backend="numba"),
              lambda x, w, b: TF.conv_transpose2d(x, w, b, 1, pad), [x, w, b], **TOL[dtype])
-    assert taken == [path]
+    assert F.conv_path("conv_transpose2d", x, w, 1, pad) == path
 
 
 @pytest.mark.parametrize("filters", range(1, 10))
-def test_the_direct_kernel_with_every_count_of_filters(filters, dtype, monkeypatch):
+def test_the_direct_kernel_with_every_count_of_filters(filters, dtype):
     """The direct kernel takes filters four at a time, then two, then one:
     every remainder of F by 4, and fewer than four, against torch."""
-    taken = _paths_taken(monkeypatch, {"direct": ("conv_numba", "_conv_direct")})
     rng = np.random.default_rng(filters)
     x = rng.standard_normal((2, 3, 9, 11)).astype(dtype)
     w = (rng.standard_normal((filters, 3, 5, 5)) / np.sqrt(75)).astype(dtype)
     b = rng.standard_normal(filters).astype(dtype)
     check_op(lambda x, w, b: F.conv2d(x, w, b, 1, 2), lambda x, w, b: TF.conv2d(x, w, b, 1, 2),
              [x, w, b], **TOL[dtype])
-    assert taken == ["direct"]
+    assert F.conv_path("conv2d", x, w, 1, 2) == "direct"
 
 
 # (x shape, weight shape, stride, padding, the path the numba backend takes)
@@ -238,13 +208,10 @@ FUSED_RELU_PATHS = [
 @pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no bias"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("case", FUSED_RELU_PATHS, ids=[c[-1] for c in FUSED_RELU_PATHS])
-def test_conv2d_relu_on_every_path(case, dtype, with_bias, monkeypatch):
+def test_conv2d_relu_on_every_path(case, dtype, with_bias):
     """The fused conv + ReLU of a plain forward pass equals torch's
     relu(conv2d) on the three numba paths (each asserted) and in numpy."""
     shape, wshape, stride, pad, path = case
-    taken = _paths_taken(monkeypatch, {"direct": ("conv_numba", "_conv_direct"),
-                                       "winograd": ("winograd_numba", "conv2d_3x3"),
-                                       "im2col": ("conv_numba", "_im2col")})
     rng = np.random.default_rng(7)
     x = rng.standard_normal(shape).astype(dtype)
     w = (rng.standard_normal(wshape) / np.sqrt(np.prod(wshape[1:]))).astype(dtype)
@@ -252,5 +219,24 @@ def test_conv2d_relu_on_every_path(case, dtype, with_bias, monkeypatch):
     for backend in ("numba", "numpy"):
         check_op(lambda x, w, b: F.conv2d_relu(x, w, b, stride, pad, backend=backend),
                  lambda x, w, b: torch.relu(TF.conv2d(x, w, b, stride, pad)), [x, w, b], **TOL[dtype])
-    assert taken == [path]
+    assert F.conv_path("conv2d", x, w, stride, pad) == path
+    assert F.conv_path("conv2d", x, w, stride, pad, backend="numpy") == "reference"
     assert (F.conv2d(x, w, b, stride, pad) < 0).any()  # the ReLU had something to do
+
+
+@pytest.mark.parametrize("op,paths", [("conv2d", ["direct", "winograd", "im2col"]),
+                                      ("conv_transpose2d", ["winograd", "flipped direct", "flipped im2col",
+                                                            "col2im"])])
+def test_each_path_name_runs_its_algorithm(op, paths, monkeypatch):
+    """The numba backend dispatches on the name ``conv_numba.path`` returns,
+    so the tests that assert a name test that algorithm: forced to each
+    name in turn, a 3x3 stride-1 case gives the reference's numbers."""
+    from npcnn.ops import conv_numba
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 4, 9, 8))
+    w = rng.standard_normal((4, 5, 3, 3) if op == "conv_transpose2d" else (5, 4, 3, 3)) / 6
+    b = rng.standard_normal(5)
+    ours, expected = getattr(F, op), getattr(F, op)(x, w, b, 1, 1, backend="numpy")
+    for name in paths:
+        monkeypatch.setattr(conv_numba, "path", lambda *args, _name=name: _name)
+        assert_close(name, ours(x, w, b, 1, 1), expected, **TOL[np.float64])

@@ -67,17 +67,16 @@ def _zero_channels(shape, dtype, seed):
 def test_the_direct_kernel_leaves_zero_channels_out(threading, dtype):
     """LeNet-sized stride-1 convolutions (the direct kernel) skip each image's
     zero channels; the result is still torch's, forward and transposed."""
-    import npcnn.ops.conv_numba as kernels
     x = _zero_channels((5, 6, 14, 12), dtype, seed=1)
     w = (np.random.default_rng(2).standard_normal((16, 6, 5, 5)) / 10).astype(dtype)
     b = np.random.default_rng(3).standard_normal(16).astype(dtype)
-    assert kernels._use_direct(x, w, (1, 1))
+    assert F.conv_path("conv2d", x, w) == "direct"
     for pad in (0, 2):
         check_op(lambda x, w, b: F.conv2d(x, w, b, 1, pad), lambda x, w, b: TF.conv2d(x, w, b, 1, pad),
                  [x, w, b], **TOL[dtype])
     wt = np.ascontiguousarray(w.transpose(1, 0, 2, 3))  # (6, 16, 5, 5): 6 -> 16 channels
     xt = _zero_channels((5, 6, 10, 10), dtype, seed=4)
-    assert kernels.skips_zero_channels(xt, wt, (1, 1), (1, 1))
+    assert F.conv_path("conv_transpose2d", xt, wt, 1, 1) == "flipped direct"
     check_op(lambda x, w: F.conv_transpose2d(x, w, None, 1, 1), lambda x, w: TF.conv_transpose2d(x, w, None, 1, 1),
              [xt, wt], **TOL[dtype])
 
@@ -87,7 +86,7 @@ def test_channels_found_in_the_kernel_or_before_it_agree(pad):
     """The direct kernel finds each image's active channels itself when it
     runs on one thread anyway, else takes them from ``_nonzero_channels``;
     both compilations, both ways: the same counts, the same output."""
-    import npcnn.ops.conv_numba as kernels
+    import npcnn.ops.conv_direct_numba as kernels
     x = _zero_channels((5, 6, 14, 12), np.float32, seed=5)
     w = (np.random.default_rng(6).standard_normal((16, 6, 5, 5)) / 10).astype(np.float32)
     b = np.random.default_rng(7).standard_normal(16).astype(np.float32)
@@ -108,7 +107,7 @@ def test_channels_found_in_the_kernel_or_before_it_agree(pad):
 
 def test_which_channels_count_as_nonzero(threading):
     """Any nonzero counts, however small, and NaN and inf too; -0.0 does not."""
-    import npcnn.ops.conv_numba as kernels
+    import npcnn.ops.conv_direct_numba as kernels
     x = np.zeros((2, 7, 3, 300), dtype=np.float32)     # 900 elements per channel
     x[0, 0, 2, 299] = np.finfo(np.float32).smallest_subnormal
     x[0, 1, 0, 0] = -0.0

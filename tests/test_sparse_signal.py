@@ -8,7 +8,7 @@ import pytest
 import npcnn
 from npcnn import deconv, sparse_signal
 from npcnn.data import load_mnist, to_tensor
-from npcnn.ops import conv_numba
+from npcnn.ops import conv_direct_numba
 
 
 class NoShortcuts(sparse_signal.Shortcuts):
@@ -87,8 +87,8 @@ def test_the_direct_kernel_leaves_zero_channels_out(pattern, recorded, monkeypat
     monkeypatch.setattr(sparse_signal, "_by_channel", lambda *a: pytest.fail("went channel by channel"))
     counts = []  # the kernel's count of active channels per signal, call by call
     for compiled in ("serial", "parallel"):
-        run = getattr(conv_numba._conv_direct, compiled)
-        monkeypatch.setattr(conv_numba._conv_direct, compiled,
+        run = getattr(conv_direct_numba._conv_direct, compiled)
+        monkeypatch.setattr(conv_direct_numba._conv_direct, compiled,
                             lambda *a, _run=run: (_run(*a), counts.append(a[2].copy()))[0])
     ours = deconv.backward_from(model, acts, layer, signal)
     below = signal.reshape(signal.shape[0], signal.shape[1], -1).any(axis=2).sum(axis=1)  # channels per signal

@@ -2,33 +2,21 @@
 torch: conv2d and conv_transpose2d, odd and non-square sizes, padding 0-2,
 bands of tile rows that cross images, and both kernel compilations.
 
-Every case asserts that it ran through the Winograd path, so a change of the
-thresholds cannot turn these into tests of the im2col path."""
+Every case asserts that the Winograd path is the one taken, so a change of
+the thresholds cannot turn these into tests of the im2col path; the NumPy
+reference (npcnn/ops/winograd.py) equals the direct sum."""
 import numpy as np
 import pytest
 import torch.nn.functional as TF
 
 import npcnn.functional as F
 from npcnn.ops.runtime import tuning
-import npcnn.ops.winograd_numba as winograd
-from parity import TOL, check_op
+from npcnn.ops import conv, winograd
+from parity import TOL, assert_close, check_op
 
 
-@pytest.fixture
-def calls(monkeypatch):
-    """Count the Winograd convolutions run, per entry point."""
-    count = {"conv2d": 0, "conv_transpose2d": 0}
-
-    def counting(name, fn):
-        def wrapped(*args):
-            count[name] += 1
-            return fn(*args)
-        return wrapped
-
-    monkeypatch.setattr(winograd, "conv2d_3x3", counting("conv2d", winograd.conv2d_3x3))
-    monkeypatch.setattr(winograd, "conv_transpose2d_3x3",
-                        counting("conv_transpose2d", winograd.conv_transpose2d_3x3))
-    return count
+def assert_winograd(op, x, w, pad):
+    assert F.conv_path(op, x, w, 1, pad) == "winograd", (op, x.shape, w.shape)
 
 
 def _inputs(N, C, H, W, weight_shape, dtype, seed=0):
@@ -58,55 +46,75 @@ OPS = {"conv2d": (F.conv2d, TF.conv2d, lambda C, Fo: (Fo, C, 3, 3)),
 
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("case", CONV, ids=[str(c) for c in CONV])
-def test_matches_torch(case, op, dtype, calls):
+def test_matches_torch(case, op, dtype):
     N, C, Fo, H, W, pad = case
     ours, theirs, weight_shape = OPS[op]
     x, w, b = _inputs(N, C, H, W, weight_shape(C, Fo), dtype)
+    assert_winograd(op, x, w, pad)
     check_op(lambda x, w, b: ours(x, w, b, 1, pad, backend="numba"),
              lambda x, w, b: theirs(x, w, b, 1, pad), [x, w, b], **TOL[dtype])
-    assert calls[op] == 1
 
 
-def test_without_bias(calls):
+def test_without_bias():
     x, w, _ = _inputs(1, 64, 24, 24, (64, 64, 3, 3), np.float64)
+    assert_winograd("conv2d", x, w, 1)
     check_op(lambda x, w: F.conv2d(x, w, None, 1, 1, backend="numba"),
              lambda x, w: TF.conv2d(x, w, None, 1, 1), [x, w], **TOL[np.float64])
-    assert calls["conv2d"] == 1
 
 
 @pytest.mark.parametrize("band_rows", [1, 3, 5])
-def test_bands_that_cross_images(band_rows, monkeypatch, calls):
+def test_bands_that_cross_images(band_rows, monkeypatch):
     """Three images of 7 tile rows in bands of 1, 3 and 5 rows: bands start
     and end inside an image and span two."""
     N, C, Fo, H, W = 3, 64, 64, 14, 13
     tw = (W - 2 + 2 + 1) // 2
     monkeypatch.setattr(tuning, "WINOGRAD_BAND_BYTES", band_rows * 16 * (C + Fo) * tw * 4)
     x, w, b = _inputs(N, C, H, W, (Fo, C, 3, 3), np.float32)
+    assert_winograd("conv2d", x, w, 1)
     check_op(lambda x, w, b: F.conv2d(x, w, b, 1, 1, backend="numba"),
              lambda x, w, b: TF.conv2d(x, w, b, 1, 1), [x, w, b], **TOL[np.float32])
-    assert calls["conv2d"] == 1
 
 
 @pytest.mark.parametrize("threads", ["parallel", "serial"])
-def test_both_compilations(threads, monkeypatch, calls):
+def test_both_compilations(threads, monkeypatch):
     monkeypatch.setattr(tuning, "PARALLEL_MIN_WORK", 0 if threads == "parallel" else 1 << 62)
     x, w, b = _inputs(2, 64, 17, 16, (64, 64, 3, 3), np.float64)
+    assert_winograd("conv2d", x, w, 1)
+    assert_winograd("conv_transpose2d", x, w, 1)
     check_op(lambda x, w, b: F.conv2d(x, w, b, 1, 1, backend="numba"),
              lambda x, w, b: TF.conv2d(x, w, b, 1, 1), [x, w, b], **TOL[np.float64])
     check_op(lambda x, w, b: F.conv_transpose2d(x, w, b, 1, 1, backend="numba"),
              lambda x, w, b: TF.conv_transpose2d(x, w, b, 1, 1), [x, w, b], **TOL[np.float64])
-    assert calls == {"conv2d": 1, "conv_transpose2d": 1}
 
 
 def test_the_paths_it_leaves_alone():
     """Stride 2, 5x5 filters, few input or output channels or few tiles go to
     the other paths."""
     x = np.zeros((1, 64, 32, 32), np.float32)
-    assert winograd.suits(x, np.zeros((64, 64, 3, 3)), (1, 1))
-    assert not winograd.suits(x, np.zeros((64, 64, 3, 3)), (2, 2))
-    assert not winograd.suits(x, np.zeros((64, 64, 5, 5)), (1, 1))
-    assert not winograd.suits(x[:, :32], np.zeros((64, 32, 3, 3)), (1, 1))
-    assert not winograd.suits(x, np.zeros((32, 64, 3, 3)), (1, 1))
-    assert not winograd.suits(x, np.zeros((64, 3, 3, 3)), (1, 1), transposed=True)
-    assert not winograd.suits(x[:, :, :14, :14], np.zeros((64, 64, 3, 3)), (1, 1))
-    assert not winograd.suits(x[:, :, :14, :14], np.zeros((64, 64, 3, 3)), (1, 1), transposed=True)
+
+    def path(x, w_shape, stride=1, op="conv2d"):
+        return F.conv_path(op, x, np.zeros(w_shape, np.float32), stride, 1)
+
+    assert path(x, (64, 64, 3, 3)) == "winograd"
+    assert path(x, (64, 64, 3, 3), stride=2) == "im2col"
+    assert path(x, (64, 64, 5, 5)) == "im2col"
+    assert path(x[:, :32], (64, 32, 3, 3)) == "im2col"
+    assert path(x, (32, 64, 3, 3)) == "im2col"
+    assert path(x, (64, 3, 3, 3), op="conv_transpose2d") != "winograd"
+    assert path(x[:, :, :14, :14], (64, 64, 3, 3)) == "im2col"
+    assert path(x[:, :, :14, :14], (64, 64, 3, 3), op="conv_transpose2d") != "winograd"
+
+
+# (N, C, F, H, W, padding): small enough for the loops of the direct sum
+REFERENCE = [(1, 1, 1, 4, 4, 0), (2, 3, 4, 5, 7, 1), (1, 2, 3, 6, 5, 2), (2, 4, 2, 3, 3, 0)]
+
+
+@pytest.mark.parametrize("case", REFERENCE, ids=[str(c) for c in REFERENCE])
+def test_the_numpy_reference_equals_the_direct_sum(case):
+    """F(2x2, 3x3) in NumPy (npcnn/ops/winograd.py) against conv.conv2d,
+    whole and half tiles, padding 0-2, with and without bias."""
+    N, C, Fo, H, W, pad = case
+    x, w, b = _inputs(N, C, H, W, (Fo, C, 3, 3), np.float64, seed=N + C + H)
+    for bias in (b, None):
+        ours = winograd.conv2d_3x3(x, w, bias, (pad, pad))
+        assert_close("winograd reference", ours, conv.conv2d(x, w, bias, (1, 1), (pad, pad)), **TOL[np.float64])

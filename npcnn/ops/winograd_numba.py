@@ -1,8 +1,9 @@
 """3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3).
 
-A fast path of the numba backend's ``conv2d`` and ``conv_transpose2d``
-(VGG16's convolutions from conv1_2 to conv4_3 at 224x224, and their
-transposes in the deconvnet): the same numbers as
+A path of the numba backend's ``conv2d`` and ``conv_transpose2d`` (when:
+the table in ``conv_numba.py``; VGG16's convolutions from conv1_2 to conv4_3
+at 224x224, and their transposes in the deconvnet). ``winograd.py`` beside
+it is the same algorithm in a few lines of NumPy. Both give the numbers of
 ``conv.conv2d`` with 16 multiplications for every 2x2 outputs where the
 direct sum does 36 (Lavin & Gray, "Fast Algorithms for Convolutional
 Neural Networks", 2016).
@@ -147,19 +148,6 @@ _add = njit(cache=True, inline="always")(_add)
 _sub = njit(cache=True, inline="always")(_sub)
 _transform_tiles = Kernel(_transform_tiles_py)
 _untransform_tiles = Kernel(_untransform_tiles_py)
-
-
-
-
-def suits(x, weight, stride, transposed=False):
-    """A 3x3 stride-1 convolution big enough for the transforms to pay
-    (``transposed``: weight is (C, F, 3, 3), as conv_transpose2d's)."""
-    N, C, H, W = x.shape
-    kH, kW = weight.shape[2:]
-    F = weight.shape[1] if transposed else weight.shape[0]
-    tiles = N * ((H - 1) // 2 + 1) * ((W - 1) // 2 + 1)
-    return ((kH, kW) == (3, 3) and tuple(stride) == (1, 1) and min(C, F) >= tuning.WINOGRAD_MIN_CHANNELS
-            and tiles >= tuning.WINOGRAD_MIN_TILES)
 
 
 def conv2d_3x3(x, weight, bias, padding, relu=False):

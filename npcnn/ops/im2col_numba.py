@@ -1,0 +1,231 @@
+"""im2col and col2im: convolution as one matrix product per chunk of images.
+
+The general path of the numba backend (see the table in ``conv_numba.py``),
+and the only one of both backward passes. The specification is ``conv.py``:
+
+    conv2d:            y = W2 @ im2col(x) + b       W2 = weight as (F, K)
+    conv_transpose2d:  y = col2im(W2^T @ x) + b     W2 = weight as (C, K)
+
+A jitted, parallel loop copies every receptive field into a column, one
+BLAS product does all the multiply-adds, and col2im scatters columns back
+(accumulating) for the transposed direction. Dimension letters as in
+``conv.py``; K = C*kH*kW (rows of a column matrix), L = Ho*Wo (one column
+per output position). The batch goes in chunks whose column matrix stays
+near ``tuning.COLS_BUDGET`` bytes, in a reused workspace buffer.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .runtime import tuning, workspace
+from .runtime.jit import Kernel
+from .runtime.rows import copy_relu
+
+
+def _valid_columns(W, Wo, sW, pW, q):
+    """Output columns j whose input column j*sW - pW + q lies inside [0, W):
+    the half-open range [j0, j1) (empty when j1 <= j0)."""
+    j0 = max(0, (pW - q + sW - 1) // sW)
+    j1 = min(Wo, max(0, (W - 1 + pW - q) // sW + 1))
+    return j0, max(j0, j1)
+
+
+def _im2col_py(x, kH, kW, sH, sW, pH, pW, i0, i1, Wo, cols):
+    """cols[n, (c*kH + p)*kW + q, (i - i0)*Wo + j] = xpad[n, c, i*sH + p, j*sW + q]
+    for the output rows i0 <= i < i1, written into ``cols`` (N, K, (i1-i0)*Wo).
+
+    Per row of the output, the columns that fall in the padding are known in
+    advance (``_valid_columns``), so the copy itself is a branch-free loop.
+    """
+    N, C, H, W = x.shape
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for p in range(kH):
+            for q in range(kW):
+                row = (c * kH + p) * kW + q
+                j0, j1 = _valid_columns(W, Wo, sW, pW, q)
+                offset = q - pW
+                for i in range(i0, i1):
+                    h = i * sH - pH + p
+                    base = (i - i0) * Wo
+                    if h < 0 or h >= H:
+                        cols[n, row, base:base + Wo] = 0.0
+                        continue
+                    cols[n, row, base:base + j0] = 0.0
+                    if sW == 1:  # a contiguous run: a slice copy, which numba turns into a memcpy
+                        cols[n, row, base + j0:base + j1] = x[n, c, h, j0 + offset:j1 + offset]
+                    else:
+                        for j in range(j0, j1):
+                            cols[n, row, base + j] = x[n, c, h, j * sW + offset]
+                    cols[n, row, base + j1:base + Wo] = 0.0
+
+
+def _col2im_py(cols, C, H, W, kH, kW, sH, sW, pH, pW, Ho, Wo):
+    """The adjoint of im2col: x[n, c, i*sH + p - pH, j*sW + q - pW] += cols[...].
+
+    Positions that fall in the padding are dropped. Each (n, c) plane is
+    written by one thread only, so the parallel accumulation has no races.
+    """
+    N = cols.shape[0]
+    x = np.zeros((N, C, H, W), dtype=cols.dtype)
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for p in range(kH):
+            for q in range(kW):
+                row = (c * kH + p) * kW + q
+                j0, j1 = _valid_columns(W, Wo, sW, pW, q)
+                offset = q - pW
+                for i in range(Ho):
+                    h = i * sH - pH + p
+                    if h < 0 or h >= H:
+                        continue
+                    base = i * Wo
+                    for j in range(j0, j1):
+                        x[n, c, h, j * sW + offset] += cols[n, row, base + j]
+    return x
+
+
+def _add_bias_planes_py(y, bias, relu):
+    """y[n, f] += bias[f], then max(y, 0) with ``relu``, plane by plane."""
+    N, F = y.shape[0], y.shape[1]
+    for nf in prange(N * F):
+        n, f = nf // F, nf % F
+        plane = y[n, f]
+        plane += bias[f]
+        if relu:
+            for i in range(plane.shape[0]):
+                copy_relu(plane[i], plane[i])
+
+
+# Jitted on their own line, so NUMBA_DISABLE_JIT=1 steps through the plain
+# Python above in a debugger.
+_valid_columns = njit(cache=True, inline="always")(_valid_columns)
+_im2col = Kernel(_im2col_py)
+_col2im = Kernel(_col2im_py)
+# numpy's broadcast add runs on one thread
+_add_bias_planes = Kernel(_add_bias_planes_py, cost=tuning.COST_ELEMENTWISE)
+
+
+def _add_bias(y, bias, relu=False):
+    if bias is not None or relu:
+        b = np.zeros(y.shape[1], dtype=y.dtype) if bias is None else bias
+        _add_bias_planes(y, b, relu, work=y.size)
+    return y
+
+
+def _blocks(N, K, Ho, Wo, itemsize):
+    """(sample slice, i0, i1) blocks whose column matrix fits the budget:
+    several samples at a time when one is small (LeNet-5), a band of output
+    rows of one sample when one is large (VGG16's first layers)."""
+    per_row = K * Wo * itemsize
+    if per_row * Ho <= tuning.COLS_BUDGET:
+        step = max(1, tuning.COLS_BUDGET // (per_row * Ho))
+        for start in range(0, N, step):
+            yield slice(start, min(N, start + step)), 0, Ho
+    else:
+        rows = max(1, tuning.COLS_BUDGET // per_row)
+        for n in range(N):
+            for i0 in range(0, Ho, rows):
+                yield slice(n, n + 1), i0, min(Ho, i0 + rows)
+
+
+def _columns(x, b, kH, kW, sH, sW, pH, pW, i0, i1, Wo):
+    """im2col of samples ``b``, output rows [i0, i1), in the shared buffer."""
+    n, K = x[b].shape[0], x.shape[1] * kH * kW
+    cols = workspace.buffer("columns", n * K * (i1 - i0) * Wo, x.dtype).reshape(n, K, (i1 - i0) * Wo)
+    _im2col(x[b], kH, kW, sH, sW, pH, pW, i0, i1, Wo, cols, work=cols.size)
+    return cols  # (n, K, rows*Wo)
+
+
+def _chunks(N, bytes_per_sample):
+    step = max(1, tuning.COLS_BUDGET // max(1, bytes_per_sample))
+    for start in range(0, N, step):
+        yield slice(start, min(N, start + step))
+
+
+def _product_per_image(w, a):
+    """w (R, C) times every image of a (n, C, L): (n, R, L).
+
+    numpy's stacked matmul makes one small product per image and reads w
+    each time; with many channels a single wide product (R, C) @ (C, n*L)
+    is cheaper even with the transposing copy that puts its result back in
+    per-image order (a batch of deconvnet signals through
+    VGG16's conv5 read 9 MB of weights per signal otherwise)."""
+    n, C, L = a.shape
+    if n == 1 or C < tuning.WIDE_MIN_INNER:
+        return np.matmul(w, a)
+    wide = w @ a.transpose(1, 0, 2).reshape(C, n * L)                          # (R, n*L)
+    return np.ascontiguousarray(wide.reshape(-1, n, L).transpose(1, 0, 2))    # (n, R, L)
+
+
+def conv2d(x, weight, bias, stride, padding, relu):
+    """``conv.conv2d`` (``conv.conv2d_relu`` with ``relu``): y = W2 @ im2col(x) + b."""
+    (sH, sW), (pH, pW) = stride, padding
+    N, C, H, W = x.shape
+    F, _, kH, kW = weight.shape
+    Ho = (H + 2 * pH - kH) // sH + 1
+    Wo = (W + 2 * pW - kW) // sW + 1
+    K, L = C * kH * kW, Ho * Wo
+    w2 = weight.reshape(F, K)
+    y = np.empty((N, F, L), dtype=x.dtype)
+    for b, i0, i1 in _blocks(N, K, Ho, Wo, x.itemsize):
+        cols = _columns(x, b, kH, kW, sH, sW, pH, pW, i0, i1, Wo)  # (n, K, rows*Wo)
+        if i1 - i0 == Ho:
+            np.matmul(w2, cols, out=y[b])                          # (n, F, L)
+        else:
+            y[b, :, i0 * Wo:i1 * Wo] = np.matmul(w2, cols)
+    return _add_bias(y.reshape(N, F, Ho, Wo), bias, relu)
+
+
+def conv_transpose2d(x, weight, bias, stride, padding, output_padding):
+    """``conv.conv_transpose2d``: y = col2im(W2^T @ x) + b."""
+    (sH, sW), (pH, pW), (opH, opW) = stride, padding, output_padding
+    N, C, H, W = x.shape
+    _, F, kH, kW = weight.shape
+    K, L = F * kH * kW, H * W
+    Ho = (H - 1) * sH - 2 * pH + kH + opH
+    Wo = (W - 1) * sW - 2 * pW + kW + opW
+    w2t = weight.reshape(C, K).T
+    x2 = x.reshape(N, C, L)
+    y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
+    for b in _chunks(N, K * L * x.itemsize):
+        cols = _product_per_image(w2t, x2[b])  # (n, K, L)
+        y[b] = _col2im(cols, F, Ho, Wo, kH, kW, sH, sW, pH, pW, H, W, work=cols.size)
+    return _add_bias(y, bias)
+
+
+def conv2d_backward(grad_output, x, weight, stride, padding):
+    """``conv.conv2d_backward``: dW = dY @ cols^T, dcols = W2^T @ dY."""
+    (sH, sW), (pH, pW) = stride, padding
+    N, C, H, W = x.shape
+    F, _, kH, kW = weight.shape
+    _, _, Ho, Wo = grad_output.shape
+    K, L = C * kH * kW, Ho * Wo
+    w2 = weight.reshape(F, K)
+    dy = grad_output.reshape(N, F, L)
+    dx = np.empty_like(x)
+    dw = np.zeros((F, K), dtype=x.dtype)
+    for b in _chunks(N, K * L * x.itemsize):
+        cols = _columns(x, b, kH, kW, sH, sW, pH, pW, 0, Ho, Wo)    # (n, K, L)
+        dw += np.matmul(dy[b], cols.transpose(0, 2, 1)).sum(axis=0)  # (F, K)
+        dcols = _product_per_image(w2.T, dy[b])                      # (n, K, L)
+        dx[b] = _col2im(dcols, C, H, W, kH, kW, sH, sW, pH, pW, Ho, Wo, work=dcols.size)
+    db = grad_output.sum(axis=(0, 2, 3))
+    return dx, dw.reshape(weight.shape), db
+
+
+def conv_transpose2d_backward(grad_output, x, weight, stride, padding, output_padding):
+    """``conv.conv_transpose2d_backward``: dx = conv2d(dy, w), dW = x @ cols^T."""
+    (sH, sW), (pH, pW) = stride, padding
+    N, C, H, W = x.shape
+    _, F, kH, kW = weight.shape
+    K, L = F * kH * kW, H * W
+    w2 = weight.reshape(C, K)
+    x2 = x.reshape(N, C, L)
+    dx = np.empty((N, C, L), dtype=x.dtype)
+    dw = np.zeros((C, K), dtype=x.dtype)
+    for b in _chunks(N, K * L * x.itemsize):
+        cols = _columns(grad_output, b, kH, kW, sH, sW, pH, pW, 0, H, W)  # (n, K, L)
+        np.matmul(w2, cols, out=dx[b])                                 # (n, C, L)
+        dw += np.matmul(x2[b], cols.transpose(0, 2, 1)).sum(axis=0)    # (C, K)
+    db = grad_output.sum(axis=(0, 2, 3))
+    return dx.reshape(N, C, H, W), dw.reshape(weight.shape), db
