@@ -48,12 +48,17 @@ def read_checkpoint(path):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise ValueError(f"{path}: refused: the file needs arbitrary code to unpickle, and npcnn "
-                         f"loads weights only (torch.load weights_only=True): {_refused_global(err)}") \
-            from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        refused = _refused_global(err)
+        if refused:
+            raise ValueError(f"{path}: refused: the file needs arbitrary code to unpickle, and npcnn "
+                             f"loads weights only (torch.load weights_only=True): {refused}") from None
+        raise ValueError(f"{path}: not a torch file (corrupt, or another format): "
+                         f"{_unpickler_detail(err)}") from None
+    except Exception as err:  # noqa: BLE001 - any failure to parse hostile bytes is "unreadable"
+        # torch.load on arbitrary bytes raises RuntimeError, EOFError, BadZipFile, OSError,
+        # and from its unpickler KeyError or IndexError: all mean the same to the user
         raise ValueError(f"{path}: not a readable torch file (truncated or corrupt?): "
-                         f"{_first_line(err)}") from None
+                         f"{type(err).__name__}: {_first_line(err)}") from None
     meta = {}
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         meta = obj.get("meta")
@@ -76,12 +81,24 @@ def read_checkpoint(path):
 def _refused_global(err):
     """The line of torch's page-long refusal that names the refused global
     ("Unsupported global: GLOBAL posix.system", or in torch 2.6+ "Trying to
-    load unsupported GLOBAL posix.system ..."): found whatever its case."""
+    load unsupported GLOBAL posix.system ..."), found whatever its case;
+    None when the unpickler failed for another reason (garbage bytes)."""
     for line in str(err).splitlines():
         if "unsupported global" in line.lower():
             line = re.sub(r"^(WeightsUnpickler error: |Trying to load )", "", line.strip())
             return line.split(" was not an allowed global")[0]
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return None
+
+
+def _unpickler_detail(err):
+    """What torch's unpickler said after "WeightsUnpickler error:" (e.g.
+    "Unsupported operand 80"), rather than its page of advice."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
+            return rest or (lines[i + 1] if i + 1 < len(lines) else "")
+    return lines[0] if lines else type(err).__name__
 
 
 def _check_finite(path, state):
@@ -159,7 +176,12 @@ def load(path, arch=None, backend="numba"):
     if str(path).endswith(".npz"):
         path = readable_file(path, "checkpoint")   # np.load would block on a FIFO named .npz
         _check_npz_metadata(path)
-        return npcnn.load(path, arch=arch, backend=backend)
+        model = npcnn.load(path, arch=arch, backend=backend)
+        if np.dtype(model.dtype) not in (np.float32, np.float64):
+            # npcnn.load takes the first array's dtype; the ops compute in these two only
+            raise ValueError(f"{path}: holds {np.dtype(model.dtype)} weights; npcnn computes in "
+                             f"float32 or float64")
+        return model
     state, meta = read_checkpoint(path)
     arch = _resolve_arch(path, state, meta, arch)
     arrays = {k: v.detach().cpu().numpy() for k, v in state.items()}

@@ -61,7 +61,7 @@ def output_dir(text):
         _writable(path, path)
         return path
     if os.path.islink(path):
-        raise BadArgument(f"{path}: is a broken symbolic link")
+        raise BadArgument(f"{path}: is a symbolic link to nothing (broken, or a loop)")
     _writable(_nearest_existing(path), path)
     return path
 
@@ -97,8 +97,11 @@ def writing_into(folder):
     for missing in reversed([folder, *folder.parents]):
         if not missing.exists():
             created.append(missing)
-    folder.mkdir(parents=True, exist_ok=True)
     try:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:                    # /proc, a full disk: found only by trying
+            raise ValueError(f"{folder}: cannot create the folder: {err.strerror}") from None
         yield folder
     except BaseException:
         for made in reversed(created):            # deepest first
