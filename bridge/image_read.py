@@ -50,14 +50,13 @@ def read_image(path, max_pixels=MAX_PIXELS):
             # Pillow warns (rather than fails) between its bound and twice it
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path, formats=FORMATS)
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise ValueError(f"{path}: refused: its header claims more pixels than Pillow decodes "
-                         f"safely (over {Image.MAX_IMAGE_PIXELS:,})") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        raise ValueError(f"{path}: refused before decoding: {_first_line(err)}") from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise ValueError(f"{path}: not an image npcnn reads ({', '.join(FORMATS)}): "
                          f"{_first_line(err)}") from None
     with image:
-        check_size(path, image.size, max_pixels)
+        check_size(path, image.size, max_pixels)   # holds even where Image.MAX_IMAGE_PIXELS = None
         try:
             image.load()                            # decode now: a cut-off file fails here
             image = ImageOps.exif_transpose(image)
