@@ -1,0 +1,145 @@
+"""Class-wise statistics of every layer, mergeable: each shard of a data set
+adds into its own ``ClassMeans``, and any two merge into the statistics of
+their union.
+
+Per class k and layer, over the n_k samples of that class, with a the
+layer's output flattened to D units:
+
+    count[k]      = n_k
+    sum[k, d]     = sum_i a[i, d]                 (float64)
+    squares[k, d] = sum_i a[i, d]^2               (float64)
+    zeros[k]      = #{(i, d): a[i, d] == 0}
+
+    mean = sum / n_k,   variance = squares / n_k - mean^2,
+    zero fraction = zeros[k] / (n_k * D)
+
+Counts merge exactly; sums are float64 additions, so a merged result equals
+the one-pass result to float64 rounding whatever the split into shards and
+the order of the merges.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class ClassMeansResult:
+    counts: np.ndarray          # (K,) samples per class
+    means: dict                 # {layer: (K, ...)} float64
+    variances: dict             # {layer: (K, ...)} float64, population variance
+    zero_fraction: dict         # {layer: (K,)} fraction of exact zeros
+
+
+class ClassMeans:
+    """Per class and layer: count, sum and sum of squares (float64), zeros."""
+
+    kind = "class_means"
+
+    def __init__(self, layers, n_classes):
+        if isinstance(layers, str):
+            layers = [layers]
+        if not layers:
+            raise ValueError("ClassMeans: layers must name at least one layer")
+        if not (isinstance(n_classes, (int, np.integer)) and n_classes >= 1):
+            raise ValueError(f"ClassMeans: n_classes must be an integer >= 1, got {n_classes!r}")
+        self.layers = list(layers)
+        self.n_classes = int(n_classes)
+        self.counts = np.zeros(self.n_classes, dtype=np.int64)
+        self.sums, self.squares, self.zeros, self.shapes = {}, {}, {}, {}
+
+    def empty(self):
+        """A new, empty ClassMeans of the same layers and classes."""
+        return ClassMeans(self.layers, self.n_classes)
+
+    def add(self, activations, labels, ids=None):
+        """Add a batch: ``activations`` {layer: (n, ...)}, ``labels`` (n,) in 0..K-1."""
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"ClassMeans.add: labels must be integers (n,), got {labels.dtype} "
+                             f"{labels.shape}")
+        if len(labels) and (labels.min() < 0 or labels.max() >= self.n_classes):
+            bad = labels.min() if labels.min() < 0 else labels.max()
+            raise ValueError(f"ClassMeans.add: label {int(bad)} is out of range 0..{self.n_classes - 1}")
+        order = np.argsort(labels, kind="stable")
+        bounds = np.searchsorted(labels[order], np.arange(self.n_classes + 1))  # class k: [b[k], b[k+1])
+        self.counts += np.diff(bounds)
+        for layer in self.layers:
+            a = np.asarray(activations[layer])
+            if len(a) != len(labels):
+                raise ValueError(f"ClassMeans.add: {layer} has {len(a)} rows, labels {len(labels)}")
+            self._start(layer, a.shape[1:])
+            flat = a.reshape(len(a), -1)[order].astype(np.float64)        # (n, D), grouped by class
+            for k in np.flatnonzero(np.diff(bounds)):
+                rows = flat[bounds[k]:bounds[k + 1]]
+                self.sums[layer][k] += rows.sum(axis=0)
+                self.squares[layer][k] += (rows * rows).sum(axis=0)
+                self.zeros[layer][k] += int(np.count_nonzero(rows == 0))
+        return self
+
+    def _start(self, layer, shape):
+        shape = tuple(int(s) for s in shape)
+        if layer not in self.shapes:
+            D = int(np.prod(shape))
+            self.shapes[layer] = shape
+            self.sums[layer] = np.zeros((self.n_classes, D))
+            self.squares[layer] = np.zeros((self.n_classes, D))
+            self.zeros[layer] = np.zeros(self.n_classes, dtype=np.int64)
+        elif self.shapes[layer] != shape:
+            raise ValueError(f"ClassMeans: {layer} has shape {shape} here, {self.shapes[layer]} before")
+
+    def merge(self, other):
+        """Add ``other``'s statistics into these (same layers and classes); returns self."""
+        if other.layers != self.layers or other.n_classes != self.n_classes:
+            raise ValueError(f"ClassMeans.merge: layers {other.layers} and {other.n_classes} classes "
+                             f"against {self.layers} and {self.n_classes}")
+        self.counts += other.counts
+        for layer, shape in other.shapes.items():
+            self._start(layer, shape)
+            self.sums[layer] += other.sums[layer]
+            self.squares[layer] += other.squares[layer]
+            self.zeros[layer] += other.zeros[layer]
+        return self
+
+    def result(self):
+        """Means, variances and zero fractions; a class with no sample gets zeros."""
+        safe = np.maximum(self.counts, 1)[:, None]                        # (K, 1)
+        means, variances, zero_fraction = {}, {}, {}
+        for layer in self.layers:
+            if layer not in self.shapes:
+                raise ValueError(f"ClassMeans.result: nothing was added for {layer}")
+            shape = (self.n_classes,) + self.shapes[layer]
+            mean = self.sums[layer] / safe
+            means[layer] = mean.reshape(shape)
+            variances[layer] = np.maximum(self.squares[layer] / safe - mean * mean, 0).reshape(shape)
+            zero_fraction[layer] = self.zeros[layer] / (safe[:, 0] * self.sums[layer].shape[1])
+        return ClassMeansResult(self.counts.copy(), means, variances, zero_fraction)
+
+    def state_dict(self):
+        """Plain arrays (for ``np.savez``): the configuration and every sum."""
+        state = {"kind": np.array(self.kind), "layers": np.array(self.layers), "counts": self.counts,
+                 "n_classes": np.array(self.n_classes)}
+        for layer in self.shapes:
+            state[f"{layer}/shape"] = np.array(self.shapes[layer], dtype=np.int64)
+            state[f"{layer}/sum"] = self.sums[layer]
+            state[f"{layer}/squares"] = self.squares[layer]
+            state[f"{layer}/zeros"] = self.zeros[layer]
+        return state
+
+    @classmethod
+    def from_state_dict(cls, state):
+        stats = cls([str(s) for s in state["layers"]], int(state["n_classes"]))
+        stats.load_state_dict(state)
+        return stats
+
+    def load_state_dict(self, state):
+        if str(state["kind"]) != self.kind:
+            raise ValueError(f"ClassMeans.load_state_dict: the state is of a {state['kind']}")
+        self.__init__([str(s) for s in state["layers"]], int(state["n_classes"]))
+        self.counts = np.asarray(state["counts"], dtype=np.int64).copy()
+        for layer in self.layers:
+            if f"{layer}/shape" in state:
+                self._start(layer, tuple(state[f"{layer}/shape"]))
+                self.sums[layer] = np.asarray(state[f"{layer}/sum"], dtype=np.float64).copy()
+                self.squares[layer] = np.asarray(state[f"{layer}/squares"], dtype=np.float64).copy()
+                self.zeros[layer] = np.asarray(state[f"{layer}/zeros"], dtype=np.int64).copy()
+        return self

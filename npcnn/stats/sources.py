@@ -1,0 +1,180 @@
+"""Data sets read in shards, never whole: a source says how many images it
+holds and reads any index range [start, stop) on its own, so that a worker
+given (source, start, stop) opens the files itself.
+
+Every source has ``name`` (for errors), ``len(source)``, ``image_shape``
+and ``read(start, stop) -> (images, labels)``: images uint8 (n, H, W) grey
+or (n, H, W, 3) colour, pixels 0..255, or float (n, C, H, W) already in
+the network's units; labels int64 (n,), -1 where a source has none. The
+image ids are the indices start..stop-1.
+
+- ``ArraySource``: arrays in memory (``npcnn.data.load_mnist``'s Dataset).
+- ``IdxSource``: an IDX image file and its label file (raw: memory-mapped;
+  ``.gz``: decompressed up to the range, by chunk).
+- ``NpySource``: an ``.npy`` image array (memory-mapped) and optional labels.
+(A folder of image files: ``bridge.folder_source.FolderSource``, which needs
+Pillow, outside the engine.)
+
+A read that finds a file shorter than its header says, or a broken gzip
+stream, raises ``DataError`` naming the file and the range.
+"""
+import gzip
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from ..data.errors import DataError
+
+
+class ArraySource:
+    def __init__(self, images, labels=None, name="arrays in memory"):
+        self.images = images
+        self.labels = (np.full(len(images), -1, dtype=np.int64) if labels is None
+                       else np.asarray(labels, dtype=np.int64))
+        if len(self.labels) != len(images):
+            raise ValueError(f"{name}: {len(images)} images and {len(self.labels)} labels")
+        self.name = name
+
+    @classmethod
+    def from_dataset(cls, dataset):
+        return cls(dataset.images, dataset.labels, f"{dataset.name} {dataset.split} ({dataset.source})")
+
+    def __len__(self):
+        return len(self.images)
+
+    @property
+    def image_shape(self):
+        return tuple(self.images.shape[1:])
+
+    def read(self, start, stop):
+        return np.asarray(self.images[start:stop]), self.labels[start:stop]
+
+
+def _idx_header(path, head):
+    if len(head) < 4 or head[:2] != b"\0\0" or head[2] != 0x08:
+        raise DataError(f"{path}: not an IDX file of unsigned bytes")
+    ndim = head[3]
+    if len(head) < 4 + 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header")
+    return struct.unpack(f">{ndim}I", head[4:4 + 4 * ndim]), 4 + 4 * ndim
+
+
+class _IdxFile:
+    """One IDX file of unsigned bytes, read by index range."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.gz = self.path.name.endswith(".gz")
+        with self._open() as f:
+            head = self._guarded(lambda: f.read(4 + 4 * 4), "its header")
+        self.dims, self.offset = _idx_header(self.path, head)
+        self.item = int(np.prod(self.dims[1:], dtype=np.int64))
+
+    def _open(self):
+        return gzip.open(self.path, "rb") if self.gz else open(self.path, "rb")
+
+    def _guarded(self, read, what):
+        try:
+            return read()
+        except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as err:
+            raise DataError(f"{self.path}: {what}: corrupt or unreadable ({err})") from None
+
+    def read(self, start, stop):
+        n = stop - start
+        want = n * self.item
+        what = f"items {start}..{stop - 1}"
+        if self.gz:
+            def read():
+                with self._open() as f:
+                    f.seek(self.offset + start * self.item)     # decompresses up to the range, not further
+                    return f.read(want)
+            data = self._guarded(read, what)
+            if len(data) != want:
+                raise DataError(f"{self.path}: {what}: the file ends {want - len(data)} bytes early "
+                                f"(truncated)")
+            array = np.frombuffer(data, dtype=np.uint8)
+        else:
+            size = self.path.stat().st_size
+            if size < self.offset + stop * self.item:
+                raise DataError(f"{self.path}: {what}: the file holds {size} bytes, the range needs "
+                                f"{self.offset + stop * self.item} (truncated)")
+            mapped = np.memmap(self.path, dtype=np.uint8, mode="r", offset=self.offset + start * self.item,
+                               shape=(want,))
+            array = np.array(mapped)
+        return array.reshape((n,) + tuple(self.dims[1:]))
+
+
+class IdxSource:
+    def __init__(self, images_path, labels_path=None):
+        self.images_path, self.labels_path = Path(images_path), labels_path and Path(labels_path)
+        self.name = str(self.images_path)
+        images = _IdxFile(self.images_path)
+        if len(images.dims) != 3:
+            raise DataError(f"{images_path}: {len(images.dims)} dimensions, expected 3 (N, H, W)")
+        self._length, self._shape = images.dims[0], tuple(images.dims[1:])
+        if self.labels_path is not None:
+            labels = _IdxFile(self.labels_path)
+            if labels.dims != (self._length,):
+                raise DataError(f"{labels_path}: labels {labels.dims}, expected ({self._length},) for {images_path}")
+
+    def __len__(self):
+        return self._length
+
+    @property
+    def image_shape(self):
+        return self._shape
+
+    def read(self, start, stop):
+        images = _IdxFile(self.images_path).read(start, stop)
+        labels = (np.full(stop - start, -1, dtype=np.int64) if self.labels_path is None
+                  else _IdxFile(self.labels_path).read(start, stop).astype(np.int64))
+        return images, labels
+
+
+class NpySource:
+    def __init__(self, images_path, labels_path=None):
+        self.images_path, self.labels_path = Path(images_path), labels_path and Path(labels_path)
+        self.name = str(self.images_path)
+        images = self._map(self.images_path)
+        if not (images.ndim in (3, 4) and (images.dtype == np.uint8 or images.dtype.kind == "f")):
+            raise DataError(f"{images_path}: {images.dtype} {images.shape}; expected uint8 (N, H, W[, 3]) "
+                            f"or float (N, C, H, W)")
+        self._length, self._shape = len(images), tuple(images.shape[1:])
+        if self.labels_path is not None and self._map(self.labels_path).shape != (self._length,):
+            raise DataError(f"{labels_path}: labels of shape {self._map(self.labels_path).shape}, expected "
+                            f"({self._length},)")
+
+    @staticmethod
+    def _map(path):
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise DataError(f"{path}: not a readable .npy array ({str(err).splitlines()[0]})") from None
+
+    def __len__(self):
+        return self._length
+
+    @property
+    def image_shape(self):
+        return self._shape
+
+    def read(self, start, stop):
+        images = np.array(self._map(self.images_path)[start:stop])
+        labels = (np.full(stop - start, -1, dtype=np.int64) if self.labels_path is None
+                  else np.array(self._map(self.labels_path)[start:stop], dtype=np.int64))
+        return images, labels
+
+
+def as_inputs(images, mean, std, dtype):
+    """Images as a source reads them -> the network's input (n, C, H, W):
+    uint8 pixels scaled to [0, 1] and normalised, (x - mean) / std, with
+    one mean and std or one per channel; float images are taken as inputs."""
+    if images.dtype != np.uint8:
+        return np.ascontiguousarray(images, dtype=dtype)
+    x = images.astype(dtype) / 255
+    x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)              # (n, C, H, W)
+    mean = np.asarray(mean, dtype=dtype).reshape(-1, 1, 1)
+    std = np.asarray(std, dtype=dtype).reshape(-1, 1, 1)
+    return np.ascontiguousarray((x - mean) / std)

@@ -1,0 +1,141 @@
+"""Statistics over a whole data set, in shards: in this process, or on a
+Dask cluster.
+
+    stats = tally("lenet5.npz", IdxSource(images, labels),
+                  [ClassMeans(["relu_1", "fc_1"], 10), TopK("relu_2", k=9)],
+                  client=None, shard_size=5000)
+
+The data set is cut into shards [start, stop). Each shard is one task: it
+opens the source itself, reads its range in batches, runs the model
+(loaded from the weight file once per process, as ``Model.save`` wrote it,
+so that workers need no torch) and adds every batch into fresh, empty
+copies of the statistics. The shards' statistics merge pairwise in a tree.
+Merging is exact for counts and top-k and float64 for sums, so the result
+does not depend on the shard size, the number of workers or the order in
+which tasks finish; a task that a lost worker never finished is run again
+by Dask, and as tasks return values, nothing is counted twice.
+
+``client``: None (this process) or a ``dask.distributed.Client``; Dask is
+imported only then (``pip install 'dask[distributed]'``).
+"""
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..model import Model
+from .sources import as_inputs
+
+_MODELS = {}   # per process: (path, size, mtime) -> Model, so a worker loads each weight file once
+
+
+def load_weights(weights):
+    path = Path(weights)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _MODELS:
+        _MODELS.clear()
+        _MODELS[key] = Model.load(path)
+    return _MODELS[key]
+
+
+def normalization(model):
+    """(mean, std) the weights were trained with: the file's metadata, else MNIST's."""
+    norm = model.meta.get("normalization", {"mean": 0.1307, "std": 0.3081})
+    return norm["mean"], norm["std"]
+
+
+def shards(n, shard_size, limit=None):
+    """[(start, stop)] covering the first ``limit`` (default all) of n images."""
+    if not (isinstance(shard_size, (int, np.integer)) and shard_size >= 1):
+        raise ValueError(f"tally: shard_size must be an integer >= 1, got {shard_size!r}")
+    n = n if limit is None else min(n, limit)
+    return [(s, min(s + shard_size, n)) for s in range(0, n, shard_size)]
+
+
+def tally_shard(weights, source, start, stop, stats, batch_size=500):
+    """Fresh copies of ``stats`` filled with the images [start, stop) of ``source``."""
+    model = load_weights(weights)
+    mean, std = normalization(model)
+    filled = [s.empty() for s in stats]
+    keep = sorted({model.resolve(layer) for s in stats for layer in s.layers})
+    for b in range(start, stop, batch_size):
+        e = min(b + batch_size, stop)
+        images, labels = source.read(b, e)
+        _, acts = model.forward(as_inputs(images, mean, std, model.dtype), record=True, keep=keep)
+        outputs = {layer: acts[model.resolve(layer)] for s in stats for layer in s.layers}
+        ids = np.arange(b, e, dtype=np.int64)
+        for s in filled:
+            try:
+                s.add(outputs, labels, ids)
+            except ValueError as err:
+                raise ValueError(f"{source.name}, images {b}..{e - 1}: {err}") from None
+    return filled
+
+
+def merge_all(parts):
+    """Merge a list of statistics lists into the first (in place) and return it."""
+    total = parts[0]
+    for part in parts[1:]:
+        for mine, theirs in zip(total, part):
+            mine.merge(theirs)
+    return total
+
+
+def _merge_pair(a, b):
+    return merge_all([a, b])
+
+
+def check(weights, source, stats, n_classes=None):
+    """What can be found wrong before any work: the layers, and the images'
+    size against the network (one image through it)."""
+    model = load_weights(weights)
+    for s in stats:
+        for layer in s.layers:
+            model.resolve(layer)      # ValueError naming the layer and the valid ones
+    mean, std = normalization(model)
+    images, _ = source.read(0, 1)
+    try:
+        model.forward(as_inputs(images, mean, std, model.dtype))
+    except ValueError as err:
+        raise ValueError(f"{source.name}: its images, of shape {source.image_shape}, do not fit "
+                         f"{model.arch or 'the network'}: {str(err).splitlines()[0]}") from None
+
+
+def tally(weights, source, stats, client=None, shard_size=5000, batch_size=500, limit=None, progress=None):
+    """Fill ``stats`` (a list of ClassMeans / TopK, empty) over ``source``
+    and return the merged statistics, a new list in the same order.
+
+    progress: optional callable(done, total) in shards."""
+    if not len(source):
+        raise ValueError(f"{source.name}: holds no image")
+    stats = list(stats)
+    check(weights, source, stats)
+    parts = shards(len(source), shard_size, limit)
+    if client is None:
+        total = None
+        for done, (start, stop) in enumerate(parts, start=1):
+            part = tally_shard(weights, source, start, stop, stats, batch_size)
+            total = part if total is None else merge_all([total, part])
+            if progress:
+                progress(done, len(parts))
+        return total
+    return _tally_on_dask(client, weights, source, stats, parts, batch_size, progress)
+
+
+def _tally_on_dask(client, weights, source, stats, parts, batch_size, progress):
+    from dask.distributed import as_completed
+
+    weights = os.path.abspath(weights)
+    futures = [client.submit(tally_shard, weights, source, start, stop, stats, batch_size, pure=False)
+               for start, stop in parts]
+    done = 0
+    for _ in as_completed(futures):       # progress; failures surface below
+        done += 1
+        if progress:
+            progress(done, len(parts))
+    level = futures
+    while len(level) > 1:                 # a merge tree: log2(shards) levels
+        level = [client.submit(_merge_pair, level[i], level[i + 1], pure=False) if i + 1 < len(level)
+                 else level[i] for i in range(0, len(level), 2)]
+    return level[0].result()

@@ -1,0 +1,223 @@
+"""Dataset-scale statistics: mergeable, streamed from disk, on one process or
+a Dask cluster of 2 worker processes (started and stopped here)."""
+import gzip
+import os
+import random
+import signal
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from npcnn import Model
+from npcnn.analysis import class_averages
+from npcnn.data import DataError, load_mnist, to_tensor, write_idx
+from npcnn.stats import (ArraySource, ClassMeans, IdxSource, NpySource, TopK, load_stats, save_stats, shards,
+                         tally)
+from npcnn.stats.cluster import dask_client, parse_scheduler
+from npcnn.stats.tally import merge_all, tally_shard
+from npcnn.topk import top_activations
+
+LAYERS = ["relu_1", "pool_2", "fc_1"]
+
+
+def make_stats():
+    return [ClassMeans(LAYERS, 10), TopK("relu_2", k=9), TopK("fc_2", k=5)]
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("weights") / "lenet5.npz"
+    # float64: a batch of 1 and one of 500 take different kernels, whose float32
+    # results differ in the 7th digit; in float64 the shards' split shows only as rounding
+    Model.from_spec("lenet5", dtype=np.float64, seed=0).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_mnist("mnist", "train", verbose=False)    # 4,000 or more: the subset has 4,000
+
+
+@pytest.fixture(scope="module")
+def idx_files(tmp_path_factory, digits):
+    """The first 3,000 test digits as IDX files, raw and gzipped."""
+    folder = tmp_path_factory.mktemp("idx")
+    write_idx(folder / "images.idx", digits.images[:3000])
+    write_idx(folder / "labels.idx", digits.labels[:3000].astype(np.uint8))
+    for name in ("images", "labels"):
+        (folder / f"{name}.idx.gz").write_bytes(gzip.compress((folder / f"{name}.idx").read_bytes()))
+    return folder
+
+
+def assert_same(a, b, rtol=1e-12):
+    """Counts, top-k ids and positions identical; float64 sums and top-k values within rtol."""
+    ra, rb = a[0].result(), b[0].result()
+    assert np.array_equal(ra.counts, rb.counts)
+    for layer in LAYERS:
+        assert np.array_equal(a[0].zeros[layer], b[0].zeros[layer])
+        np.testing.assert_allclose(a[0].sums[layer], b[0].sums[layer], rtol=rtol, atol=0)
+        np.testing.assert_allclose(a[0].squares[layer], b[0].squares[layer], rtol=rtol, atol=0)
+    for ta, tb in zip(a[1:], b[1:]):
+        (ia, va, pa), (ib, vb, pb) = ta.result(), tb.result()
+        assert np.array_equal(ia, ib) and np.array_equal(pa, pb)
+        np.testing.assert_allclose(va, vb, rtol=rtol, atol=0)
+
+
+def test_the_statistics_equal_the_in_memory_studies(weights, digits):
+    model = Model.load(weights)
+    total = tally(weights, ArraySource.from_dataset(digits), make_stats(), shard_size=1500, limit=4000)
+    x, y = to_tensor(digits.images[:4000], dtype=np.float64), digits.labels[:4000]
+    avg = class_averages(model, x, y, per_class=4000, layers=LAYERS)
+    result = total[0].result()
+    assert np.array_equal(result.counts, avg.counts)
+    for layer in LAYERS:
+        np.testing.assert_allclose(result.means[layer], avg[layer], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(result.zero_fraction[layer], avg.zero_fraction[layer], rtol=1e-12)
+        a = model.forward(x, until=layer).astype(np.float64)
+        np.testing.assert_allclose(result.variances[layer][3], a[y == 3].var(axis=0), rtol=1e-6, atol=1e-9)
+    images, values, positions = top_activations(model, x, "relu_2", k=9)
+    ids, kept, where = total[1].result()
+    assert np.array_equal(ids, images) and np.array_equal(where, positions)
+    np.testing.assert_allclose(kept, values, rtol=1e-7)
+
+
+@pytest.mark.parametrize("shard_size", [1, 257, 1000])
+def test_any_split_and_any_merge_order_give_one_result(weights, digits, shard_size):
+    source = ArraySource(digits.images[:1200], digits.labels[:1200])
+    whole = tally_shard(weights, source, 0, 1200, make_stats())
+    parts = [tally_shard(weights, source, a, b, make_stats()) for a, b in shards(1200, shard_size)]
+    for seed in range(3):
+        shuffled = parts[:]
+        random.Random(seed).shuffle(shuffled)
+        copies = [[type(s).from_state_dict(s.state_dict()) for s in p] for p in shuffled]
+        assert_same(merge_all(copies), whole)
+
+
+def test_ties_order_by_value_then_by_id():
+    top = TopK("a", k=3)
+    top.add({"a": np.array([[[1.0]], [[5.0]], [[5.0]]])}, ids=np.array([7, 9, 2]))
+    top.add({"a": np.array([[[5.0]], [[0.5]]])}, ids=np.array([4, 1]))
+    ids, values, _ = top.result()
+    assert ids.tolist() == [[2, 4, 9]] and values.tolist() == [[5.0, 5.0, 5.0]]
+
+
+def test_streamed_sources_read_what_the_arrays_hold(idx_files, digits, tmp_path):
+    for images, labels in (("images.idx", "labels.idx"), ("images.idx.gz", "labels.idx.gz")):
+        source = IdxSource(idx_files / images, idx_files / labels)
+        assert len(source) == 3000 and source.image_shape == (28, 28)
+        got, y = source.read(1234, 1300)
+        assert np.array_equal(got, digits.images[1234:1300]) and np.array_equal(y, digits.labels[1234:1300])
+    np.save(tmp_path / "x.npy", digits.images[:50])
+    np.save(tmp_path / "y.npy", digits.labels[:50])
+    got, y = NpySource(tmp_path / "x.npy", tmp_path / "y.npy").read(10, 20)
+    assert np.array_equal(got, digits.images[10:20]) and np.array_equal(y, digits.labels[10:20])
+
+
+@pytest.mark.parametrize("name", ["images.idx", "images.idx.gz"])
+def test_a_truncated_file_names_the_file_and_the_range(idx_files, tmp_path, weights, name):
+    data = (idx_files / name).read_bytes()
+    cut = tmp_path / name
+    cut.write_bytes(data[:len(data) * 2 // 3])
+    source = IdxSource(cut, idx_files / name.replace("images", "labels"))
+    with pytest.raises(DataError, match=rf"{cut.name}: items (1500\.\.1999|2000\.\.2499): .*(truncated|corrupt)"):
+        tally(weights, source, make_stats(), shard_size=1000)
+
+
+def test_bad_input_before_any_work(weights, digits):
+    source = ArraySource(digits.images[:20], digits.labels[:20])
+    with pytest.raises(ValueError, match="unknown layer 'conv_9'"):
+        tally(weights, source, [ClassMeans(["conv_9"], 10)])
+    with pytest.raises(ValueError, match="images 0..19: ClassMeans.add: label 12 is out of range 0..9"):
+        tally(weights, ArraySource(digits.images[:20], np.full(20, 12)), [ClassMeans(["fc_1"], 10)])
+    big = ArraySource(np.zeros((4, 32, 32), np.uint8), np.zeros(4, np.int64), name="32x32 images")
+    with pytest.raises(ValueError, match=r"32x32 images: its images, of shape \(32, 32\), do not fit lenet5"):
+        tally(weights, big, [ClassMeans(["fc_1"], 10)])
+    for text, fragment in (("local:0", "local:N needs N workers"), ("udp://x", "expected local:N")):
+        with pytest.raises(ValueError, match=fragment):
+            parse_scheduler(text)
+
+
+def test_a_scheduler_that_does_not_answer_is_one_line():
+    with pytest.raises(ValueError, match=r"--scheduler tcp://127.0.0.1:9: no Dask scheduler answered within 1 s"):
+        with dask_client("tcp://127.0.0.1:9", timeout=1):
+            pass
+
+
+def test_saved_statistics_load_back(weights, digits, tmp_path):
+    total = tally(weights, ArraySource(digits.images[:300], digits.labels[:300]), make_stats())
+    path = save_stats(tmp_path / "stats.npz", total)
+    assert_same(load_stats(path), total, rtol=0)
+
+
+def _peak_bytes(weights, source, limit):
+    tracemalloc.start()
+    tally(weights, source, [ClassMeans(["relu_2"], 10), TopK("relu_2")], shard_size=2000, batch_size=100,
+          limit=limit)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def test_memory_does_not_grow_with_the_data_set(weights, tmp_path):
+    """60,000 images streamed from an IDX file: the peak is that of one batch
+    (about 14 MB in float64 at 100 images), not of the data set."""
+    rng = np.random.default_rng(0)
+    write_idx(tmp_path / "x.idx", rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8))
+    write_idx(tmp_path / "y.idx", rng.integers(0, 10, 60000, dtype=np.uint8))
+    source = IdxSource(tmp_path / "x.idx", tmp_path / "y.idx")
+    small, large = _peak_bytes(weights, source, 10000), _peak_bytes(weights, source, 60000)
+    assert large < 1.2 * small, (small, large)
+    assert large < 60000 * 28 * 28 / 2          # the pixels alone, as uint8, would be 47 MB
+
+
+@pytest.fixture(scope="module")
+def client():
+    from dask.distributed import Client, LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster) as c:
+            yield c
+
+
+@pytest.mark.parametrize("shard_size", [350, 1000])
+def test_two_workers_equal_one_process(client, weights, idx_files, shard_size):
+    source = IdxSource(idx_files / "images.idx.gz", idx_files / "labels.idx.gz")
+    serial = tally(weights, source, make_stats(), shard_size=3000)
+    done = []
+    spread = tally(weights, source, make_stats(), client=client, shard_size=shard_size,
+                   progress=lambda d, n: done.append((d, n)))
+    assert_same(spread, serial)
+    assert done[-1] == (len(shards(3000, shard_size)),) * 2
+
+
+def test_a_worker_killed_mid_run_changes_nothing(client, weights, idx_files):
+    source = IdxSource(idx_files / "images.idx", idx_files / "labels.idx")
+    serial = tally(weights, source, make_stats(), shard_size=3000)
+    pids = list(client.run(os.getpid).values())
+    started, result = threading.Event(), {}
+
+    def run():
+        result["stats"] = tally(weights, source, make_stats(), client=client, shard_size=100, batch_size=50,
+                                progress=lambda d, n: started.set())
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert started.wait(60)
+    os.kill(pids[0], signal.SIGKILL)
+    worker.join(180)
+    assert not worker.is_alive()
+    assert_same(result["stats"], serial)
+    deadline = time.time() + 60
+    while len(client.scheduler_info()["workers"]) < 2 and time.time() < deadline:
+        time.sleep(0.5)      # the nanny restarts the killed worker for the tests after this one
+
+
+def test_a_corrupt_shard_fails_the_distributed_run_naming_it(client, weights, idx_files, tmp_path):
+    data = bytearray((idx_files / "images.idx.gz").read_bytes())
+    data[len(data) // 2:len(data) // 2 + 64] = b"\0" * 64
+    broken = tmp_path / "images.idx.gz"
+    broken.write_bytes(bytes(data))
+    source = IdxSource(broken, idx_files / "labels.idx.gz")
+    with pytest.raises(DataError, match=rf"{broken.name}: items \d+\.\.\d+: corrupt"):
+        tally(weights, source, make_stats(), client=client, shard_size=500)
