@@ -221,3 +221,22 @@ def test_a_corrupt_shard_fails_the_distributed_run_naming_it(client, weights, id
     source = IdxSource(broken, idx_files / "labels.idx.gz")
     with pytest.raises(DataError, match=rf"{broken.name}: items \d+\.\.\d+: corrupt"):
         tally(weights, source, make_stats(), client=client, shard_size=500)
+
+
+def test_a_folder_of_images_is_a_source(tmp_path, weights, digits):
+    from PIL import Image
+
+    from bridge.folder_source import FolderSource
+    for k in range(12):
+        label = int(digits.labels[k])
+        (tmp_path / f"class_{label}").mkdir(exist_ok=True)
+        Image.fromarray(digits.images[k]).save(tmp_path / f"class_{label}" / f"{k:03d}.png")
+    source = FolderSource(tmp_path)
+    names = sorted({f"class_{int(d)}" for d in digits.labels[:12]})
+    assert source.classes == names and len(source) == 12
+    images, labels = source.read(0, 12)
+    order = sorted(range(12), key=lambda k: (names.index(f"class_{int(digits.labels[k])}"), k))
+    assert np.array_equal(images, digits.images[order])
+    assert [names[c] for c in labels] == [f"class_{int(digits.labels[k])}" for k in order]
+    total = tally(weights, source, [TopK("relu_2", 3)], shard_size=5)
+    assert total[0].result()[0].shape == (16, 3)
