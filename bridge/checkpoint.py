@@ -26,6 +26,11 @@ from .networks import torch_model
 
 HUB_CACHE = Path(torch.hub.get_dir()) / "checkpoints"
 
+# The most a weight file may expand to in memory: VGG16 in float64 is 1.1 GB.
+# A zip (.pt and .npz both are) states each member's size before anything
+# is read, so a few-KB file claiming gigabytes is refused unread.
+MAX_WEIGHT_BYTES = 2 << 30
+
 # torchvision's published files, found in the torch hub cache by load_pretrained()
 TORCHVISION_FILES = {"vgg16": "vgg16-397923af.pth", "alexnet": "alexnet-owt-7be5be79.pth"}
 
@@ -45,6 +50,7 @@ def read_checkpoint(path):
     """``(state_dict of tensors, meta dict)`` from a checkpoint or a plain
     state_dict file. Clear errors for missing, corrupt and unsafe files."""
     path = readable_file(path, "checkpoint")     # no FIFO, device or folder: they block or fail late
+    _check_unpacked_size(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -76,6 +82,21 @@ def read_checkpoint(path):
         obj = {k[len("module."):]: v for k, v in obj.items()}
     _check_finite(path, obj)
     return obj, meta
+
+
+def _check_unpacked_size(path):
+    """Refuse a zip whose members claim more than ``MAX_WEIGHT_BYTES`` in
+    all (a zip bomb); other files (torch's legacy format) are left to torch."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            claimed = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise ValueError(f"{path}: a damaged zip archive: {_first_line(err)}") from None
+    if claimed > MAX_WEIGHT_BYTES:
+        raise ValueError(f"{path}: unpacks to {claimed:,} bytes, more than the {MAX_WEIGHT_BYTES:,} of any "
+                         f"network npcnn builds (a zip bomb, or not a checkpoint)")
 
 
 def _refused_global(err):
@@ -175,6 +196,7 @@ def load(path, arch=None, backend="numba"):
     """
     if str(path).endswith(".npz"):
         path = readable_file(path, "checkpoint")   # np.load would block on a FIFO named .npz
+        _check_unpacked_size(path)
         _check_npz_metadata(path)
         model = npcnn.load(path, arch=arch, backend=backend)
         if np.dtype(model.dtype) not in (np.float32, np.float64):

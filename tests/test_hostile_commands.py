@@ -297,3 +297,13 @@ def test_a_fifo_named_npz_does_not_block(tmp_path):
     assert process.returncode == 2
     assert err.count("\n") == 1 and "weights.npz: is not a regular file" in err and "argument --checkpoint" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.npz"]
+
+
+def test_a_closed_stdout_stops_quietly(lenet5, tmp_path):
+    process = npcnn_process("deconv", "--checkpoint", str(lenet5 / "lenet5.npz"), "--dataset", "mnist5k",
+                            "--out", str(tmp_path / "o"))
+    assert process.stdout.readline() == "started\n"
+    process.stdout.close()                          # as `npcnn deconv ... | head -1` does
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 141 and err == ""
+    assert list(tmp_path.iterdir()) == []

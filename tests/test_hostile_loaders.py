@@ -190,6 +190,22 @@ def test_a_checkpoint_path_that_is_no_file(kind, expected, tmp_path):
     assert expected in one_line_naming(err, path)
 
 
+@pytest.mark.parametrize("name", ["m.npz", "m.pt"])
+def test_a_zip_bomb_checkpoint_is_refused_unread(name, tmp_path, monkeypatch):
+    import zipfile
+    import bridge.checkpoint
+    monkeypatch.setattr(bridge.checkpoint, "MAX_WEIGHT_BYTES", 4 << 20)   # 4 MB, as 2 GB would take long to build
+    path = tmp_path / name
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data/0", bytes(8 << 20))                # 8 MB of zeros in ~8 KB
+    assert path.stat().st_size < 50_000
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("unpacked before the size check"))
+    monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("unpacked before the size check"))
+    with pytest.raises(ValueError) as err:
+        bridge.load(path)
+    assert "unpacks to 8,388,608 bytes, more than the 4,194,304" in one_line_naming(err, path)
+
+
 def test_readable_file_refuses_a_character_device():
     with pytest.raises(DataError, match="/dev/zero: is not a regular file"):
         readable_file("/dev/zero", "checkpoint")

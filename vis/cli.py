@@ -13,6 +13,7 @@ back on failure (the one line must be the only line) and shown one line
 each after a run that succeeds.
 """
 import argparse
+import os
 import sys
 import warnings
 
@@ -68,6 +69,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # stdout was closed (npcnn ... | head -1): stop quietly, as Unix tools do
+        _silence_stdout()
+        return 141
     except Exception as err:                       # one line for users; --debug for developers
         if debug:
             raise
@@ -90,6 +95,15 @@ def describe(err):
 def one_line(text):
     """Line breaks (in a file name, say) written as \\n, so one line stays one."""
     return str(text).replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _silence_stdout():
+    """Point stdout at /dev/null, so that Python's flush at exit does not
+    print "Exception ignored ... BrokenPipeError" after we return."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):   # a stdout without a file (a test's capture)
+        pass
 
 
 def _warning_lines(caught):
