@@ -241,8 +241,10 @@ def load_pretrained(arch, weights=None, device="cpu"):
     """AlexNet or VGG16 with torchvision's weights: from ``weights`` if given,
     else from the torch hub cache (``~/.cache/torch/hub/checkpoints``).
     Nothing is downloaded: a missing file is an error saying where to put it."""
+    if arch not in TORCHVISION_FILES:
+        raise ValueError(f"load_pretrained: arch must be one of {', '.join(TORCHVISION_FILES)}, got {arch!r}")
     path = Path(weights) if weights else HUB_CACHE / TORCHVISION_FILES[arch]
-    if not path.is_file():
+    if not path.exists():        # anything else there (a folder, a FIFO) is read_checkpoint's to name
         raise ValueError(f"{path}: not found; put torchvision's {TORCHVISION_FILES.get(arch, arch)} "
                          f"there or pass its path")
     return load_module(path, arch=arch, device=device)

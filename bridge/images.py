@@ -36,6 +36,9 @@ def load_imagenet_image(path, size=224):
 def load_digit_image(path, mean, std):
     """(1, 1, 28, 28) float32 for the MNIST networks: grey, 28x28, and
     inverted when the background is light (MNIST digits are white on black)."""
+    if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
+        raise ValueError(f"load_digit_image: the normalization needs a finite mean and a std > 0, "
+                         f"got mean {mean}, std {std}")
     a = np.asarray(read_image(path).convert("L").resize((28, 28), Image.BILINEAR), dtype=np.float32) / 255
     if np.median(a) > 0.5:
         a = 1 - a

@@ -206,6 +206,19 @@ def test_a_zip_bomb_checkpoint_is_refused_unread(name, tmp_path, monkeypatch):
     assert "unpacks to 8,388,608 bytes, more than the 4,194,304" in one_line_naming(err, path)
 
 
+def test_load_pretrained_names_the_architectures_it_knows():
+    with pytest.raises(ValueError, match="arch must be one of vgg16, alexnet, got 'resnet50'"):
+        bridge.load_pretrained("resnet50")
+
+
+def test_a_fifo_given_as_pretrained_weights_is_named_not_missing(tmp_path):
+    path = tmp_path / "vgg16.pth"
+    os.mkfifo(path)
+    with unblocking(path), pytest.raises(ValueError) as err:
+        bridge.load_pretrained("vgg16", weights=path)
+    assert "is not a regular file" in one_line_naming(err, path)
+
+
 def test_readable_file_refuses_a_character_device():
     with pytest.raises(DataError, match="/dev/zero: is not a regular file"):
         readable_file("/dev/zero", "checkpoint")
@@ -375,6 +388,13 @@ def test_a_fifo_image_is_refused_without_opening_it(tmp_path):
     with unblocking(path), pytest.raises(ValueError) as err:
         load_imagenet_image(path)
     assert "is not a regular file" in one_line_naming(err, path)
+
+
+@pytest.mark.parametrize("mean, std", [(0.1, 0.0), (0.1, -1.0), (float("nan"), 0.3), (0.1, float("inf"))])
+def test_a_digit_normalization_that_gives_no_numbers_is_refused(mean, std, tmp_path):
+    path = save(np.zeros((28, 28), np.uint8), tmp_path / "d.png")
+    with pytest.raises(ValueError, match="finite mean and a std > 0"):
+        load_digit_image(path, mean, std)
 
 
 def test_plain_8_bit_images_read_as_before(tmp_path):
