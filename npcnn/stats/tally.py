@@ -127,7 +127,9 @@ def _tally_on_dask(client, weights, source, stats, parts, batch_size, progress):
     from dask.distributed import as_completed
 
     weights = os.path.abspath(weights)
-    futures = [client.submit(tally_shard, weights, source, start, stop, stats, batch_size, pure=False)
+    # sent to every worker once, not with every task (an in-memory source holds the images)
+    [shared] = client.scatter([source], broadcast=True, hash=False)
+    futures = [client.submit(tally_shard, weights, shared, start, stop, stats, batch_size, pure=False)
                for start, stop in parts]
     done = 0
     for _ in as_completed(futures):       # progress; failures surface below
