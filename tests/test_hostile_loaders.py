@@ -456,3 +456,11 @@ def test_atomic_write_text_keeps_the_old_file_when_writing_fails(tmp_path):
     with pytest.raises(UnicodeEncodeError):
         atomic_write_text(path, "half of this \udc80 cannot be encoded")
     assert path.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["sparsity.txt"]
+
+
+def test_a_data_dir_that_is_a_file_says_so(tmp_path):
+    from npcnn.data import load_mnist
+    (tmp_path / "mnist.tar").write_bytes(b"x")
+    with pytest.raises(DataError) as err:
+        load_mnist("mnist", "test", data_dir=tmp_path / "mnist.tar")
+    assert "mnist.tar (from data_dir argument) is not a folder" in one_line_naming(err, tmp_path / "mnist.tar")

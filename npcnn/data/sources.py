@@ -169,8 +169,12 @@ def _from_dir(spec, split, directory, how, required):
     if missing:
         if not required:
             return None
-        what = "does not exist" if not directory.is_dir() else (
-            "lacks " + " and ".join(f"{f}[.gz]" for f in missing))
+        if not directory.exists():
+            what = "does not exist"
+        elif not directory.is_dir():
+            what = "is not a folder"
+        else:
+            what = "lacks " + " and ".join(f"{f}[.gz]" for f in missing)
         raise DataError(f"{directory} (from {how}) {what}: expected the {spec.name} "
                         f"{split} files {' and '.join(spec.files[split])} (.gz or raw)")
     images_path, labels_path = paths
