@@ -79,7 +79,7 @@ EXPERIMENTS = {
                               lambda: _lenet5_forward(1), 1),
     "FINITE_BY_LOOP_MAX": ("the finiteness check of LeNet-5's conv_2 weight: jitted loop vs BLAS dot",
                            _finite_check, 0),
-    "DECONV_UNPOOLED_MAX_BYTES": ("LeNet-5's 16 pool_2 maps projected for 100 images: reused vs fresh "
+    "REUSED_BUFFER_MAX_BYTES": ("LeNet-5's 16 pool_2 maps projected for 100 images: reused vs fresh "
                                   "unpooling buffer", _lenet5_deconv_suite, 0),
 }
 

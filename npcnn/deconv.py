@@ -31,11 +31,10 @@ import numpy as np
 
 from . import checks, sparse_signal
 from . import functional as F
-from .ops.runtime import tuning, workspace
+from .ops.runtime import tuning
 
 RULES = ("deconvnet", "guided", "saliency")
 SELECTIONS = ("map", "max")
-_UNPOOLED = "deconv unpooled"  # the workspace buffer the unpooling steps write into
 PROJECTABLE = ("conv2d", "relu", "max_pool2d")
 
 
@@ -94,75 +93,94 @@ def backward_from(model, acts, layer, signal, rule="deconvnet"):
     if rule not in RULES:
         raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
     name = check_layer(model, layer)
-    names = model.layer_names
-    stop = names.index(name)
-    n_images = acts.input.shape[0]
-    if signal.shape[0] % n_images or signal.shape[1:] != acts.shapes[name][1:]:
+    if signal.shape[0] % acts.input.shape[0] or signal.shape[1:] != acts.shapes[name][1:]:
         raise ValueError(f"backward_from: signal of shape {signal.shape} does not match layer "
                          f"{name!r} output {acts.shapes[name]}")
-    repeat = signal.shape[0] // n_images
-    backend = model.backend
-
-    def tiled(a):  # a recorded array, repeated once per signal: (K*N, ...)
-        return a if repeat == 1 else np.concatenate([a] * repeat)
-
-    def relu_input(i):  # the recorded input of ReLU layer i, tiled
-        if i == 0:
-            return tiled(acts.input)
-        if names[i - 1] not in acts:
-            raise ValueError(f"backward_from: rule {rule!r} needs the recorded output of layer "
-                             f"{names[i - 1]!r}, which this recording did not keep")
-        return tiled(acts[names[i - 1]])
-
+    walk = _Walk(model, acts, signal, rule)
     g = signal
-    shortcuts = sparse_signal.Shortcuts()
-    for i in range(stop, -1, -1):
-        layer_obj = model.layers[names[i]]
-        below = acts.shapes[names[i - 1]] if i > 0 else acts.input.shape  # this layer's input shape
-        if layer_obj.kind == "conv2d":
-            w = layer_obj.params["weight"]
-            stride = checks.pair("conv2d", "stride", layer_obj.stride)
-            padding = checks.pair("conv2d", "padding", layer_obj.padding)
-            kH, kW = w.shape[2:]
-            H, W = below[2:]
-            output_padding = ((H + 2 * padding[0] - kH) % stride[0],
-                              (W + 2 * padding[1] - kW) % stride[1])
-            # only where g is nonzero, while that is a small part of it (sparse_signal.py)
-            g = sparse_signal.conv_transpose2d(g, w, stride, padding, output_padding, backend, shortcuts)
-        elif layer_obj.kind == "relu":
-            if rule == "deconvnet":
-                # in place once g is an array made here, never the caller's signal
-                g = F.relu(g, inplace=g is not signal, backend=backend)
-            elif rule == "guided":
-                g = F.relu_backward(F.relu(g, backend=backend), relu_input(i), backend=backend)
-            else:
-                g = F.relu_backward(g, relu_input(i), backend=backend)
-        elif layer_obj.kind == "max_pool2d":
-            g = F.max_pool2d_backward(g, tiled(acts.switches[names[i]]), below[2:], backend=backend,
-                                      out=_unpooled_buffer(g, below, last=i == 0))
-        elif layer_obj.kind == "dropout":
-            pass
-        else:  # not reachable from a projectable layer of the four specs
-            raise ValueError(f"backward_from: cannot pass through layer {names[i]!r} ({layer_obj.kind})")
-    if workspace.holds(_UNPOOLED, g):
+    for i in range(model.layer_names.index(name), -1, -1):
+        step = STEPS.get(model.layers[walk.names[i]].kind)
+        if step is None:  # not reachable from a projectable layer of the four specs
+            raise ValueError(f"backward_from: cannot pass through layer {walk.names[i]!r} "
+                             f"({model.layers[walk.names[i]].kind})")
+        g = step(model.layers[walk.names[i]], g, i, walk)
+    if walk.reused is not None and np.may_share_memory(g, walk.reused):
         g = g.copy()  # a last step that hands back its input (a ReLU in place, a dropout)
     return g
 
 
-def _unpooled_buffer(g, below, last):
-    """Where an unpooling step of the walk writes ``g`` unpooled to the
-    shape ``below``: a workspace buffer, kept from call to call (one per
-    thread), or None for a fresh array. The unpooled map is only read by the
-    steps below, and a fresh one of a few MB was page-faulted in on every
-    call (LeNet-5's deconv suite: 440 faults a run, about a quarter of its
-    time). Not for the walk's last step, whose result is returned; not where
-    g is in the buffer already; nor past DECONV_UNPOOLED_MAX_BYTES, which it would
-    then hold for good."""
-    shape = g.shape[:2] + tuple(below[2:])
-    size = int(np.prod(shape))
-    if last or size * g.itemsize > tuning.DECONV_UNPOOLED_MAX_BYTES or workspace.holds(_UNPOOLED, g):
-        return None
-    return workspace.buffer(_UNPOOLED, size, g.dtype).reshape(shape)
+class _Walk:
+    """What the steps of one walk down read: the recording, tiled to the
+    signal's batch; the rule and the backend; the sparse-signal shortcuts
+    still worth trying; the last unpooled map written into a kept buffer."""
+
+    def __init__(self, model, acts, signal, rule):
+        self.names, self.acts, self.signal, self.rule = model.layer_names, acts, signal, rule
+        self.backend = model.backend
+        self.repeat = signal.shape[0] // acts.input.shape[0]
+        self.shortcuts = sparse_signal.Shortcuts()
+        self.reused = None
+
+    def tiled(self, a):
+        """A recorded array, repeated once per signal: (K*N, ...)."""
+        return a if self.repeat == 1 else np.concatenate([a] * self.repeat)
+
+    def input_shape(self, i):
+        """The shape of layer i's input on the way up."""
+        return self.acts.shapes[self.names[i - 1]] if i > 0 else self.acts.input.shape
+
+    def relu_input(self, i):
+        """The recorded input of ReLU layer i, tiled."""
+        if i == 0:
+            return self.tiled(self.acts.input)
+        if self.names[i - 1] not in self.acts:
+            raise ValueError(f"backward_from: rule {self.rule!r} needs the recorded output of layer "
+                             f"{self.names[i - 1]!r}, which this recording did not keep")
+        return self.tiled(self.acts[self.names[i - 1]])
+
+
+# The steps of the table in the module docstring, one per layer kind:
+# step(layer, g, i, walk) -> the signal below layer i.
+
+def _unpool(layer, g, i, walk):
+    """max-pool: each value goes back to its switch; values that share a
+    switch add up. Every unpooling but the walk's last (whose result is
+    returned) writes into a buffer kept from call to call: the steps below
+    only read it, and a fresh map of a few MB is page-faulted in each time."""
+    switches = walk.tiled(walk.acts.switches[walk.names[i]])
+    g = F.max_pool2d_backward(g, switches, walk.input_shape(i)[2:], reuse=i > 0, backend=walk.backend)
+    walk.reused = g if i > 0 else walk.reused
+    return g
+
+
+def _rectify(layer, g, i, walk):
+    """ReLU: the rule's nonlinearity, max(g, 0) for the deconvnet."""
+    if walk.rule == "deconvnet":
+        # in place once g is an array made here, never the caller's signal
+        return F.relu(g, inplace=g is not walk.signal, backend=walk.backend)
+    if walk.rule == "guided":
+        return F.relu_backward(F.relu(g, backend=walk.backend), walk.relu_input(i), backend=walk.backend)
+    return F.relu_backward(g, walk.relu_input(i), backend=walk.backend)     # saliency
+
+
+def _filter(layer, g, i, walk):
+    """conv: the transposed filters, no bias, with the output_padding that
+    gives back the input's size where the stride dropped rows or columns."""
+    w = layer.params["weight"]
+    stride = checks.pair("conv2d", "stride", layer.stride)
+    padding = checks.pair("conv2d", "padding", layer.padding)
+    (kH, kW), (H, W) = w.shape[2:], walk.input_shape(i)[2:]
+    output_padding = ((H + 2 * padding[0] - kH) % stride[0], (W + 2 * padding[1] - kW) % stride[1])
+    # only where g is nonzero, while that is a small part of it (sparse_signal.py)
+    return sparse_signal.conv_transpose2d(g, w, stride, padding, output_padding, walk.backend, walk.shortcuts)
+
+
+def _pass(layer, g, i, walk):
+    """dropout: nothing (inference)."""
+    return g
+
+
+STEPS = {"max_pool2d": _unpool, "relu": _rectify, "conv2d": _filter, "dropout": _pass}
 
 
 def project_channels(model, x, layer, channels, select="map", rule="deconvnet", acts=None):

@@ -25,7 +25,8 @@ Where npcnn differs from torch on purpose:
   torch's autograd gradient of ``max_pool2d``. ``torch.nn.functional.
   max_unpool2d`` keeps one of them instead; without overlap both agree.
 - ``max_unpool2d`` and ``max_pool2d_backward`` take ``out=``, an array to
-  write the result into (the deconvnet reuses one from call to call).
+  write the result into, and ``max_pool2d_backward`` takes ``reuse=True``,
+  a buffer kept from call to call (the deconvnet's unpooling).
 - Every integer and shape argument is checked here, and refused (a
   ValueError naming the op and the argument) where torch refuses it. npcnn
   also refuses a few that torch lets through: an input without channels
@@ -36,6 +37,7 @@ Where npcnn differs from torch on purpose:
 import numpy as np
 
 from . import checks
+from .ops.runtime import tuning, workspace
 from .ops import activation, activation_numba, conv, conv_numba, linear as _linear
 from .ops import linear_numba, pool, pool_numba
 
@@ -336,18 +338,36 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     return _impl("pool", op, backend).max_unpool2d(y, idx, plane, out)
 
 
-def max_pool2d_backward(grad_output, indices, input_size, *, out=None, backend="numba"):
+def max_pool2d_backward(grad_output, indices, input_size, *, out=None, reuse=False, backend="numba"):
     """Gradient of ``max_pool2d``: each gradient goes to its window's maximum.
 
     The same scatter-add as ``max_unpool2d``, into a plane of ``input_size``
     ((H, W) or the input's full shape); ``out`` as there.
+
+    ``reuse=True`` (not in torch): write into a buffer this thread keeps
+    from call to call, so that a walk that unpools on every call (the
+    deconvnet) does not page-fault a fresh map in each time. The result is
+    overwritten by the next such call: copy what must outlive it. A fresh
+    array instead where ``grad_output`` lies in that buffer, or above
+    ``tuning.REUSED_BUFFER_MAX_BYTES``, which the buffer would keep for good.
     """
     op = "max_pool2d_backward"
     g, idx = _switches(op, grad_output, indices, "grad_output")
     plane = _plane_size(op, "input_size", input_size, 4)
     _check_switch_range(op, idx, plane)
     _check_out(op, out, g.shape[:2] + plane, g, idx)
+    if reuse and out is None:
+        out = _reused_buffer(op, g.shape[:2] + plane, g)
     return _impl("pool", op, backend).max_unpool2d(g, idx, plane, out)
+
+
+def _reused_buffer(op, shape, input):
+    """This thread's kept buffer for ``op``, shaped ``shape``; None (a
+    fresh array) where ``input`` lies in it or it would be too large."""
+    size = int(np.prod(shape))
+    if size * input.itemsize > tuning.REUSED_BUFFER_MAX_BYTES or workspace.holds(op, input):
+        return None
+    return workspace.buffer(op, size, input.dtype).reshape(shape)
 
 
 def _adaptive_size(op, output_size, input_hw):

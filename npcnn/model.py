@@ -125,50 +125,79 @@ class Model:
         output is not kept run with its ReLU as one op.
         """
         stop = None if until is None else self.resolve(until)
-        acts = Activations(x) if record else None
         if isinstance(keep, str):
             keep = [keep]
-        # the layers a recording keeps (None: all), resolved once per call
         kept = None if keep is None or not record else {self.resolve(name) for name in keep}
-        hooked = any(self._hooks.values())
-        # When nothing but the output is kept (no record, no hooks), a ReLU
-        # may overwrite the array the layer before it made, as torch's
-        # inplace=True: at VGG16/LeNet-5 sizes a fresh array is page-faulted
-        # in on every call, which cost more than the ReLU itself.
-        overwrite = not record and not hooked
-        # For the same reason a conv followed by a ReLU is then one op,
-        # F.conv2d_relu, and the ReLU has nothing left to do; so too in a
-        # recording that does not keep the conv's own output.
-        kinds = [layer.kind for layer in self.layers.values()] + [None]
-        given, fused = x, False
-        for k, (name, layer) in enumerate(self.layers.items()):
+        acts = Activations(x) if record else None
+        given = x
+        for name, layer, how in self.plan(record, stop, kept):
             try:
-                if fused:  # the conv before applied this ReLU
-                    out, fused = x, False
-                elif (layer.kind == "conv2d" and kinds[k + 1] == "relu" and name != stop and not hooked
-                      and (not record or (kept is not None and name not in kept))):
-                    out, fused = layer.forward(x, self.backend, relu=True), True
-                elif overwrite and layer.kind == "relu" and not np.may_share_memory(x, given):
-                    out = F.relu(x, inplace=True, backend=self.backend)
-                elif layer.kind == "max_pool2d":
-                    # switches only for a recording (the deconvnet's unpooling)
-                    out = layer.forward(x, self.backend, return_indices=record)
-                    if record:
-                        out, acts.switches[name] = out
-                else:
-                    out = layer.forward(x, self.backend)
+                out, switches = self._step(layer, how, x, given, record)
             except ValueError as err:
                 raise ValueError(f"layer {name} ({layer.kind}): {err}") from None
             for hook in self._hooks.get(name, ()):
                 hook(name, x, out)
             if record:
                 acts.shapes[name] = out.shape
+                if switches is not None:
+                    acts.switches[name] = switches
                 if kept is None or name in kept:
                     acts[name] = out
             x = out
-            if name == stop:
-                break
         return (x, acts) if record else x
+
+    def plan(self, record=False, stop=None, kept=None):
+        """The forward pass as ``(name, layer, how)`` steps, up to ``stop``.
+
+        ``how`` names the one thing done differently from ``layer.forward``;
+        every optimisation of the forward pass is decided here:
+
+        - "conv+relu": a conv followed by a ReLU runs as one op,
+          ``F.conv2d_relu``, when nothing needs the conv's own output (no
+          hooks, not the last layer run, not kept by a recording) ...
+        - "done by the conv": ... and that ReLU then has nothing left to do.
+        - "relu in place": when only the output is wanted (no recording, no
+          hooks), a ReLU overwrites the array the layer before it made, as
+          torch's ``inplace=True``: a fresh array is page-faulted in on every
+          call, which costs more than the ReLU. Never the caller's input.
+        - "with switches": a max-pool in a recording also returns its
+          switches (the deconvnet's unpooling needs them).
+        - "run": ``layer.forward`` as it is.
+        """
+        hooked = any(self._hooks.values())
+        items = list(self.layers.items())
+        if stop is not None:
+            items = items[:[name for name, _ in items].index(stop) + 1]
+        steps, fused = [], False
+        for k, (name, layer) in enumerate(items):
+            next_kind = items[k + 1][1].kind if k + 1 < len(items) else None
+            if fused:
+                how, fused = "done by the conv", False
+            elif (layer.kind == "conv2d" and next_kind == "relu" and not hooked
+                  and (not record or (kept is not None and name not in kept))):
+                how, fused = "conv+relu", True
+            elif layer.kind == "relu" and not record and not hooked:
+                how = "relu in place"
+            elif layer.kind == "max_pool2d" and record:
+                how = "with switches"
+            else:
+                how = "run"
+            steps.append((name, layer, how))
+        return steps
+
+    def _step(self, layer, how, x, given, record):
+        """One step of the plan: (output, switches or None)."""
+        if how == "done by the conv":
+            return x, None
+        if how == "conv+relu":
+            return layer.forward(x, self.backend, relu=True), None
+        if how == "relu in place" and not np.may_share_memory(x, given):
+            return F.relu(x, inplace=True, backend=self.backend), None
+        if how == "with switches":
+            return layer.forward(x, self.backend, return_indices=True)
+        if layer.kind == "max_pool2d":
+            return layer.forward(x, self.backend, return_indices=False), None
+        return layer.forward(x, self.backend), None
 
     def register_forward_hook(self, name, hook):
         """Call ``hook(name, input, output)`` after layer ``name`` runs, as

@@ -186,41 +186,49 @@ def test_non_finite_weights_are_refused_at_load():
         model.load_state_dict(state)
 
 
+def hows(model, **plan_args):
+    """{layer: how} of the model's forward plan."""
+    return {name: how for name, _, how in model.plan(**plan_args)}
+
+
 @pytest.mark.parametrize("arch", ["lenet5", "simplecnn"])
-def test_a_plain_forward_fuses_each_conv_with_its_relu(arch, monkeypatch):
-    """Without a recording, conv + ReLU run as F.conv2d_relu; the output is
-    the recorded forward's, and ``until`` a conv still gives the conv's own
-    output, negative values included."""
-    import npcnn.functional as F
+def test_a_plain_forward_fuses_each_conv_with_its_relu(arch):
+    """Without a recording, conv + ReLU run as F.conv2d_relu and the other
+    ReLUs in place; the output is the recorded forward's, and ``until`` a
+    conv still gives the conv's own output, negative values included."""
     model = npcnn.build(arch, seed=3)
     x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
-    fused = []
-    original = F.conv2d_relu
-    monkeypatch.setattr(F, "conv2d_relu", lambda *a, **k: fused.append(1) or original(*a, **k))
+    plain = hows(model)
+    convs = [name for name, layer in model.layers.items() if layer.kind == "conv2d"]
+    assert [plain[name] for name in convs] == ["conv+relu"] * 2
+    assert list(plain.values()).count("done by the conv") == 2
+    assert all(how == "relu in place" for name, how in plain.items()
+               if model.layers[name].kind == "relu" and how != "done by the conv")
     out = model(x)
-    assert len(fused) == 2
     recorded, acts = model.forward(x, record=True)
+    assert "conv+relu" not in hows(model, record=True).values()
     np.testing.assert_array_equal(out, recorded)
     until = model.forward(x, until="conv_2")
+    assert hows(model, stop="conv_2") == {"conv_1": "conv+relu", "relu_1": "done by the conv",
+                                         **{n: plain[n] for n in list(plain)[2:list(plain).index("conv_2")]},
+                                         "conv_2": "run"}
     np.testing.assert_array_equal(until, acts["conv_2"])
-    assert (until < 0).any() and len(fused) == 3   # conv_1 fused on the way, conv_2 not
+    assert (until < 0).any()
 
 
-def test_a_recording_keeps_only_the_layers_asked_for(monkeypatch):
+def test_a_recording_keeps_only_the_layers_asked_for():
     """``keep=``: only those outputs are recorded, the switches and every
     shape still are, and a conv whose output is not kept runs with its ReLU
     as one op; what is kept equals the full recording to the bit."""
-    import npcnn.functional as F
     model = npcnn.build("lenet5", seed=4)
     x = np.random.default_rng(1).standard_normal((3, 1, 28, 28)).astype(np.float32)
-    fused = []
-    original = F.conv2d_relu
-    monkeypatch.setattr(F, "conv2d_relu", lambda *a, **k: fused.append(1) or original(*a, **k))
     full_out, full = model.forward(x, record=True)
-    assert not fused and set(full) == set(model.layer_names)
+    assert set(full) == set(model.layer_names)
+    assert "conv+relu" not in hows(model, record=True).values()
 
     out, lean = model.forward(x, record=True, keep=["pool_2"])
-    assert len(fused) == 2 and list(lean) == ["pool_2"]
+    assert list(hows(model, record=True, kept={"pool_2"}).values()).count("conv+relu") == 2
+    assert list(lean) == ["pool_2"]
     np.testing.assert_array_equal(out, full_out)
     np.testing.assert_array_equal(lean["pool_2"], full["pool_2"])
     assert lean.shapes == full.shapes == {name: a.shape for name, a in full.items()}
@@ -228,13 +236,16 @@ def test_a_recording_keeps_only_the_layers_asked_for(monkeypatch):
         np.testing.assert_array_equal(lean.switches[name], switches)
 
     _, lean = model.forward(x, record=True, keep=["conv_1"])  # kept: its own output, negatives and all
-    assert len(fused) == 3 and list(lean) == ["conv_1"]
+    kept_conv_1 = hows(model, record=True, kept={"conv_1"})
+    assert kept_conv_1["conv_1"] == "run" and kept_conv_1["conv_2"] == "conv+relu"
+    assert list(lean) == ["conv_1"]
     np.testing.assert_array_equal(lean["conv_1"], full["conv_1"])
     assert (lean["conv_1"] < 0).any()
 
     handle = model.register_forward_hook("conv_2", lambda name, a, b: None)
-    model.forward(x, record=True, keep=["pool_2"])  # a hook sees the conv's output: no fusion
-    assert len(fused) == 3
+    # a hook sees the conv's output: no fusion, and no ReLU overwrites what it saw
+    assert set(hows(model, record=True, kept={"pool_2"}).values()) == {"run", "with switches"}
+    assert set(hows(model).values()) == {"run"}
     handle.remove()
     with pytest.raises(ValueError, match="unknown layer 'pool_9'"):
         model.forward(x, record=True, keep=["pool_9"])

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as TF
 
 import npcnn.functional as F
-from parity import TOL, check_op
+from parity import TOL, assert_close, check_op
 
 
 def pool_cases(count=40, seed=2):
@@ -181,3 +181,25 @@ def test_numerical_gradient_of_pooling(backend):
     _, sw = F.max_pool2d(x, 3, 2, 1, backend=backend)
     np.testing.assert_allclose(F.max_pool2d_backward(g, sw, x.shape, backend=backend),
                                numerical_gradient(loss, x), atol=1e-6)
+
+
+def test_unpooling_into_a_kept_buffer(backend, monkeypatch):
+    """``reuse=True``: the same buffer from call to call, the same numbers
+    as a fresh array; a fresh array where grad_output lies in the buffer
+    or the result is above the size limit."""
+    from npcnn.ops.runtime import tuning
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 8, 8))
+    y, switches = F.max_pool2d(x, 2, backend=backend)
+    fresh = F.max_pool2d_backward(y, switches, x.shape, backend=backend)
+    first = F.max_pool2d_backward(y, switches, x.shape, reuse=True, backend=backend)
+    assert_close("first", first, fresh, **TOL[np.float64])
+    second = F.max_pool2d_backward(2 * y, switches, x.shape, reuse=True, backend=backend)
+    assert np.shares_memory(first, second)                   # overwritten: the same buffer
+    assert_close("second", second, 2 * fresh, **TOL[np.float64])
+    inside = second[:, :, :4, :4].copy()                     # an input read from the buffer ...
+    view = second.reshape(-1)[:inside.size].reshape(inside.shape)
+    again = F.max_pool2d_backward(view, switches, x.shape, reuse=True, backend=backend)
+    assert not np.shares_memory(again, second)               # ... goes to a fresh array
+    monkeypatch.setattr(tuning, "REUSED_BUFFER_MAX_BYTES", x.nbytes - 1)
+    assert not np.shares_memory(F.max_pool2d_backward(y, switches, x.shape, reuse=True, backend=backend), second)

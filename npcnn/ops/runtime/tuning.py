@@ -68,9 +68,9 @@ FINITE_BY_LOOP_MAX = 16384
 # Signals go down in batches of at most this many bytes per layer output, so
 # 512 maps of VGG16 at 224x224 do not need 6 GB at once.
 DECONV_BATCH_BYTES = 256 * 2**20
-# Unpooled maps up to this size are written into one reused buffer (a fresh
-# map is page-faulted in on every call); larger ones are fresh arrays.
-DECONV_UNPOOLED_MAX_BYTES = 32 * 2**20
+# F.max_pool2d_backward(reuse=True) keeps a buffer up to this size (a fresh
+# map is page-faulted in on every call); larger results are fresh arrays.
+REUSED_BUFFER_MAX_BYTES = 32 * 2**20
 # Filter channel by channel when at most one (signal, channel) pair in this
 # many holds a nonzero (below the starting layer: one channel per signal).
 SPARSE_FEW_CHANNELS = 4
