@@ -42,9 +42,11 @@ def input_file(text, what="file", suffixes=None):
 def input_dir(text, what="folder"):
     """An existing folder whose entries can be listed."""
     path = _non_empty(text, what)
-    if not path.is_dir():
-        raise BadArgument(f"{path}: no such {what}" if not path.exists() else
-                          f"{path}: is a file, not a {what}")
+    mode = _mode(path)
+    if mode is None:
+        raise BadArgument(f"{path}: no such {what}")
+    if not stat.S_ISDIR(mode):
+        raise BadArgument(f"{path}: is a file, not a {what}")
     if not os.access(path, os.R_OK | os.X_OK):
         raise BadArgument(f"{path}: cannot be read (permission denied)")
     return path
@@ -55,8 +57,9 @@ def output_dir(text):
     nearest existing folder above it is writable and nothing in the way is
     a file. Creates nothing."""
     path = _non_empty(text, "output folder")
-    if path.exists():
-        if not path.is_dir():
+    mode = _mode(path)
+    if mode is not None:
+        if not stat.S_ISDIR(mode):
             raise BadArgument(f"{path}: exists and is not a folder")
         _writable(path, path)
         return path
@@ -73,15 +76,15 @@ def output_file(text):
     path = _non_empty(text, "output file")
     if str(text).endswith(("/", os.sep)):
         raise BadArgument(f"{path}: names a folder; give a file name")
-    with contextlib.suppress(FileNotFoundError):
-        mode = os.stat(path).st_mode
-        if stat.S_ISDIR(mode):
-            raise BadArgument(f"{path}: is an existing folder; give a file name")
-        if not stat.S_ISREG(mode):
-            raise BadArgument(f"{path}: exists and is not a regular file (a FIFO, socket or device)")
+    mode = _mode(path)
+    if mode is not None and stat.S_ISDIR(mode):
+        raise BadArgument(f"{path}: is an existing folder; give a file name")
+    if mode is not None and not stat.S_ISREG(mode):
+        raise BadArgument(f"{path}: exists and is not a regular file (a FIFO, socket or device)")
     folder = path.parent
-    if not folder.is_dir():
-        raise BadArgument(f"output folder {folder} does not exist" if not folder.exists() else
+    folder_mode = _mode(folder)
+    if folder_mode is None or not stat.S_ISDIR(folder_mode):
+        raise BadArgument(f"output folder {folder} does not exist" if folder_mode is None else
                           f"output folder {folder} is a file, not a folder")
     _writable(folder, path)
     return path
@@ -121,11 +124,24 @@ def _non_empty(text, what):
 def _nearest_existing(path):
     """The deepest existing folder above ``path`` (a file there is an error)."""
     for parent in Path(os.path.abspath(path)).parents:
-        if parent.exists():
-            if not parent.is_dir():
+        mode = _mode(parent)
+        if mode is not None:
+            if not stat.S_ISDIR(mode):
                 raise BadArgument(f"{path}: cannot be created: {parent} is a file, not a folder")
             return parent
     return Path("/")
+
+
+def _mode(path):
+    """``st_mode`` of what ``path`` names (links followed), None when
+    nothing is there; any other failure (a name too long, a link loop,
+    a folder we may not enter) is the argument's error."""
+    try:
+        return os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as err:
+        raise BadArgument(f"{path}: cannot be used: {err.strerror}") from None
 
 
 def _writable(folder, path):
