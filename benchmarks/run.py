@@ -121,9 +121,12 @@ def report(results, sgemm, first_call, memory, threads, quick):
 
 
 def bar_chart(results, path):
+    # matplotlib here, not vis's figure helpers: vis imports benchmarks (the
+    # bench command), so benchmarks importing vis would make a cycle
+    import matplotlib
+    matplotlib.use("Agg")  # no display: CI, servers
+    import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
-
-    from vis.common import plt, save
     named = [r for r in results if r.ratio() is not None]
     fig, ax = plt.subplots(figsize=(9, 0.32 * len(named) + 1.2))
     ratios = [r.ratio() for r in named]
@@ -143,7 +146,10 @@ def bar_chart(results, path):
     ax.invert_yaxis()
     ax.set_xlabel("time npcnn-numba / time torch (log scale; < 1: npcnn faster; black tick: target)")
     ax.set_title("npcnn-numba against torch on this CPU", fontsize=9)
-    return save(fig, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def main(argv=None):

@@ -117,3 +117,19 @@ def test_a_threshold_is_remeasured_and_restored(monkeypatch):
     times = experiments.measure("DIRECT_MAX_WEIGHTS", repeats=1, budget_s=None)
     assert set(times) == {"shipped", "other"} and all(ms > 0 for ms in times.values())
     assert tuning.DIRECT_MAX_WEIGHTS == shipped
+
+
+def test_benchmarks_do_not_import_vis():
+    """vis imports benchmarks (``npcnn bench``); the other way round would
+    be an import cycle. (gpu.py, the GPU check, drives the ``npcnn`` command
+    itself and is not imported by vis.)"""
+    import ast
+    from pathlib import Path
+    import benchmarks
+    for path in Path(benchmarks.__file__).parent.glob("*.py"):
+        if path.name == "gpu.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(name.split(".")[0] == "vis" for name in names), f"{path.name} imports {names}"

@@ -37,3 +37,27 @@ def test_the_deconvnet_reaches_the_kernels_through_functional_only():
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ops"):
                 reached |= {f"{node.module}.{alias.name}" for alias in node.names}
         assert reached <= {"ops.runtime.tuning"}, (module, reached)
+
+
+def test_the_engine_installs_numpy_and_numba_alone():
+    """pyproject.toml: ``pip install npcnn`` brings NumPy, Numba and SciPy
+    (numba's np.dot calls BLAS through it); torch, the figures and the test
+    tools come with extras, each holding what it builds on, and the
+    README's commands install the extra they need."""
+    import re
+    import tomllib
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+
+    def names(requirements):
+        return {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower() for r in requirements}
+
+    extras = {key: names(value) for key, value in project["optional-dependencies"].items()}
+    assert names(project["dependencies"]) == {"numpy", "numba", "scipy"}
+    assert {"torch", "pillow", "mlxtend"} <= extras["torch"] <= extras["vis"] <= extras["dev"] == extras["all"]
+    assert {"matplotlib", "tqdm"} <= extras["vis"] and {"pytest", "selenium", "scikit-image"} <= extras["dev"]
+    readme = (root / "README.md").read_text()
+    assert '-e ".[vis]" && .venv/bin/npcnn demo' in readme
+    test_command = readme.split("# the tests\n", 1)[1].split("\n", 1)[0]
+    assert '-e ".[dev]"' in test_command and test_command.endswith(".venv/bin/python -m pytest -q")
