@@ -1,0 +1,117 @@
+"""Every method's map of a batch, one (H, W) map per image in float64
+NumPy, for the sanity checks: the deconvnet (npcnn's), guided
+backpropagation, the gradient, gradient x input, SmoothGrad, Integrated
+Gradients, Grad-CAM, Grad-CAM++, occlusion, and the random map.
+
+Maps of several channels (colour images) are summed over the channels,
+signed, so every method keeps its sign and a pixel's value is its total.
+
+The deconvnet's map of an image: Zeiler & Fergus project one activation,
+not a class. Here it is the projection to pixels of the image's strongest
+activation at the last conv stage (the layer before the flatten: pool_2 of
+LeNet-5, max_pool_2 of SimpleCNN, pool5 of VGG16): the channel holding the
+layer's largest activation, that unit alone (``select="max"``), walked down
+by npcnn's deconvnet. It uses no target: it shows what the image excites
+most strongly, which the network's class may or may not depend on.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from npcnn import deconv
+from npcnn.sanity.baselines import random_maps
+
+from ..attribution import gradcam, gradcam_plus_plus, integrated_gradients, occlusion, saliency, smoothgrad
+from ..convert import from_torch
+from ..guided import guided_backprop
+from ..networks import named_layers
+
+METHODS = ("deconvnet", "guided_backprop", "gradient", "gradient_x_input", "smoothgrad",
+           "integrated_gradients", "gradcam", "gradcam_plus_plus", "occlusion", "random")
+LABELS = {"deconvnet": "deconvnet", "guided_backprop": "guided backprop", "gradient": "gradient",
+          "gradient_x_input": "gradient x input", "smoothgrad": "SmoothGrad",
+          "integrated_gradients": "Integrated Gradients", "gradcam": "Grad-CAM",
+          "gradcam_plus_plus": "Grad-CAM++", "occlusion": "occlusion", "random": "random map"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the methods need besides the network and the images.
+
+    black: the input value of a black pixel, the baseline of Integrated
+    Gradients and the occluder's fill; layer: Grad-CAM's (default the last
+    ReLU before the flatten); seed: SmoothGrad's noise."""
+    black: float = 0.0
+    layer: str | None = None
+    ig_steps: int = 32
+    samples: int = 16
+    sigma: float = 0.15
+    occlusion_size: int = 6
+    occlusion_stride: int = 2
+    batch_size: int = 64
+    internal_batch_size: int = 512
+    seed: int = 0
+
+
+def cam_layer(module):
+    """The last ReLU before the flatten: the last conv stage, Grad-CAM's usual layer."""
+    items = list(named_layers(module).items())
+    cut = next(i for i, (_, m) in enumerate(items) if isinstance(m, torch.nn.Flatten))
+    return [n for n, m in items[:cut] if isinstance(m, torch.nn.ReLU)][-1]
+
+
+def deconvnet_maps(module, x):
+    """(N, C, H, W): each image's strongest activation at the last conv stage,
+    projected to pixels by npcnn's deconvnet (see the module docstring)."""
+    model = from_torch(module)
+    images = x.detach().cpu().numpy().astype(model.dtype)
+    layer = deconv.projectable_layers(model)[-1]
+    _, acts = model.forward(images, record=True, until=layer, keep=[layer])
+    a = acts[layer]                                                  # (N, K, h, w)
+    channel = a.reshape(len(a), a.shape[1], -1).max(axis=2).argmax(axis=1)   # (N,) first maximum
+    out = np.empty(images.shape, dtype=images.dtype)
+    for c in np.unique(channel):
+        rows = np.flatnonzero(channel == c)
+        out[rows] = deconv.project(model, images[rows], layer, int(c), select="max")
+    return out
+
+
+def _signed_sum(a):
+    """(N, C, H, W) or (N, H, W) -> (N, H, W) float64 NumPy, summed over channels."""
+    a = a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
+    return (a.sum(axis=1) if a.ndim == 4 else a).astype(np.float64)
+
+
+def compute(name, module, x, target, settings, random_seed):
+    """The maps (N, H, W) of method ``name``; ``random_seed`` draws the random map."""
+    s = settings
+    black = torch.full_like(x, s.black)
+    layer = s.layer or cam_layer(module)
+    if name == "deconvnet":
+        return _signed_sum(deconvnet_maps(module, x))
+    if name == "guided_backprop":
+        return _signed_sum(guided_backprop(module, x, target, s.batch_size))
+    if name == "gradient":
+        return _signed_sum(saliency(module, x, target, s.batch_size))
+    if name == "gradient_x_input":
+        return _signed_sum(x * saliency(module, x, target, s.batch_size))
+    if name == "smoothgrad":
+        return _signed_sum(smoothgrad(module, x, target, s.samples, s.sigma, s.seed, s.internal_batch_size))
+    if name == "integrated_gradients":
+        return _signed_sum(integrated_gradients(module, x, target, black, s.ig_steps, s.internal_batch_size))
+    if name == "gradcam":
+        return _signed_sum(gradcam(module, x, target, layer, batch_size=s.batch_size))
+    if name == "gradcam_plus_plus":
+        return _signed_sum(gradcam_plus_plus(module, x, target, layer, batch_size=s.batch_size))
+    if name == "occlusion":
+        return _signed_sum(occlusion(module, x, target, s.occlusion_size, s.occlusion_stride, s.black,
+                                     s.internal_batch_size))
+    if name == "random":
+        return random_maps((len(x),) + tuple(x.shape[2:]), random_seed)
+    raise ValueError(f"unknown method {name!r}; methods: {', '.join(METHODS)}")
+
+
+def compute_all(module, x, target, names, settings, random_seed):
+    """{method: (N, H, W)} for every method of ``names``."""
+    return {name: compute(name, module, x, target, settings, random_seed) for name in names}
