@@ -85,10 +85,14 @@ def read_checkpoint(path):
 
 
 def _check_unpacked_size(path):
-    """Refuse a zip whose members claim more than ``MAX_WEIGHT_BYTES`` in
-    all (a zip bomb); other files (torch's legacy format) are left to torch."""
+    """Refuse a file larger than ``MAX_WEIGHT_BYTES``, or a zip whose
+    members claim more in all (a zip bomb); both before anything is read."""
+    size = path.stat().st_size
+    if size > MAX_WEIGHT_BYTES:
+        raise ValueError(f"{path}: {size:,} bytes, more than the {MAX_WEIGHT_BYTES:,} of any network "
+                         f"npcnn builds")
     if not zipfile.is_zipfile(path):
-        return
+        return                                   # torch's legacy format: torch reads it as it is
     try:
         with zipfile.ZipFile(path) as archive:
             claimed = sum(member.file_size for member in archive.infolist())
@@ -137,6 +141,9 @@ def _check_finite(path, state):
 def _check_npz_metadata(path):
     """The JSON entry of an npcnn ``.npz``, checked before ``npcnn.load``
     parses it: valid JSON, a dict, its ``meta`` a dict, its ``arch`` text."""
+    if not zipfile.is_zipfile(path):
+        # np.load would take it for a pickle and suggest loading it unsafely
+        raise ValueError(f"{path}: not an .npz file (an .npz is a zip archive of arrays)")
     try:
         with np.load(path, allow_pickle=False) as data:
             if FORMAT_KEY not in data.files:
@@ -160,7 +167,11 @@ def _check_npz_metadata(path):
 
 
 def _first_line(err):
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    """The first line of an error, without torch's advice to load unsafely
+    ("In PyTorch 2.6, we changed the default ... weights_only ...")."""
+    text = str(err).strip()
+    first = text.splitlines()[0] if text else type(err).__name__
+    return first.split(" In PyTorch 2.6, we changed")[0]
 
 
 def infer_arch(state):

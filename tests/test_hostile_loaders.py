@@ -206,6 +206,36 @@ def test_a_zip_bomb_checkpoint_is_refused_unread(name, tmp_path, monkeypatch):
     assert "unpacks to 8,388,608 bytes, more than the 4,194,304" in one_line_naming(err, path)
 
 
+def test_a_checkpoint_larger_than_any_network_is_refused_unread(tmp_path, monkeypatch):
+    import bridge.checkpoint
+    monkeypatch.setattr(bridge.checkpoint, "MAX_WEIGHT_BYTES", 1 << 20)
+    path = tmp_path / "m.pt"
+    with open(path, "wb") as f:
+        f.truncate(2 << 20)                          # 2 MB of zeros, sparse
+    monkeypatch.setattr(torch, "load", lambda *a, **k: pytest.fail("read before the size check"))
+    with pytest.raises(ValueError) as err:
+        bridge.load(path)
+    assert "2,097,152 bytes, more than the 1,048,576" in one_line_naming(err, path)
+
+
+def test_an_npz_that_is_no_zip_is_not_taken_for_a_pickle(tmp_path):
+    path = tmp_path / "m.npz"
+    path.write_bytes(bytes(1000))
+    with pytest.raises(ValueError) as err:
+        bridge.load(path)
+    text = one_line_naming(err, path)
+    assert "not an .npz file" in text and "pickle" not in text
+
+
+def test_torch_s_advice_to_load_unsafely_is_left_out(tmp_path):
+    path = tmp_path / "m.pt"
+    path.write_bytes(bytes(5000))                    # zeros: torch guesses its legacy tar format
+    with pytest.raises(ValueError) as err:
+        bridge.load(path)
+    text = one_line_naming(err, path)
+    assert "not a readable torch file" in text and "weights_only` set to `False`" not in text
+
+
 def test_load_pretrained_names_the_architectures_it_knows():
     with pytest.raises(ValueError, match="arch must be one of vgg16, alexnet, got 'resnet50'"):
         bridge.load_pretrained("resnet50")
