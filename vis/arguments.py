@@ -4,7 +4,7 @@ line that names the option::
 
     p.add_argument("--batch-size", type=positive_int, default=128)
     $ npcnn train ... --batch-size 0
-    npcnn train: error: argument --batch-size: must be >= 1, got 0
+    npcnn train: error: argument --batch-size: must be in [1, 1000000], got 0 (see npcnn train --help)
 
 argparse names the option because these raise ``ArgumentTypeError`` (its
 message is kept; a plain ``ValueError`` would become "invalid value").
@@ -42,7 +42,7 @@ def _parse(kind, text):
                 raise BadArgument(f"expected an integer, got {_clip(text)}")
             value = int(text)
         else:
-            if not (_FLOAT.fullmatch(text) or _INT.fullmatch(text)):
+            if not _FLOAT.fullmatch(text):
                 raise BadArgument(f"expected a finite number, got {_clip(text)}")
             value = float(text)
     if kind is float and not math.isfinite(value):
