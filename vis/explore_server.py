@@ -151,12 +151,15 @@ def start(explorer, host="127.0.0.1", port=0):
     return server
 
 
-def serve(explorer, host="127.0.0.1", port=8000):
-    """Serve until Ctrl-C, after one line saying where."""
+def serve(explorer, host="127.0.0.1", port=8000, started=None):
+    """Serve until Ctrl-C, after one line saying where; ``started(server)``
+    is called then (a test's way to stop it: ``server.shutdown()``)."""
     server = ExploreServer((host, port), explorer)
     scope = "this machine only" if host in ("127.0.0.1", "localhost", "::1") else "other machines too"
     print(f"npcnn explore: serving {explorer.model.arch} on {server.url} ({scope}; --host changes it); "
           f"Ctrl-C stops", flush=True)
+    if started is not None:
+        started(server)
     try:
         server.serve_forever()
     finally:
