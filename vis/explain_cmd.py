@@ -189,7 +189,7 @@ def run(args):
             elif method == "compare":
                 written.append(compare(module, torch.cat([load(p) for p in paths[:FEW]]), layer, paths[:FEW],
                                        mean, std, out))
-    if len(written) <= 2 * FEW:
+    if len(written) <= FEW:
         for path in written:
             print(f"wrote {path}")
     else:
