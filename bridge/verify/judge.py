@@ -52,7 +52,8 @@ class CaseResult:
         if self.passed:
             return f"{head}: equal ({self.calls} calls, relative error {self.error:.1e})"
         if self.status == "not equal":
-            return (f"{head} ({self.probe}): not equal, relative error {self.error:.2e}{self.message}; "
+            note = f" ({self.message})" if self.message else ""
+            return (f"{head} ({self.probe}): not equal, relative error {self.error:.2e}{note}; "
                     f"likely cause: {self.diagnosis.cause}")
         where = f" ({self.probe})" if self.probe else ""
         return f"{head}{where}: {self.status}: {self.message}"
@@ -145,7 +146,7 @@ def judge_case(runner, case):
         if error > tolerance:
             result.status, result.probe, result.got, result.expected = "not equal", probe, got, want
             if got.dtype != case.x.dtype:
-                result.message = f" (returned {got.dtype} for a {case.x.dtype} input)"
+                result.message = f"returned {got.dtype} for a {case.x.dtype} input"
             result.diagnosis = diagnose(model, acts, probe, got, want, tolerance)
             return result
     return result

@@ -34,7 +34,7 @@ def as_dict(verdict, figure=None):
 def _case(r):
     return {"name": r.name, "purpose": r.purpose, "dtype": r.dtype, "status": r.status, "equal": r.passed,
             "relative_error": r.error, "calls": r.calls, "probes": r.probes,
-            "failed_call": None if r.probe is None else vars(r.probe), "message": r.message.strip(" ()")}
+            "failed_call": None if r.probe is None else vars(r.probe), "message": r.message}
 
 
 def _diagnosis(r):
@@ -56,7 +56,7 @@ def markdown(verdict, figure=None):
              "| --- | --- | --- | ---: | --- | ---: | --- |"]
     for r in verdict.results:
         error = "-" if r.error is None else f"{r.error:.2e}"
-        note = (r.diagnosis.cause if r.diagnosis else r.message).strip(" ()").replace("|", "\\|")
+        note = (r.diagnosis.cause if r.diagnosis else r.message).replace("|", "\\|")
         if r.probe is not None:
             note = f"{r.probe}: {note}"
         lines.append(f"| {r.name} | {r.purpose} | {r.dtype} | {r.calls}/{r.probes} | "
