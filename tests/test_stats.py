@@ -242,3 +242,19 @@ def test_a_folder_of_images_is_a_source(tmp_path, weights, digits):
     assert [names[c] for c in labels] == [f"class_{int(digits.labels[k])}" for k in order]
     total = tally(weights, source, [TopK("relu_2", 3)], shard_size=5)
     assert total[0].result()[0].shape == (16, 3)
+
+
+def test_channel_means_keep_one_value_per_channel(weights, digits):
+    source = ArraySource(digits.images[:300], digits.labels[:300])
+    full, = tally(weights, source, [ClassMeans(["relu_2", "fc_1"], 10)])
+    pooled, = tally(weights, source, [ClassMeans(["relu_2", "fc_1"], 10, spatial="mean")])
+    a, b = full.result(), pooled.result()
+    assert b.means["relu_2"].shape == (10, 16) and pooled.sums["relu_2"].shape == (10, 16)
+    np.testing.assert_allclose(b.means["relu_2"], a.means["relu_2"].mean(axis=(2, 3)), rtol=1e-10)
+    np.testing.assert_array_equal(b.zero_fraction["relu_2"], a.zero_fraction["relu_2"])
+    np.testing.assert_array_equal(b.means["fc_1"], a.means["fc_1"])
+    with pytest.raises(ValueError, match="spatial 'mean' against"):
+        full.merge(pooled)
+    loaded, = load_stats(save_stats(weights.parent / "pooled.npz", [pooled]))
+    assert loaded.spatial == "mean" and loaded.units == pooled.units
+    np.testing.assert_array_equal(loaded.result().zero_fraction["relu_2"], b.zero_fraction["relu_2"])

@@ -16,6 +16,13 @@ layer's output flattened to D units:
 Counts merge exactly; sums are float64 additions, so a merged result equals
 the one-pass result to float64 rounding whatever the split into shards and
 the order of the merges.
+
+``spatial="mean"`` keeps one value per channel instead of one per unit: a
+conv-stage output (n, C, H, W) is first averaged over its positions, so the
+state of a layer is (K, C) instead of (K, C*H*W) (the zeros are still
+counted over every unit). A full VGG16 over ImageNet's 1,000 classes needs
+it: its conv1_1 alone would hold 3.2 million units per class
+(benchmarks/SCALE.md).
 """
 from dataclasses import dataclass
 
@@ -35,7 +42,9 @@ class ClassMeans:
 
     kind = "class_means"
 
-    def __init__(self, layers, n_classes):
+    def __init__(self, layers, n_classes, spatial="keep"):
+        if spatial not in ("keep", "mean"):
+            raise ValueError(f"ClassMeans: spatial must be 'keep' or 'mean', got {spatial!r}")
         if isinstance(layers, str):
             layers = [layers]
         if not layers:
@@ -44,12 +53,14 @@ class ClassMeans:
             raise ValueError(f"ClassMeans: n_classes must be an integer >= 1, got {n_classes!r}")
         self.layers = list(layers)
         self.n_classes = int(n_classes)
+        self.spatial = spatial
         self.counts = np.zeros(self.n_classes, dtype=np.int64)
         self.sums, self.squares, self.zeros, self.shapes = {}, {}, {}, {}
+        self.units = {}   # units per sample of each layer, the zero fraction's denominator
 
     def empty(self):
         """A new, empty ClassMeans of the same layers and classes."""
-        return ClassMeans(self.layers, self.n_classes)
+        return ClassMeans(self.layers, self.n_classes, self.spatial)
 
     def add(self, activations, labels, ids=None):
         """Add a batch: ``activations`` {layer: (n, ...)}, ``labels`` (n,) in 0..K-1."""
@@ -67,20 +78,24 @@ class ClassMeans:
             a = np.asarray(activations[layer])
             if len(a) != len(labels):
                 raise ValueError(f"ClassMeans.add: {layer} has {len(a)} rows, labels {len(labels)}")
-            self._start(layer, a.shape[1:])
-            flat = a.reshape(len(a), -1)[order].astype(np.float64)        # (n, D), grouped by class
+            units = a.reshape(len(a), -1)[order]                            # (n, C*H*W), grouped by class
+            if self.spatial == "mean" and a.ndim == 4:
+                a = a.mean(axis=(2, 3), dtype=np.float64)                    # (n, C)
+            self._start(layer, a.shape[1:], units.shape[1])
+            flat = a.reshape(len(a), -1)[order].astype(np.float64)          # (n, D), grouped by class
             for k in np.flatnonzero(np.diff(bounds)):
                 rows = flat[bounds[k]:bounds[k + 1]]
                 self.sums[layer][k] += rows.sum(axis=0)
                 self.squares[layer][k] += (rows * rows).sum(axis=0)
-                self.zeros[layer][k] += int(np.count_nonzero(rows == 0))
+                self.zeros[layer][k] += int(np.count_nonzero(units[bounds[k]:bounds[k + 1]] == 0))
         return self
 
-    def _start(self, layer, shape):
+    def _start(self, layer, shape, units):
         shape = tuple(int(s) for s in shape)
         if layer not in self.shapes:
             D = int(np.prod(shape))
             self.shapes[layer] = shape
+            self.units[layer] = int(units)
             self.sums[layer] = np.zeros((self.n_classes, D))
             self.squares[layer] = np.zeros((self.n_classes, D))
             self.zeros[layer] = np.zeros(self.n_classes, dtype=np.int64)
@@ -89,12 +104,12 @@ class ClassMeans:
 
     def merge(self, other):
         """Add ``other``'s statistics into these (same layers and classes); returns self."""
-        if other.layers != self.layers or other.n_classes != self.n_classes:
-            raise ValueError(f"ClassMeans.merge: layers {other.layers} and {other.n_classes} classes "
-                             f"against {self.layers} and {self.n_classes}")
+        if (other.layers, other.n_classes, other.spatial) != (self.layers, self.n_classes, self.spatial):
+            raise ValueError(f"ClassMeans.merge: layers {other.layers}, {other.n_classes} classes, spatial "
+                             f"{other.spatial!r} against {self.layers}, {self.n_classes}, {self.spatial!r}")
         self.counts += other.counts
         for layer, shape in other.shapes.items():
-            self._start(layer, shape)
+            self._start(layer, shape, other.units[layer])
             self.sums[layer] += other.sums[layer]
             self.squares[layer] += other.squares[layer]
             self.zeros[layer] += other.zeros[layer]
@@ -111,15 +126,16 @@ class ClassMeans:
             mean = self.sums[layer] / safe
             means[layer] = mean.reshape(shape)
             variances[layer] = np.maximum(self.squares[layer] / safe - mean * mean, 0).reshape(shape)
-            zero_fraction[layer] = self.zeros[layer] / (safe[:, 0] * self.sums[layer].shape[1])
+            zero_fraction[layer] = self.zeros[layer] / (safe[:, 0] * self.units[layer])
         return ClassMeansResult(self.counts.copy(), means, variances, zero_fraction)
 
     def state_dict(self):
         """Plain arrays (for ``np.savez``): the configuration and every sum."""
         state = {"kind": np.array(self.kind), "layers": np.array(self.layers), "counts": self.counts,
-                 "n_classes": np.array(self.n_classes)}
+                 "n_classes": np.array(self.n_classes), "spatial": np.array(self.spatial)}
         for layer in self.shapes:
             state[f"{layer}/shape"] = np.array(self.shapes[layer], dtype=np.int64)
+            state[f"{layer}/units"] = np.array(self.units[layer], dtype=np.int64)
             state[f"{layer}/sum"] = self.sums[layer]
             state[f"{layer}/squares"] = self.squares[layer]
             state[f"{layer}/zeros"] = self.zeros[layer]
@@ -127,18 +143,18 @@ class ClassMeans:
 
     @classmethod
     def from_state_dict(cls, state):
-        stats = cls([str(s) for s in state["layers"]], int(state["n_classes"]))
+        stats = cls([str(s) for s in state["layers"]], int(state["n_classes"]), str(state["spatial"]))
         stats.load_state_dict(state)
         return stats
 
     def load_state_dict(self, state):
         if str(state["kind"]) != self.kind:
             raise ValueError(f"ClassMeans.load_state_dict: the state is of a {state['kind']}")
-        self.__init__([str(s) for s in state["layers"]], int(state["n_classes"]))
+        self.__init__([str(s) for s in state["layers"]], int(state["n_classes"]), str(state["spatial"]))
         self.counts = np.asarray(state["counts"], dtype=np.int64).copy()
         for layer in self.layers:
             if f"{layer}/shape" in state:
-                self._start(layer, tuple(state[f"{layer}/shape"]))
+                self._start(layer, tuple(state[f"{layer}/shape"]), int(state[f"{layer}/units"]))
                 self.sums[layer] = np.asarray(state[f"{layer}/sum"], dtype=np.float64).copy()
                 self.squares[layer] = np.asarray(state[f"{layer}/squares"], dtype=np.float64).copy()
                 self.zeros[layer] = np.asarray(state[f"{layer}/zeros"], dtype=np.int64).copy()
