@@ -81,6 +81,9 @@ def add_parser(sub):
     p.add_argument("--no-oracle", action="store_true", help="skip the pixel oracle (one forward per pixel)")
     p.add_argument("--ig-steps", type=positive_int, default=32, help="Integrated Gradients: path points")
     p.add_argument("--samples", type=positive_int, default=16, help="SmoothGrad: noisy copies per image")
+    p.add_argument("--occlusion-size", type=bounded(int, 1, 28), default=6, help="occluding square's side")
+    p.add_argument("--occlusion-stride", type=bounded(int, 1, 28), default=3,
+                   help="pixels between occluder positions (default 3: 81 positions on 28x28)")
     p.add_argument("--seed", type=seed_int, default=0, help="random weights, random maps, noise, permutation")
     p.add_argument("--dataset", choices=DATASET_NAMES, help="default: the checkpoint's dataset")
     p.add_argument("--data-dir", type=input_dir, help="directory of the four IDX files (default: $NPCNN_DATA_DIR)")
@@ -114,7 +117,9 @@ def build(args, test_set=None, train_set=None):
     black = -norm["mean"] / norm["std"]
     mean = 0.0 if train_set is None else float((train_set.images.mean() / 255 - norm["mean"]) / norm["std"])
     config = study.Config(tuple(args.methods), tuple(args.modes),
-                          Settings(black=black, ig_steps=args.ig_steps, samples=args.samples, seed=args.seed),
+                          Settings(black=black, ig_steps=args.ig_steps, samples=args.samples,
+                                   occlusion_size=args.occlusion_size, occlusion_stride=args.occlusion_stride,
+                                   seed=args.seed),
                           args.seed, args.replacement, mean, args.blur_sigma, args.curve_steps,
                           oracle=not args.no_oracle)
     picks = study.balanced_indices(test_set.labels, args.images)
@@ -241,15 +246,17 @@ def _draw(out, args, test_set, picks, norm, config, results, run_, permuted_maps
 
 def demo_section(checkpoint, test_set, out, quick=True, train_set=None):
     """The demo page's section: the study on ``test_set`` into ``out``,
-    [(path, caption)]. ``quick``: 10 images, 1 figure image, a 10 s
-    permuted-label network on 1,000 images, short curves; otherwise the
+    [(path, caption)]. ``quick``: 10 images, 1 figure image, a 5 s
+    permuted-label network on 1,000 images, fewer IG steps, SmoothGrad
+    samples and occluder positions, short curves, no oracle; otherwise the
     command's defaults."""
     args = argparse.Namespace(
         checkpoint=Path(checkpoint), out=Path(out), methods=list(METHODS), modes=list(MODES),
         images=10 if quick else 100, replacement="zero", blur_sigma=2.0, curve_steps=14 if quick else 28,
-        figure_images=1 if quick else 3, permuted_seconds=10.0 if quick else 60.0,
+        figure_images=1 if quick else 3, permuted_seconds=5.0 if quick else 60.0,
         permuted_samples=1000 if quick else 5000, permuted_epochs=200, no_data_randomization=False,
-        no_oracle=quick, ig_steps=16 if quick else 32, samples=8 if quick else 16, seed=0,
+        no_oracle=quick, ig_steps=8 if quick else 32, samples=4 if quick else 16, seed=0,
+        occlusion_size=7 if quick else 6, occlusion_stride=7 if quick else 3,
         dataset=None, data_dir=None, quiet=True)
     written, _ = build(args, test_set=test_set, train_set=train_set)
     return written
