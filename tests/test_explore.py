@@ -315,3 +315,34 @@ def test_static_needs_out_and_out_needs_static(checkpoint, tmp_path):
     with pytest.raises(ValueError, match="--out is for --static"):
         explore_cmd.run(parse(["explore", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "x")]))
     assert not (tmp_path / "x").exists()
+
+
+def test_the_latency_benchmark_validates_and_meets_the_target(checkpoint):
+    from benchmarks.explore_latency import measure
+
+    times = measure(checkpoint, requests=20)
+    assert set(times) == {"predict server", "predict round trip", "unit server", "unit round trip", "stroke"}
+    assert 0 < times["predict server"]["p50"] <= times["predict server"]["p95"]
+    assert times["predict server"]["p95"] <= 50, "#23's target: 50 ms server time at the 95th percentile"
+
+
+def test_statistics_from_a_stats_file_are_shown_and_checked(checkpoint, explorer, tmp_path):
+    from npcnn.data import load_mnist, to_tensor
+    from npcnn.stats import ClassMeans, TopK, save_stats
+    from vis import explore_stats
+
+    train = load_mnist("mnist5k", "train", verbose=False)
+    x = to_tensor(train.images[:600], dtype=explorer.model.dtype)
+    stats = explore_stats.fill([ClassMeans(["relu_1", "pool_2"], 10), TopK("pool_2", 9)], explorer.model, x,
+                               train.labels[:600])
+    save_stats(tmp_path / "stats.npz", stats)
+    loaded = build_explorer(checkpoint, stats=tmp_path / "stats.npz")
+    assert "stats.npz" in loaded.page_data()["top9"] and "stats.npz" in loaded.page_data()["class_means"]
+    facts = loaded.facts("pool_2", 4)
+    assert [p["id"] for p in facts["top9"]] == list(stats[1].result()[0][4])
+    np.testing.assert_allclose(decode(facts["class_average"]), stats[0].result().means["pool_2"][:, 4],
+                               rtol=1e-6)
+    assert loaded.facts("conv_1", 0)["top9"] is None and loaded.facts("conv_1", 0)["class_average"] is None
+    save_stats(tmp_path / "other.npz", [ClassMeans(["conv_9"], 10).add({"conv_9": np.ones((2, 3))}, [0, 1])])
+    with pytest.raises(ValueError, match="do not fit lenet5"):
+        build_explorer(checkpoint, stats=tmp_path / "other.npz")

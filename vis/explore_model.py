@@ -126,7 +126,8 @@ class Explorer:
             weights_of = self._weights_layer(layer)
             weights = self.model.layers[weights_of].params["weight"][channel] if weights_of else None
             means = self.statistics.class_means
-            average = means.means[layer][:, channel] if means is not None else None
+            # a statistics file may hold the means of some layers only
+            average = means.means[layer][:, channel] if means is not None and layer in means.means else None
             tops = self.statistics.top9
             if tops is not None and layer in tops:
                 with self.lock:
