@@ -71,23 +71,23 @@ class ClassMeans:
         if len(labels) and (labels.min() < 0 or labels.max() >= self.n_classes):
             bad = labels.min() if labels.min() < 0 else labels.max()
             raise ValueError(f"ClassMeans.add: label {int(bad)} is out of range 0..{self.n_classes - 1}")
-        order = np.argsort(labels, kind="stable")
-        bounds = np.searchsorted(labels[order], np.arange(self.n_classes + 1))  # class k: [b[k], b[k+1])
-        self.counts += np.diff(bounds)
+        self.counts += np.bincount(labels, minlength=self.n_classes)
+        present = np.unique(labels)
         for layer in self.layers:
             a = np.asarray(activations[layer])
             if len(a) != len(labels):
                 raise ValueError(f"ClassMeans.add: {layer} has {len(a)} rows, labels {len(labels)}")
-            units = a.reshape(len(a), -1)[order]                            # (n, C*H*W), grouped by class
+            units = int(np.prod(a.shape[1:]))
+            zeros_each = np.count_nonzero(a.reshape(len(a), -1) == 0, axis=1)     # (n,) per sample
             if self.spatial == "mean" and a.ndim == 4:
-                a = a.mean(axis=(2, 3), dtype=np.float64)                    # (n, C)
-            self._start(layer, a.shape[1:], units.shape[1])
-            flat = a.reshape(len(a), -1)[order].astype(np.float64)          # (n, D), grouped by class
-            for k in np.flatnonzero(np.diff(bounds)):
-                rows = flat[bounds[k]:bounds[k + 1]]
+                a = a.mean(axis=(2, 3), dtype=np.float64)                          # (n, C)
+            self._start(layer, a.shape[1:], units)
+            flat = a.reshape(len(a), -1).astype(np.float64, copy=False)           # (n, D)
+            for k in present:
+                rows = flat[labels == k]
                 self.sums[layer][k] += rows.sum(axis=0)
-                self.squares[layer][k] += (rows * rows).sum(axis=0)
-                self.zeros[layer][k] += int(np.count_nonzero(units[bounds[k]:bounds[k + 1]] == 0))
+                self.squares[layer][k] += np.einsum("ij,ij->j", rows, rows)
+            self.zeros[layer] += np.bincount(labels, weights=zeros_each, minlength=self.n_classes).astype(np.int64)
         return self
 
     def _start(self, layer, shape, units):
