@@ -346,3 +346,16 @@ def test_statistics_from_a_stats_file_are_shown_and_checked(checkpoint, explorer
     save_stats(tmp_path / "other.npz", [ClassMeans(["conv_9"], 10).add({"conv_9": np.ones((2, 3))}, [0, 1])])
     with pytest.raises(ValueError, match="do not fit lenet5"):
         build_explorer(checkpoint, stats=tmp_path / "other.npz")
+
+
+def test_a_failure_of_its_own_is_a_500_with_one_line_and_the_server_goes_on(server, explorer, monkeypatch,
+                                                                            capsys):
+    def broken(image):
+        raise RuntimeError("a bug\nover two lines")
+
+    monkeypatch.setattr(explorer, "predict", broken)
+    status, answer = request(server, "POST", "/api/predict", json.dumps({"pixels": pixels(explorer)}))
+    assert status == 500 and json.loads(answer)["error"] == "internal error: RuntimeError: a bug"
+    assert "RuntimeError: a bug" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert request(server, "POST", "/api/predict", json.dumps({"pixels": pixels(explorer)}))[0] == 200

@@ -249,7 +249,7 @@
     for (const row of E.layout) {
       if (row.group === "maps") {
         const {values} = decode(answer.maps[row.name]);
-        const [C, h, w] = row.shape, scale = maxAbs(values);   // one colour scale per layer
+        const [, h, w] = row.shape, scale = maxAbs(values);    // one colour scale per layer
         mapCanvases[row.name].forEach((canvas, c) =>
           paint(canvas, values.subarray(c * h * w, (c + 1) * h * w), h, w, scale));
       } else {
@@ -404,8 +404,8 @@
   // -- start ---------------------------------------------------------------------------
 
   const about = E.about;
-  $("about").textContent = `${about.arch} from ${about.checkpoint}` +
-    (about.accuracy !== null && about.accuracy !== undefined ? `, ${(100 * about.accuracy).toFixed(2)}% test accuracy` : "") +
+  const accuracy = typeof about.accuracy === "number" ? `, ${(100 * about.accuracy).toFixed(2)}% test accuracy` : "";
+  $("about").textContent = `${about.arch} from ${about.checkpoint}${accuracy}` +
     `; computed by npcnn (numba)${STATIC ? "; a static export: one test image per digit" : ""}`;
   if (!E.top9) $("notice").textContent = "top-9 not computed (npcnn explore --top9 or --stats FILE)";
   chooseExample(0);
