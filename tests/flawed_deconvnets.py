@@ -93,3 +93,12 @@ def slow_on_batches_of_four(module, x, layer, channel, select):
 
 def returns_a_list(module, x, layer, channel, select):
     return np.asarray(by_hand(module, x, layer, channel, select)).tolist()
+
+
+def spoils_its_module(module, x, layer, channel, select):
+    """Right, then zeroes every weight of the module it was given."""
+    out = by_hand(module, x, layer, channel, select)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.zero_()
+    return out

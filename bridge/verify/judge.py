@@ -99,10 +99,10 @@ def deconvnet(fn, model="lenet5", weights=None, module=None, cases=None, timeout
         module = load_module(weights, arch=model)
     chosen = select_cases(standard_cases() + network_cases(model, module, every_map), cases)
     runner = runner_for(fn, timeout, isolation)
-    results = []
+    results, recordings = [], {}
     with runner:
         for case in chosen:
-            results.append(judge_case(runner, case))
+            results.append(judge_case(runner, case, recordings))
             if on_result:
                 on_result(results[-1])
     return Verdict(str(runner.label), model, timeout, results)
@@ -119,16 +119,23 @@ def select_cases(every, names):
     return [c for c in every if any(c.name == n or c.name.startswith(n + " ") for n in names)]
 
 
-def judge_case(runner, case):
-    """Call the function on every probe of ``case``; a CaseResult."""
+def judge_case(runner, case, recordings=None):
+    """Call the function on every probe of ``case``; a CaseResult.
+    ``recordings``: forward passes kept from case to case (the sweep's
+    cases share their network and images)."""
     model = case.network.model()
-    _, acts = model.forward(case.x, record=True)      # every layer: the diagnosis reads them all
+    recordings = {} if recordings is None else recordings
+    key = (case.network.key, id(case.x))
+    if key not in recordings:
+        recordings.clear()                            # one at a time: VGG16's is large
+        recordings[key] = model.forward(case.x, record=True)[1]   # every layer: the diagnosis reads them all
+    acts = recordings[key]
     dtype = np.dtype(case.network.dtype).name
     tolerance = TOLERANCES[dtype]
     expected = _Expected(model, case, acts)
     result = CaseResult(case.name, case.purpose, dtype, 0, len(case.probes), "equal", 0.0, x=case.x)
     for probe in case.probes:
-        outcome = runner.call(case.network, case.x, probe)
+        outcome = runner.call(case, probe)
         if outcome.kind == "not-run":
             return _failed(result, "not run", probe, outcome.message)
         result.calls += 1

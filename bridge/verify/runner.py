@@ -18,8 +18,9 @@ child cannot use safely, and a clean interpreter is what the user's code
 would meet anyway. A process also survives a function that crashes the
 interpreter (a segfault in an extension, ``os._exit``).
 
-The user's function receives a fresh copy of the case's torch module (it
-may replace the ReLUs or leave hooks behind) and a fresh tensor.
+The user's function receives the case's own copy of the torch module (a
+function that replaces the ReLUs or leaves hooks behind spoils its own case,
+not the next) and a fresh tensor.
 """
 import contextlib
 import copy
@@ -114,11 +115,28 @@ def torch_module(network):
     return module.eval()
 
 
+class CaseModules:
+    """The torch module of each network, built once, and a copy of it for
+    the case being judged."""
+
+    def __init__(self):
+        self.pristine, self._case, self._copy = {}, None, None
+
+    def add(self, network):
+        self.pristine[network.key] = torch_module(network)
+
+    def of(self, key, case_name):
+        if self._case != (key, case_name):
+            self._copy, self._case = None, None     # the last case's copy goes before the next is made
+            self._copy, self._case = copy.deepcopy(self.pristine[key]), (key, case_name)
+        return self._copy
+
+
 def call_once(fn, module, x, probe):
     """Call ``fn`` and turn what it returns into a NumPy array: an Outcome."""
     import torch
     try:
-        out = fn(copy.deepcopy(module), torch.from_numpy(x.copy()), probe.layer, probe.channel, probe.select)
+        out = fn(module, torch.from_numpy(x.copy()), probe.layer, probe.channel, probe.select)
     except (Exception, SystemExit) as err:  # noqa: BLE001 - whatever the user's code raises is its verdict
         return Outcome("raised", message=f"raised {describe(err)}")
     if isinstance(out, torch.Tensor):
@@ -188,15 +206,16 @@ class ProcessRunner:
             pass
         return None
 
-    def call(self, network, x, probe):
+    def call(self, case, probe):
         if self.broken:
             return Outcome("not-run", message=self.broken)
         if self._process is None and not self._start():
             return Outcome("not-run", message=self.broken)
+        network = case.network
         if network.key not in self._known:
             self._conn.send(("network", network.key, network))
             self._known.add(network.key)
-        self._conn.send(("call", network.key, x, probe))
+        self._conn.send(("call", network.key, case.name, case.x, probe))
         answer = self._receive(self.timeout)
         if answer is None:
             alive = self._process.is_alive()
@@ -235,17 +254,17 @@ def _serve(target, conn):
                    f"{describe(err)}"))
         return
     conn.send(("ready", None))
-    modules = {}
+    modules = CaseModules()
     try:
         while True:
             message = conn.recv()
             if message[0] == "stop":
                 return
             if message[0] == "network":
-                modules[message[1]] = torch_module(message[2])
+                modules.add(message[2])
                 continue
-            _, key, x, probe = message
-            conn.send(call_once(fn, modules[key], x, probe))
+            _, key, case_name, x, probe = message
+            conn.send(call_once(fn, modules.of(key, case_name), x, probe))
     except (EOFError, KeyboardInterrupt):   # the judge went away or Ctrl-C: stop quietly
         return
 
@@ -257,7 +276,7 @@ class ThreadRunner:
         self.fn, self.timeout = fn, timeout
         self.label = fn if isinstance(fn, str) else getattr(fn, "__qualname__", repr(fn))
         self.broken = None
-        self._modules = {}
+        self._modules = CaseModules()
         self._overran = None       # the call still running past its limit
 
     def __enter__(self):
@@ -270,18 +289,19 @@ class ThreadRunner:
     def __exit__(self, *exc):
         pass
 
-    def call(self, network, x, probe):
+    def call(self, case, probe):
         if self.broken:
             return Outcome("not-run", message=self.broken)
         if self._overran and self._overran[0].is_alive():
             return Outcome("not-run", message=f"not called: the call for {self._overran[1]} is still running "
                            f"past its time limit, and a thread cannot be stopped (pass a function "
                            f"defined in an importable module to run it in a process that can be)")
-        if network.key not in self._modules:
-            self._modules[network.key] = torch_module(network)
+        if case.network.key not in self._modules.pristine:
+            self._modules.add(case.network)
+        module = self._modules.of(case.network.key, case.name)
         result = []
-        thread = threading.Thread(target=lambda: result.append(call_once(self._loaded, self._modules[network.key],
-                                                                         x, probe)), daemon=True)
+        thread = threading.Thread(target=lambda: result.append(call_once(self._loaded, module, case.x, probe)),
+                                  daemon=True)
         thread.start()
         thread.join(self.timeout)
         if thread.is_alive():
