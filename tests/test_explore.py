@@ -359,3 +359,13 @@ def test_a_failure_of_its_own_is_a_500_with_one_line_and_the_server_goes_on(serv
     assert "RuntimeError: a bug" in capsys.readouterr().err
     monkeypatch.undo()
     assert request(server, "POST", "/api/predict", json.dumps({"pixels": pixels(explorer)}))[0] == 200
+
+
+def test_a_body_shorter_than_its_content_length_is_a_400(server):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=WAIT_S) as sock:
+        sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b'{"pixels": []}')
+        sock.shutdown(socket.SHUT_WR)                # the client sends no more
+        answer = b"".join(iter(lambda: sock.recv(65536), b""))
+    assert answer.startswith(b"HTTP/1.1 400") and b"body ended after 14 of the 100 bytes" in answer

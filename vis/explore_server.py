@@ -68,6 +68,14 @@ class ExploreServer(ThreadingHTTPServer):
         layer, channel, select = unit_of(request, e.channels)
         return e.unit(image, layer, channel, select)
 
+    def handle_error(self, request, client_address):
+        """One line, not socketserver's traceback; a client that left
+        before its answer was written is no error of the server's."""
+        err = sys.exc_info()[1]
+        if not isinstance(err, (ConnectionError, TimeoutError)):
+            print(f"npcnn explore: error with a request from {client_address[0]}: {type(err).__name__}: "
+                  f"{str(err).splitlines()[0] if str(err) else ''}", file=sys.stderr)
+
     @property
     def url(self):
         host, port = self.server_address[:2]
@@ -105,6 +113,9 @@ class Handler(BaseHTTPRequestHandler):
         except BadRequest as err:
             self._send_json(HTTPStatus.BAD_REQUEST, {"error": str(err)})
             return
+        except (TimeoutError, ConnectionError):
+            self.close_connection = True       # the client went quiet mid-body, or away: no one to answer
+            return
         except Exception as err:  # noqa: BLE001 - the server's own fault: answer it, log it, go on
             line = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
             print(f"npcnn explore: error answering {self.path}: {line}", file=sys.stderr)
@@ -122,7 +133,11 @@ class Handler(BaseHTTPRequestHandler):
         if length > MAX_BODY_BYTES:
             self.close_connection = True       # the body is left unread
             raise BadRequest(f"body of {length} bytes is over the limit of {MAX_BODY_BYTES}")
-        return self.rfile.read(length)
+        body = self.rfile.read(length)
+        if len(body) < length:
+            self.close_connection = True
+            raise BadRequest(f"body ended after {len(body)} of the {length} bytes its Content-Length gives")
+        return body
 
     def _send_json(self, status, answer, server_ms=None):
         extra = {} if server_ms is None else {"Server-Timing": f"explore;dur={server_ms:.3f}"}
