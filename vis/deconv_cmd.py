@@ -186,10 +186,7 @@ def epoch_checkpoints(checkpoint):
 def load_series(checkpoint, model):
     """``[(epoch, npcnn.Model)]`` of the epoch checkpoints beside
     ``checkpoint``, each of ``model``'s architecture."""
-    series = []
-    for epoch, path in epoch_checkpoints(checkpoint):
-        series.append((epoch, bridge.load(path, arch=model.arch)))
-    return series
+    return [(epoch, bridge.load(path, arch=model.arch)) for epoch, path in epoch_checkpoints(checkpoint)]
 
 
 def draw_evolution(checkpoint, series, x, layers, out, search=2000):
