@@ -1,15 +1,25 @@
-"""The one parity helper every op test uses: npcnn against torch on the same
-inputs, compared in order by shape, dtype, values and gradients
-(tinygrad's ``helper_test_op``). Tolerances are passed by each test."""
+"""The one vocabulary of the engine's tests: ``check_op`` runs npcnn and torch
+on the same inputs and compares shape, dtype, values and gradients
+(tinygrad's ``helper_test_op``); ``assert_close`` compares two arrays the same
+way. Both take the tolerances of the arrays' dtype from ``TOL`` unless the
+call writes its own (``atol=``, ``rtol=``), where a test needs tighter or
+looser ones and says why."""
 import numpy as np
 import torch
 
-# Written once here and quoted by every test: float64 tight, float32 looser.
+# The default tolerances, per dtype: float64 tight, float32 looser.
 TOL = {np.float64: dict(atol=1e-10, rtol=1e-10), np.float32: dict(atol=1e-5, rtol=1e-5)}
 
 
-def assert_close(name, ours, theirs, atol, rtol):
-    """Shape, then dtype, then values (exactly for integer arrays such as switches)."""
+def tolerances(dtype, atol=None, rtol=None):
+    """(atol, rtol): the call's own where given, else ``TOL``'s for dtype."""
+    default = TOL.get(np.dtype(dtype).type, TOL[np.float64])
+    return (default["atol"] if atol is None else atol), (default["rtol"] if rtol is None else rtol)
+
+
+def assert_close(name, ours, theirs, atol=None, rtol=None):
+    """Shape, then dtype, then values (exactly for integer arrays such as
+    switches). ``theirs`` may be a torch tensor; tolerances as ``tolerances``."""
     theirs = theirs.detach().cpu().numpy() if isinstance(theirs, torch.Tensor) else np.asarray(theirs)
     assert isinstance(ours, np.ndarray), f"{name}: npcnn returned {type(ours).__name__}, not ndarray"
     assert ours.shape == theirs.shape, f"{name}: shape {ours.shape} != torch {theirs.shape}"
@@ -19,13 +29,15 @@ def assert_close(name, ours, theirs, atol, rtol):
         assert diff.size == 0, (f"{name}: {len(diff)} entries differ, first at {tuple(diff[0])}: "
                                 f"{ours[tuple(diff[0])]} != torch {theirs[tuple(diff[0])]}")
     else:
+        atol, rtol = tolerances(ours.dtype, atol, rtol)
         np.testing.assert_allclose(ours, theirs, atol=atol, rtol=rtol, err_msg=name)
 
 
-def check_op(ours, theirs, inputs, *, atol, rtol, backward=None, grad_seed=0):
+def check_op(ours, theirs, inputs, *, atol=None, rtol=None, backward=None, grad_seed=0):
     """Run ``ours(*inputs)`` (numpy) and ``theirs(*tensors)`` (torch) and compare.
 
-    ``inputs`` are numpy arrays (None passes through, as an absent bias).
+    ``inputs`` are numpy arrays (None passes through, as an absent bias);
+    the tolerances default to those of each output's dtype.
     Either function may return a tuple (max_pool2d's output and switches);
     every element is compared. With ``backward``, a random upstream gradient
     g of the first output is drawn; ``backward(g, *inputs)`` must return one

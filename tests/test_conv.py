@@ -7,7 +7,7 @@ import torch.nn.functional as TF
 
 import npcnn.functional as F
 from npcnn.ops.runtime import tuning
-from parity import TOL, assert_close, check_op
+from parity import assert_close, check_op
 
 
 def conv_cases(count=50, seed=1):
@@ -51,8 +51,7 @@ def test_conv2d_matches_torch(case, backend, dtype):
     check_op(lambda x, w, b: F.conv2d(x, w, b, stride, padding, backend=backend),
              lambda x, w, b: TF.conv2d(x, w, b, stride, padding),
              [x, w, b],
-             backward=lambda g, x, w, b: F.conv2d_backward(g, x, w, stride, padding, backend=backend),
-             **TOL[dtype])
+             backward=lambda g, x, w, b: F.conv2d_backward(g, x, w, stride, padding, backend=backend))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
@@ -76,8 +75,7 @@ def test_conv_transpose2d_matches_torch(case, backend, dtype):
     check_op(lambda x, w, b: F.conv_transpose2d(x, w, b, *args, backend=backend),
              lambda x, w, b: TF.conv_transpose2d(x, w, b, *args),
              [x, w, b],
-             backward=lambda g, x, w, b: F.conv_transpose2d_backward(g, x, w, *args, backend=backend),
-             **TOL[dtype])
+             backward=lambda g, x, w, b: F.conv_transpose2d_backward(g, x, w, *args, backend=backend))
 
 
 def test_conv2d_without_bias(backend):
@@ -85,8 +83,7 @@ def test_conv2d_without_bias(backend):
     x, w = rng.standard_normal((2, 3, 9, 9)), rng.standard_normal((4, 3, 3, 3))
     check_op(lambda x, w: F.conv2d(x, w, None, 2, 1, backend=backend),
              lambda x, w: TF.conv2d(x, w, None, 2, 1), [x, w],
-             backward=lambda g, x, w: F.conv2d_backward(g, x, w, 2, 1, backend=backend)[:2],
-             **TOL[np.float64])
+             backward=lambda g, x, w: F.conv2d_backward(g, x, w, 2, 1, backend=backend)[:2])
 
 
 @pytest.mark.parametrize("case", CASES[:16], ids=[str(i) for i in range(16)])
@@ -139,7 +136,7 @@ def test_numerical_gradient(op, backend):
 
     dx, dw, db = getattr(F, op + "_backward")(g, x, w, *args, backend=backend)
     for analytic, wrt in ((dx, x), (dw, w), (db, b)):
-        np.testing.assert_allclose(analytic, numerical_gradient(loss, wrt), atol=1e-6, rtol=1e-6)
+        assert_close("gradient", analytic, numerical_gradient(loss, wrt), atol=1e-6, rtol=1e-6)
 
 
 def test_backends_agree_on_a_large_batch(monkeypatch):
@@ -151,14 +148,15 @@ def test_backends_agree_on_a_large_batch(monkeypatch):
     monkeypatch.setattr(tuning, "COLS_BUDGET", 8 * 9 * 28 * 28 * 4 * 3)  # three images a chunk
     fast = F.conv2d(x, w, None, 1, 0, backend="numba")
     dx, dw, db = F.conv2d_backward(np.ones_like(fast), x, w, 1, 0, backend="numba")
-    np.testing.assert_allclose(fast, F.conv2d(x, w, None, 1, 0, backend="numpy"), atol=1e-4, rtol=1e-5)
+    # float32 sums of 72 products of O(1) terms: looser than the default
+    assert_close("chunked", fast, F.conv2d(x, w, None, 1, 0, backend="numpy"), atol=1e-4)
     # one image larger than the budget: bands of 5 output rows
     monkeypatch.setattr(tuning, "COLS_BUDGET", 8 * 9 * 28 * 4 * 5)
     banded = F.conv2d(x[:2], w, None, 1, 0, backend="numba")
-    np.testing.assert_allclose(banded, fast[:2], atol=1e-5, rtol=1e-5)
+    assert_close("banded", banded, fast[:2])
     ref = F.conv2d_backward(np.ones_like(fast), x, w, 1, 0, backend="numpy")
-    np.testing.assert_allclose(dw, ref[1], rtol=1e-4)
-    np.testing.assert_allclose(dx, ref[0], atol=1e-4, rtol=1e-5)
+    assert_close("dw", dw, ref[1], atol=0, rtol=1e-4)   # float32 sums over 70 images of 784 positions
+    assert_close("dx", dx, ref[0], atol=1e-4)
 
 
 # (x shape, weight shape, padding, the path the numba backend takes at stride 1)
@@ -180,7 +178,7 @@ def test_every_stride_one_transposed_path(case, dtype):
     w = (rng.standard_normal(wshape) / np.sqrt(wshape[0] * 9)).astype(dtype)
     b = rng.standard_normal(wshape[1]).astype(dtype)
     check_op(lambda x, w, b: F.conv_transpose2d(x, w, b, 1, pad, backend="numba"),
-             lambda x, w, b: TF.conv_transpose2d(x, w, b, 1, pad), [x, w, b], **TOL[dtype])
+             lambda x, w, b: TF.conv_transpose2d(x, w, b, 1, pad), [x, w, b])
     assert F.conv_path("conv_transpose2d", x, w, 1, pad) == path
 
 
@@ -193,7 +191,7 @@ def test_the_direct_kernel_with_every_count_of_filters(filters, dtype):
     w = (rng.standard_normal((filters, 3, 5, 5)) / np.sqrt(75)).astype(dtype)
     b = rng.standard_normal(filters).astype(dtype)
     check_op(lambda x, w, b: F.conv2d(x, w, b, 1, 2), lambda x, w, b: TF.conv2d(x, w, b, 1, 2),
-             [x, w, b], **TOL[dtype])
+             [x, w, b])
     assert F.conv_path("conv2d", x, w, 1, 2) == "direct"
 
 
@@ -218,7 +216,7 @@ def test_conv2d_relu_on_every_path(case, dtype, with_bias):
     b = rng.standard_normal(wshape[0]).astype(dtype) if with_bias else None
     for backend in ("numba", "numpy"):
         check_op(lambda x, w, b: F.conv2d_relu(x, w, b, stride, pad, backend=backend),
-                 lambda x, w, b: torch.relu(TF.conv2d(x, w, b, stride, pad)), [x, w, b], **TOL[dtype])
+                 lambda x, w, b: torch.relu(TF.conv2d(x, w, b, stride, pad)), [x, w, b])
     assert F.conv_path("conv2d", x, w, stride, pad) == path
     assert F.conv_path("conv2d", x, w, stride, pad, backend="numpy") == "reference"
     assert (F.conv2d(x, w, b, stride, pad) < 0).any()  # the ReLU had something to do
@@ -239,4 +237,4 @@ def test_each_path_name_runs_its_algorithm(op, paths, monkeypatch):
     ours, expected = getattr(F, op), getattr(F, op)(x, w, b, 1, 1, backend="numpy")
     for name in paths:
         monkeypatch.setattr(conv_numba, "path", lambda *args, _name=name: _name)
-        assert_close(name, ours(x, w, b, 1, 1), expected, **TOL[np.float64])
+        assert_close(name, ours(x, w, b, 1, 1), expected)

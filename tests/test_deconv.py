@@ -10,6 +10,7 @@ import bridge
 import npcnn
 from npcnn import deconv
 from npcnn.data import load_mnist, to_tensor
+from parity import assert_close
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +141,7 @@ def test_backends_agree(digits):
     x = to_tensor(digits, dtype=np.float64)
     fast = deconv.project(model, x, "pool_2", 5, "max")
     model.backend = "numpy"
-    np.testing.assert_allclose(deconv.project(model, x, "pool_2", 5, "max"), fast, atol=1e-12)
+    assert_close("projection", deconv.project(model, x, "pool_2", 5, "max"), fast, atol=1e-12)
 
 
 def test_saliency_is_the_gradient(digits):
@@ -157,8 +158,8 @@ def test_positive_homogeneity_in_the_starting_signal(digits):
     _, acts = model.forward(x, record=True)
     signal = deconv.starting_signal(acts["pool_2"], [4], "map")[0]
     once = deconv.backward_from(model, acts, "pool_2", signal)
-    np.testing.assert_allclose(deconv.backward_from(model, acts, "pool_2", 2.5 * signal), 2.5 * once,
-                               rtol=1e-12, atol=1e-14)
+    assert_close("scaled", deconv.backward_from(model, acts, "pool_2", 2.5 * signal), 2.5 * once,
+                 rtol=1e-12, atol=1e-14)
     assert np.abs(once).max() > 0
 
 
@@ -191,8 +192,8 @@ def test_projection_starts_from_the_activation_not_one(digits):
     keep = np.zeros_like(acts["conv_1"])
     keep[:, 2] = acts["conv_1"][:, 2]
     w = model["conv_1"].params["weight"]
-    np.testing.assert_allclose(deconv.project(model, x, "conv_1", 2),
-                               npcnn.functional.conv_transpose2d(keep, w, None, 1, 2), atol=1e-12)
+    assert_close("projection", deconv.project(model, x, "conv_1", 2),
+                 npcnn.functional.conv_transpose2d(keep, w, None, 1, 2), atol=1e-12)
 
 
 def test_bad_input_is_named():

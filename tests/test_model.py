@@ -7,6 +7,7 @@ import torch.nn.functional as TF
 
 import bridge
 import npcnn
+from parity import assert_close
 
 SMALL_INPUT = {"simplecnn": (2, 1, 28, 28), "lenet5": (2, 1, 28, 28),
                "alexnet": (1, 3, 67, 67), "vgg16": (1, 3, 32, 32)}
@@ -28,8 +29,8 @@ def test_every_activation_equals_torch_float64(arch, backend):
     assert list(acts) == list(ref) == model.layer_names
     for name in acts:
         assert acts[name].dtype == np.float64
-        np.testing.assert_allclose(acts[name], ref[name].numpy(), atol=1e-10, rtol=1e-10, err_msg=name)
-    np.testing.assert_allclose(out, ref_out.numpy(), atol=1e-10, rtol=1e-10)
+        assert_close(name, acts[name], ref[name])
+    assert_close("output", out, ref_out)
 
 
 @pytest.mark.parametrize("arch", ["simplecnn", "lenet5"])
@@ -41,7 +42,7 @@ def test_mnist_networks_float32(arch, backend):
     _, ref = bridge.torch_activations(module, torch.from_numpy(x))
     for name in acts:
         assert acts[name].dtype == np.float32
-        np.testing.assert_allclose(acts[name], ref[name].numpy(), atol=1e-5, rtol=1e-5, err_msg=name)
+        assert_close(name, acts[name], ref[name])
 
 
 @pytest.mark.parametrize("arch", ["alexnet", "vgg16"])

@@ -9,6 +9,7 @@ import npcnn
 from npcnn import deconv, sparse_signal
 from npcnn.data import load_mnist, to_tensor
 from npcnn.ops import conv_direct_numba
+from parity import assert_close
 
 
 class NoShortcuts(sparse_signal.Shortcuts):
@@ -72,7 +73,7 @@ def test_channel_by_channel_equals_dense(pattern, recorded, monkeypatch):
     ours = deconv.backward_from(model, acts, layer, signal)
     assert used == [1]  # the first conv step below; the one after it is dense
     dense = _dense(model, acts, layer, signal, monkeypatch)
-    np.testing.assert_allclose(ours, dense, rtol=1e-12, atol=1e-13)
+    assert_close("sparse", ours, dense, rtol=1e-12, atol=1e-13)
     assert np.abs(dense).max() > 0
 
 
@@ -94,7 +95,7 @@ def test_the_direct_kernel_leaves_zero_channels_out(pattern, recorded, monkeypat
     below = signal.reshape(signal.shape[0], signal.shape[1], -1).any(axis=2).sum(axis=1)  # channels per signal
     np.testing.assert_array_equal(counts[0], below)  # the first conv step filtered only those
     dense = _dense(model, acts, layer, signal, monkeypatch)
-    np.testing.assert_allclose(ours, dense, rtol=1e-12, atol=1e-13)
+    assert_close("sparse", ours, dense, rtol=1e-12, atol=1e-13)
     assert np.abs(dense).max() > 0
 
 
@@ -112,7 +113,7 @@ def test_every_single_unit_of_a_layer(recorded, monkeypatch):
                              seed=i * W + j)
             ours = deconv.backward_from(model, acts, layer, signal)
             dense = _dense(model, acts, layer, signal, monkeypatch)
-            np.testing.assert_allclose(ours, dense, rtol=1e-12, atol=1e-13, err_msg=f"unit ({i}, {j})")
+            assert_close(f"unit ({i}, {j})", ours, dense, rtol=1e-12, atol=1e-13)
     assert len(boxes) >= H * W  # at least the first conv step of every walk went by the box
 
 
@@ -124,7 +125,7 @@ def test_a_box_of_several_units_and_signals(recorded, monkeypatch):
     boxes = _spy(monkeypatch, "_in_box")
     ours = deconv.backward_from(model, acts, layer, signal)
     assert boxes
-    np.testing.assert_allclose(ours, _dense(model, acts, layer, signal, monkeypatch), rtol=1e-12, atol=1e-13)
+    assert_close("sparse", ours, _dense(model, acts, layer, signal, monkeypatch), rtol=1e-12, atol=1e-13)
 
 
 def test_an_all_zero_signal_projects_to_zeros(recorded):
