@@ -136,6 +136,31 @@ def test_clicking_a_map_shows_its_projection_as_the_engine_computes_it(browser, 
     assert severe(browser) == []
 
 
+def test_clicking_a_dense_bar_shows_its_weights_and_class_average(browser, server, explorer):
+    from selenium.webdriver.common.by import By
+
+    if not browser.current_url.startswith(server.url):
+        browser.get(server.url)
+        settled(browser, "predictions", 0)
+    units = browser.execute_script("return window.explorer.units;")
+    bars = browser.find_element(By.CSS_SELECTOR, 'canvas[data-layer="fc_3"]')
+    # fc_3 has 10 units across the canvas: the 8th tenth from the left is unit 7
+    click_at(browser, bars, 0.75)
+    settled(browser, "units", units)
+    unit = browser.execute_script("return window.explorer.unit;")
+    assert (unit["layer"], unit["channel"], unit["projection"]) == ("fc_3", 7, None)
+    panel = browser.find_element(By.ID, "unit").text
+    assert "Incoming weights (fc_3, row 7)" in panel and "Class-wise average" in panel
+
+
+def click_at(browser, element, fraction):
+    """Click ``element`` at ``fraction`` of its width from the left, half-way down."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    width = element.size["width"]
+    ActionChains(browser).move_to_element_with_offset(element, int((fraction - 0.5) * width), 0).click().perform()
+
+
 # -- the static export ------------------------------------------------------------------------------
 
 def test_the_static_export_opens_from_disk_with_no_server_and_no_console_errors(browser, checkpoint, explorer,

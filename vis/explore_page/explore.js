@@ -65,6 +65,7 @@
   function bars(canvas, values, highlight) {
     const n = values.length, width = Math.max(n * 3, 240), height = 48;
     canvas.width = width; canvas.height = height;
+    canvas.classList.add("bars");
     const ctx = canvas.getContext("2d");
     const scale = maxAbs(values) || 1, mid = height / 2, step = width / n;
     ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, width, height);
@@ -220,6 +221,7 @@
     const chosen = document.querySelector(`canvas[data-layer="${layer}"][data-channel="${channel}"]`) ||
                    document.querySelector(`canvas[data-layer="${layer}"][data-dense]`);
     if (chosen) chosen.classList.add("selected");
+    if (state.response && denseCanvases[layer]) bars(denseCanvases[layer], state.response.dense[layer], channel);
     if (STATIC) {
       if (state.example !== null) showUnit(staticUnit(layer, channel), Array.from(state.pixels));
     } else if (!state.busy && state.sent) {
@@ -348,7 +350,8 @@
     const map = answer.projection !== null || E.layout.find((r) => r.name === answer.layer).group === "maps";
     if (facts.filter) {
       const heading = document.createElement("h3");
-      heading.textContent = `Filter (${facts.filter_of}, output ${answer.channel})`;
+      heading.textContent = map ? `Filter (${facts.filter_of}, output ${answer.channel})`
+                                : `Incoming weights (${facts.filter_of}, row ${answer.channel})`;
       box.appendChild(heading);
       const weights = decode(facts.filter);
       if (map) {                                   // (C_in, kH, kW): one small map per input channel
@@ -374,6 +377,7 @@
         }
       } else {
         box.appendChild(bars(document.createElement("canvas"), Array.from(avg.values), -1));
+        box.appendChild(paragraph("one bar per class, 0 to 9 from the left", "caption"));
       }
       box.appendChild(paragraph("over " + E.class_means, "caption"));
     } else {
