@@ -5,6 +5,7 @@ then unpool, rectify, filter down) with switches for the mistakes seen in
 public code. Each function below is module-level so that the judge's worker
 process can import it by name ("flawed_deconvnets:overwriting_unpool").
 """
+import os
 import time
 
 import numpy as np
@@ -84,15 +85,22 @@ def nan_output(module, x, layer, channel, select):
     return out
 
 
-def slow_on_batches_of_four(module, x, layer, channel, select):
-    """Right, but takes minutes on the case with four images."""
+def slow_on_batches_of_four_and_exits_on_float64(module, x, layer, channel, select):
+    """Right, but takes minutes on the case with four images and ends the
+    process on float64 input."""
     if len(x) == 4:
         time.sleep(600)
+    if x.dtype == torch.float64:
+        os._exit(3)
     return by_hand(module, x, layer, channel, select)
 
 
 def returns_a_list(module, x, layer, channel, select):
     return np.asarray(by_hand(module, x, layer, channel, select)).tolist()
+
+
+def returns_bfloat16(module, x, layer, channel, select):
+    return by_hand(module, x, layer, channel, select).to(torch.bfloat16)
 
 
 def spoils_its_module(module, x, layer, channel, select):

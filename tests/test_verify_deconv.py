@@ -8,7 +8,9 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
+import bridge
 import flawed_deconvnets as flawed
 from bridge.verify import TOLERANCES, WRONG_RULES, deconvnet
 from bridge.verify import cases as verify_cases
@@ -131,7 +133,9 @@ def test_the_diagnosis_names_two_mistakes_and_a_rescaled_output():
     (flawed.wrong_shape, "returned shape (1, 9, 9), expected (1, 1, 9, 9) (like x)"),
     (flawed.nan_output, "returned NaN or inf in 1 of 81 values"),
     (flawed.returns_a_list, "returned a list, not a NumPy array or a tensor"),
-], ids=["raises", "wrong-shape", "nan", "list"])
+    (flawed.returns_bfloat16, "returned a torch.bfloat16 tensor NumPy cannot hold (TypeError: Got unsupported "
+                              "ScalarType BFloat16)"),
+], ids=["raises", "wrong-shape", "nan", "list", "bfloat16"])
 def test_bad_output_is_one_line_naming_the_case(fn, message):
     verdict = deconvnet(fn, cases=["overlapping-pools", "float64"], isolation="thread")
     first, second = verdict.results
@@ -164,16 +168,19 @@ def test_arguments_are_checked_before_any_work(npcnn_main, tmp_path, capsys):
     assert not out.exists()
 
 
-def test_a_call_that_takes_minutes_is_stopped_and_the_rest_judged(npcnn_main, tmp_path, capsys):
+def test_a_call_that_takes_minutes_or_ends_the_process_is_stopped_and_the_rest_judged(npcnn_main, tmp_path,
+                                                                                      capsys):
     out = tmp_path / "slow"
     start = time.monotonic()
-    assert npcnn_main(["verify-deconv", "--impl", "flawed_deconvnets:slow_on_batches_of_four", "--cases",
-                       "batch", "float32", "--timeout", "2", "--out", str(out)]) == 1
+    assert npcnn_main(["verify-deconv", "--impl", "flawed_deconvnets:slow_on_batches_of_four_and_exits_on_float64",
+                       "--cases", "batch", "float32", "float64", "--timeout", "2", "--out", str(out)]) == 1
     assert time.monotonic() - start < 60
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "FAIL batch (pool_2, channel 1, select='map'): error: took longer than 2 s (stopped)"
     assert lines[1].startswith("PASS float32: equal (2 calls")                       # in a new worker
-    assert lines[2] == f"1 of 2 cases equal; report: {out / 'report.md'}"          # batch has nothing to draw
+    assert lines[2] == ("FAIL float64 (pool_2, channel 3, select='map'): error: the worker process died "
+                        "running it (exit code 3)")
+    assert lines[3] == f"1 of 3 cases equal; report: {out / 'report.md'}"          # batch has nothing to draw
     report = json.loads((out / "report.json").read_text())
     assert report["first_failure"]["message"] == "took longer than 2 s (stopped)"
 
@@ -205,6 +212,16 @@ def test_the_overwriting_unpool_on_the_command_line(npcnn_main, tmp_path, capsys
     markdown = (out / "report.md").read_text()
     assert "Likely cause: **overwriting unpool**" in markdown and "](verdict.png)" in markdown
     assert (out / "verdict.png").stat().st_size > 5000
+
+
+def test_the_sweep_takes_the_weights_of_a_file(tmp_path):
+    torch.manual_seed(5)
+    module = bridge.torch_model("lenet5")
+    path = bridge.save_checkpoint(tmp_path / "lenet5.pt", module)
+    (case,) = verify_cases.network_cases("lenet5", bridge.load_module(path))[-1:]
+    assert all(np.array_equal(case.network.state[k], v.numpy()) for k, v in module.state_dict().items())
+    verdict = deconvnet(bridge.project_reference, weights=path, cases=["lenet5 pool_2"], isolation="thread")
+    assert verdict.passed and verdict.results[0].calls == 32
 
 
 def test_a_function_that_spoils_its_module_spoils_its_own_case_only():

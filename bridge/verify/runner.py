@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 START_LIMIT_S = 180      # importing torch and the user's module in a new process, on a busy machine
+_GONE = ("crashed", None)   # what _receive gives when the worker's end of the pipe closed
 
 
 @dataclass
@@ -140,7 +141,11 @@ def call_once(fn, module, x, probe):
     except (Exception, SystemExit) as err:  # noqa: BLE001 - whatever the user's code raises is its verdict
         return Outcome("raised", message=f"raised {describe(err)}")
     if isinstance(out, torch.Tensor):
-        out = out.detach().cpu().numpy()
+        try:
+            out = out.detach().cpu().numpy()
+        except (TypeError, RuntimeError) as err:   # bfloat16, a sparse or a meta tensor
+            return Outcome("bad-output", message=f"returned a {out.dtype} tensor NumPy cannot hold "
+                           f"({describe(err)})")
     if not isinstance(out, np.ndarray):
         return Outcome("bad-output", message=f"returned a {type(out).__name__}, not a NumPy array or "
                        f"a tensor")
@@ -188,8 +193,9 @@ class ProcessRunner:
             self._process.start()
         child.close()
         self._known = set()
-        kind, message = self._receive(START_LIMIT_S) or ("crashed", None)
+        kind, message = self._receive(START_LIMIT_S) or _GONE
         if kind != "ready":
+            self._process.join(1)            # a worker that died: its exit code
             code = self._process.exitcode
             self.close()
             self.broken = message or (f"the worker process could not start within {START_LIMIT_S} s"
@@ -198,12 +204,13 @@ class ProcessRunner:
         return kind == "ready"
 
     def _receive(self, limit):
-        """The worker's next message, or None when it died or took longer than ``limit``."""
+        """The worker's next message; ``_GONE`` when it died, None when it
+        took longer than ``limit``."""
         try:
             if self._conn.poll(limit):
                 return self._conn.recv()
         except (EOFError, OSError):
-            pass
+            return _GONE
         return None
 
     def call(self, case, probe):
@@ -218,12 +225,13 @@ class ProcessRunner:
         self._conn.send(("call", network.key, case.name, case.x, probe))
         answer = self._receive(self.timeout)
         if answer is None:
-            alive = self._process.is_alive()
-            code = self._process.exitcode
             self._process.kill()
             self.close()
-            if alive:
-                return Outcome("timeout", message=f"took longer than {self.timeout:g} s (stopped)")
+            return Outcome("timeout", message=f"took longer than {self.timeout:g} s (stopped)")
+        if answer is _GONE:
+            self._process.join(5)            # its pipe closes a moment before its exit code is known
+            code = self._process.exitcode
+            self.close()
             return Outcome("crashed", message=f"the worker process died running it (exit code {code})")
         return answer
 
