@@ -394,3 +394,16 @@ def test_a_body_shorter_than_its_content_length_is_a_400(server):
         sock.shutdown(socket.SHUT_WR)                # the client sends no more
         answer = b"".join(iter(lambda: sock.recv(65536), b""))
     assert answer.startswith(b"HTTP/1.1 400") and b"body ended after 14 of the 100 bytes" in answer
+
+
+def test_ipv6_loopback_is_served_too(explorer):
+    server = explore_server.start(explorer, "::1", 0)
+    try:
+        assert server.url.startswith("http://[::1]:")
+        connection = http.client.HTTPConnection("::1", server.server_address[1], timeout=WAIT_S)
+        connection.request("GET", "/")
+        assert connection.getresponse().status == 200
+        connection.close()
+    finally:
+        server.shutdown()
+        server.server_close()

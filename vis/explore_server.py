@@ -20,6 +20,7 @@ unknown layer or channel, a body over ``MAX_BODY_BYTES``, bad JSON) gets a
 code a 500, and the server goes on.
 """
 import json
+import socket
 import sys
 import threading
 import time
@@ -56,6 +57,8 @@ class ExploreServer(ThreadingHTTPServer):
         self.get_routes = {path: (page_file(name), kind) for path, (name, kind) in PAGE_FILES.items()}
         self.get_routes["/data.js"] = (data_script(explorer.page_data()), "text/javascript; charset=utf-8")
         self.post_routes = {"/api/predict": self.predict, "/api/unit": self.unit}
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6        # --host ::1
         super().__init__(address, Handler)
 
     def predict(self, request):
@@ -79,7 +82,7 @@ class ExploreServer(ThreadingHTTPServer):
     @property
     def url(self):
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 class Handler(BaseHTTPRequestHandler):
