@@ -14,6 +14,7 @@ def _cell(mean, std):
 
 
 def _table(header, rows):
+    header = [h.replace("|", "\\|") for h in header]      # |map| inside a cell would split it
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |"]
     return lines + ["| " + " | ".join(r) + " |" for r in rows]
 
