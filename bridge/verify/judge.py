@@ -97,7 +97,10 @@ def deconvnet(fn, model="lenet5", weights=None, module=None, cases=None, timeout
     if module is None and weights is not None:
         from ..checkpoint import load_module
         module = load_module(weights, arch=model)
-    chosen = select_cases(standard_cases() + network_cases(model, module, every_map), cases)
+    sweep = not cases or any(name == model or name.startswith(model + " ") for name in cases)
+    # the sweep's network is built only when asked for: VGG16's weights take seconds and a GB
+    chosen = select_cases(standard_cases() + (network_cases(model, module, every_map) if sweep else []),
+                          cases, model)
     runner = runner_for(fn, timeout, isolation)
     results, recordings = [], {}
     with runner:
@@ -108,14 +111,16 @@ def deconvnet(fn, model="lenet5", weights=None, module=None, cases=None, timeout
     return Verdict(str(runner.label), model, timeout, results)
 
 
-def select_cases(every, names):
+def select_cases(every, names, model):
     """The cases named (a name also picks the cases it begins: "lenet5"
     picks "lenet5 conv_1" ...), in their usual order."""
     if not names:
         return every
     unknown = [n for n in names if not any(c.name == n or c.name.startswith(n + " ") for c in every)]
     if unknown:
-        raise ValueError(f"unknown case {unknown[0]!r}; cases: {', '.join(c.name for c in every)}")
+        standard = [c.name for c in every if not c.name.startswith(model + " ")]
+        raise ValueError(f"unknown case {unknown[0]!r}; cases: {', '.join(standard)}, and the sweep: "
+                         f"{model} (all of it) or {model} LAYER")
     return [c for c in every if any(c.name == n or c.name.startswith(n + " ") for n in names)]
 
 

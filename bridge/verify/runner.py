@@ -60,7 +60,18 @@ def runner_for(fn, timeout, isolation="auto"):
                         f"{type(fn).__name__}")
     if isolation == "thread" or (isolation == "auto" and not sendable(fn)):
         return ThreadRunner(fn, timeout)
+    if not sendable(fn):
+        raise ValueError(f"{label(fn)} cannot be sent to a worker process: define it in an importable "
+                         f"module, or pass isolation='thread'")
     return ProcessRunner(fn, timeout)
+
+
+def label(fn):
+    """How the report names the implementation: "module:function" as given,
+    or the function's module and name."""
+    if isinstance(fn, str):
+        return fn
+    return f"{getattr(fn, '__module__', None) or '?'}.{getattr(fn, '__qualname__', type(fn).__name__)}"
 
 
 def check_target(text):
@@ -156,8 +167,7 @@ class ProcessRunner:
     """Each call in a worker process; one that overruns is killed with it."""
 
     def __init__(self, fn, timeout):
-        self.fn, self.timeout = fn, timeout
-        self.label = fn if isinstance(fn, str) else f"{fn.__module__}.{fn.__qualname__}"
+        self.fn, self.timeout, self.label = fn, timeout, label(fn)
         self.broken = None         # why the function cannot be run at all
         self._process = self._conn = None
         self._known = set()        # networks the current worker holds
@@ -281,8 +291,7 @@ class ThreadRunner:
     """Each call in a daemon thread of this process (see the module docstring)."""
 
     def __init__(self, fn, timeout):
-        self.fn, self.timeout = fn, timeout
-        self.label = fn if isinstance(fn, str) else getattr(fn, "__qualname__", repr(fn))
+        self.fn, self.timeout, self.label = fn, timeout, label(fn)
         self.broken = None
         self._modules = CaseModules()
         self._overran = None       # the call still running past its limit
