@@ -174,25 +174,38 @@ def _first_line(err):
     return first.split(" In PyTorch 2.6, we changed")[0]
 
 
+def spec_keys(arch):
+    """The state_dict keys of ``arch``: every conv and linear layer of the
+    specs has a weight and a bias."""
+    return {f"{layer}.{p}" for layer, kind, _ in npcnn.SPECS[arch].layers
+            if kind in ("conv2d", "linear") for p in ("weight", "bias")}
+
+
 def infer_arch(state):
-    """The architecture whose keys and shapes match ``state``, or None."""
-    for name, spec in npcnn.SPECS.items():
-        # every conv and linear layer of the specs has a weight and a bias
-        keys = {f"{layer}.{p}" for layer, kind, _ in spec.layers
-                if kind in ("conv2d", "linear") for p in ("weight", "bias")}
-        if keys == set(state):
-            return name
-    return None
+    """The architecture whose keys match ``state``, or None."""
+    return next((name for name in npcnn.SPECS if spec_keys(name) == set(state)), None)
 
 
 def _resolve_arch(path, state, meta, arch):
+    """The architecture to build, its keys checked against the file's
+    before anything is built (VGG16 is 138 M parameters to allocate)."""
     recorded = meta.get("arch")
+    if recorded is not None and (not isinstance(recorded, str) or recorded not in npcnn.SPECS):
+        raise ValueError(f"{path}: its meta names the architecture {recorded!r}, not one of "
+                         f"{', '.join(npcnn.SPECS)}")
     if arch and recorded and arch != recorded:
         raise ValueError(f"{path}: is a {recorded} checkpoint, not {arch}")
     arch = arch or recorded or infer_arch(state)
     if arch is None:
         raise ValueError(f"{path}: cannot tell the architecture from its keys "
                          f"({len(state)} tensors, first {next(iter(state))!r}); pass arch=")
+    if arch not in npcnn.SPECS:
+        raise ValueError(f"{path}: arch must be one of {', '.join(npcnn.SPECS)}, got {arch!r}")
+    own = spec_keys(arch)
+    missing, unexpected = sorted(own - set(state)), sorted(set(state) - own)
+    if missing or unexpected:
+        raise ValueError(f"{path}: load_state_dict ({arch}): missing keys {missing}, "
+                         f"unexpected keys {unexpected}")
     return arch
 
 

@@ -236,6 +236,30 @@ def test_torch_s_advice_to_load_unsafely_is_left_out(tmp_path):
     assert "not a readable torch file" in text and "weights_only` set to `False`" not in text
 
 
+@pytest.mark.parametrize("recorded", [5, "../x", ["lenet5"]])
+def test_a_meta_naming_no_architecture_is_refused_naming_the_file(recorded, lenet5_pt, tmp_path):
+    state = torch.load(lenet5_pt, weights_only=True)["state_dict"]
+    path = tmp_path / "m.pt"
+    torch.save({"state_dict": state, "meta": {"arch": recorded}}, path)
+    for loader in (bridge.load, bridge.load_module):
+        with pytest.raises(ValueError) as err:
+            loader(path)
+        assert f"its meta names the architecture {recorded!r}" in one_line_naming(err, path)
+
+
+def test_keys_of_another_network_are_refused_before_building_it(lenet5_pt, tmp_path, monkeypatch):
+    import bridge.checkpoint
+    state = torch.load(lenet5_pt, weights_only=True)["state_dict"]
+    path = tmp_path / "m.pt"
+    torch.save({"state_dict": state, "meta": {"arch": "vgg16"}}, path)
+    monkeypatch.setattr(npcnn, "build", lambda *a, **k: pytest.fail("built VGG16 first"))
+    monkeypatch.setattr(bridge.checkpoint, "torch_model", lambda *a, **k: pytest.fail("built VGG16 first"))
+    for loader in (bridge.load, bridge.load_module):
+        with pytest.raises(ValueError) as err:
+            loader(path)
+        assert "load_state_dict (vgg16): missing keys ['classifier.0.bias'" in one_line_naming(err, path)
+
+
 def test_load_pretrained_names_the_architectures_it_knows():
     with pytest.raises(ValueError, match="arch must be one of vgg16, alexnet, got 'resnet50'"):
         bridge.load_pretrained("resnet50")
