@@ -311,3 +311,12 @@ def test_a_closed_stdout_stops_quietly(lenet5, tmp_path):
     err = process.stderr.read()
     assert process.wait(timeout=120) == 141 and err == ""
     assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_names_a_checkpoint_without_the_facts_its_page_reports(lenet5, tmp_path, capsys):
+    (tmp_path / "checkpoints").mkdir()
+    state = torch.load(lenet5 / "lenet5.pt", weights_only=True)["state_dict"]
+    torch.save({"state_dict": state, "meta": {"arch": "lenet5", "test_accuracy": 0.99}},
+               tmp_path / "checkpoints" / "lenet5-mnist5k-1ep.pt")
+    refused(capsys, ["demo", "--quick", "--dataset", "mnist5k", "--out", str(tmp_path)], 1,
+            "lenet5-mnist5k-1ep.pt: not a checkpoint of npcnn train")

@@ -52,9 +52,10 @@ def trained(arch, train_set, test_set, epochs, folder):
     path = folder / f"{arch}-{train_set.name}-{epochs}ep.pt"
     if path.exists():
         _, meta = bridge.read_checkpoint(path)
-        if not isinstance(meta.get("test_accuracy"), float):
-            raise ValueError(f"{path}: not a checkpoint of npcnn train (no test accuracy in its "
-                             f"metadata); move it away and the demo trains a new one")
+        # the page reports both; a file put there by hand may have neither
+        if not (isinstance(meta.get("test_accuracy"), float) and isinstance(meta.get("epochs"), int)):
+            raise ValueError(f"{path}: not a checkpoint of npcnn train (no test accuracy and epochs in "
+                             f"its metadata); move it away and the demo trains a new one")
         print(f"{arch}: reusing {path} (test accuracy {100 * meta['test_accuracy']:.2f}%)")
         return path, meta, 0.0
     print(f"{arch}: training {epochs} epoch(s) on {len(train_set)} images")
