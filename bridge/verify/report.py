@@ -45,10 +45,12 @@ def _diagnosis(r):
 
 
 def markdown(verdict, figure=None):
-    passed = sum(r.passed for r in verdict.results)
+    passed, count = sum(r.passed for r in verdict.results), len(verdict.results)
+    swept = any(r.name.startswith(verdict.model + " ") for r in verdict.results)
     lines = [f"# Deconvnet verdict: {'all equal' if verdict.passed else 'NOT equal'}", "",
              f"Implementation `{verdict.implementation}`, judged against npcnn's deconvnet on "
-             f"{len(verdict.results)} cases (whole-network sweep: {verdict.model}); {passed} equal. "
+             f"{count} case{'s' if count > 1 else ''}{f' (the sweep on {verdict.model})' if swept else ''}; "
+             f"{passed} equal. "
              f"Equal: relative error (max |difference| / largest magnitude) at most "
              f"{TOLERANCES['float32']:g} in float32, {TOLERANCES['float64']:g} in float64. "
              f"Time limit {verdict.timeout:g} s a call.", "",
