@@ -15,7 +15,7 @@ import flawed_deconvnets as flawed
 from bridge.verify import TOLERANCES, WRONG_RULES, deconvnet
 from bridge.verify import cases as verify_cases
 from bridge.verify.diagnosis import diagnose, relative_error
-from bridge.verify.wrong_rules import CORRECT, pool_switches, walk
+from bridge.verify.wrong_rules import CORRECT, Rules, pool_switches, walk
 from npcnn import deconv
 from vis import cli, verify_cmd
 
@@ -120,7 +120,7 @@ def test_the_diagnosis_names_two_mistakes_and_a_rescaled_output():
     _, acts = model.forward(case.x, record=True)
     probe = case.probes[0]
     right = walk(model, acts, probe.layer, probe.channel, probe.select)
-    both = WRONG_RULES["last-maximum ties in pooling"][0].__class__(pool_ties="last", bias=1)
+    both = Rules(pool_ties="last", bias=1)
     two = diagnose(model, acts, probe, walk(model, acts, probe.layer, probe.channel, probe.select, both), right, 1e-9)
     assert two.cause == "bias added and last-maximum ties in pooling"
     assert diagnose(model, acts, probe, 3 * right, right, 1e-9).cause == "the right projection times 3"
