@@ -42,6 +42,7 @@ from bridge.sanity import permuted, study
 from bridge.sanity.methods import LABELS, METHODS, Settings
 from bridge.sanity.randomize import MODES
 from npcnn.data import DATASET_NAMES, load_mnist, to_tensor
+from npcnn.sanity import road
 from npcnn.sanity.baselines import REPLACEMENTS
 from npcnn.sanity.similarity import METRICS
 
@@ -71,6 +72,9 @@ def add_parser(sub):
     p.add_argument("--blur-sigma", type=positive_float, default=2.0, help="--replacement blur: sigma in pixels")
     p.add_argument("--curve-steps", type=bounded(int, 1, 784), default=28, help="steps of the deletion and "
                    "insertion curves (default 28: 28 pixels a step)")
+    p.add_argument("--road-fractions", type=bounded(float, 0, 1, low_open=True, high_open=True), nargs="+",
+                   default=list(road.DEFAULT_FRACTIONS), help="ROAD: the fractions of pixels removed "
+                   "(default 0.1 0.3 0.5 0.7 0.9)")
     p.add_argument("--figure-images", type=bounded(int, 1, 10), default=3, help="images drawn method by step")
     p.add_argument("--permuted-seconds", type=positive_float, default=60.0,
                    help="time limit of training on permuted labels (default 60)")
@@ -121,7 +125,7 @@ def build(args, test_set=None, train_set=None):
                                    occlusion_size=args.occlusion_size, occlusion_stride=args.occlusion_stride,
                                    seed=args.seed),
                           args.seed, args.replacement, mean, args.blur_sigma, args.curve_steps,
-                          oracle=not args.no_oracle)
+                          tuple(sorted(set(args.road_fractions))), oracle=not args.no_oracle)
     picks = study.balanced_indices(test_set.labels, args.images)
     x = torch.from_numpy(to_tensor(test_set.images[picks], norm["mean"], norm["std"]))
     target = study.predicted(module, x)
@@ -247,14 +251,15 @@ def _draw(out, args, test_set, picks, norm, config, results, run_, permuted_maps
 def demo_section(checkpoint, test_set, out, quick=True, train_set=None):
     """The demo page's section: the study on ``test_set`` into ``out``,
     [(path, caption)]. ``quick``: 10 images, 1 figure image, a 5 s
-    permuted-label network on 1,000 images, fewer IG steps, SmoothGrad
-    samples and occluder positions, short curves, no oracle; otherwise the
-    command's defaults."""
+    permuted-label network on 500 images, fewer IG steps, SmoothGrad
+    samples, occluder positions and ROAD fractions, short curves, no oracle;
+    otherwise the command's defaults."""
     args = argparse.Namespace(
         checkpoint=Path(checkpoint), out=Path(out), methods=list(METHODS), modes=list(MODES),
         images=10 if quick else 100, replacement="zero", blur_sigma=2.0, curve_steps=14 if quick else 28,
         figure_images=1 if quick else 3, permuted_seconds=5.0 if quick else 60.0,
-        permuted_samples=1000 if quick else 5000, permuted_epochs=200, no_data_randomization=False,
+        permuted_samples=500 if quick else 5000,
+        road_fractions=[0.2, 0.5, 0.8] if quick else list(road.DEFAULT_FRACTIONS), permuted_epochs=200, no_data_randomization=False,
         no_oracle=quick, ig_steps=8 if quick else 32, samples=4 if quick else 16, seed=0,
         occlusion_size=7 if quick else 6, occlusion_stride=7 if quick else 3,
         dataset=None, data_dir=None, quiet=True)
