@@ -10,10 +10,13 @@
 |               | trained model's (Adebayo et al. 2018)                                |
 | permuted      | a network trained on permuted labels (data randomisation)           |
 | faithfulness  | deletion and insertion curves, ROAD, the pixel oracle               |
+| study         | all of it on N test images, as the numbers ``npcnn sanity`` tables   |
 
-    steps = randomization.run(module, x, target, METHODS, Settings())
-    table = randomization.similarity_table(steps)
+    from bridge.sanity import methods, randomization
+    run = randomization.run(module, x, target, methods.METHODS, methods.Settings())
+    similar = randomization.similarities(run["trained"], run["cascading"])   # {metric: {method: (S, N)}}
+    table = randomization.summary(similar)                                   # mean and std over the images
 """
-from . import faithfulness, methods, permuted, randomization, randomize
+from . import faithfulness, methods, permuted, randomization, randomize, study
 
-__all__ = ["faithfulness", "methods", "permuted", "randomization", "randomize"]
+__all__ = ["faithfulness", "methods", "permuted", "randomization", "randomize", "study"]

@@ -18,7 +18,8 @@ Letters: N images, C channels, H x W pixels, P = H*W, S steps of a curve.
 
     from npcnn.sanity import similarity, curves
     scores = similarity.compare(reference_maps, maps)   # {"spearman": (N,), ...}
-    path = curves.path(image, curves.ranking(map_), baseline, steps=28, kind="deletion")
+    order = curves.ranking(maps)                          # (N, P), most relevant first
+    path = curves.path(images[0], order[0], baseline, steps=28, kind="deletion")   # (29, C, H, W)
 """
 from . import baselines, curves, hog, ranks, road, similarity, ssim
 
