@@ -150,3 +150,25 @@ def test_on_a_one_pixel_network_the_gradient_deletion_curve_falls_at_once_and_th
     # ROAD: the pixel imputed from its dark neighbours (MoRF) loses the class; LeRF keeps it
     found = faithfulness.road_scores(net, x, gradient, target, fractions=(0.1,), noise=0.0)
     assert (found["morf"][:, 0] < 0.7).all() and (found["lerf"][:, 0] > 0.99).all()
+
+
+def test_the_engine_measures_import_without_torch_or_matplotlib():
+    import subprocess
+    import sys
+    import textwrap
+    code = textwrap.dedent("""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "matplotlib"):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        import numpy as np
+        from npcnn.sanity import similarity, road
+        a = np.random.default_rng(0).normal(size=(2, 28, 28))
+        assert similarity.compare(a, a)["hog"].tolist() == [1.0, 1.0]
+        road.road_images(a[:1], a[0])
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
