@@ -1,5 +1,4 @@
 """Model and data randomisation (bridge.sanity) and the npcnn sanity command."""
-import argparse
 import json
 
 import numpy as np

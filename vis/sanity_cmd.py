@@ -14,7 +14,7 @@ and a random map, the floor. Targets: the trained network's predicted class.
      each layer's own initialiser; similarity of each map to the trained
      network's: Spearman rank correlation of the map and of |map|, SSIM,
      HOG similarity, mean and spread over --images test images;
-  2. data randomisation: the same network trained on permuted labels until
+  2. data randomisation: the same architecture trained on permuted labels until
      its training accuracy plateaus (or --permuted-seconds run out), and
      the same similarities of its maps to the trained network's;
   3. faithfulness: deletion and insertion curves and their areas
@@ -138,9 +138,9 @@ def build(args, test_set=None, train_set=None):
     results["model_randomization"], run_ = study.model_randomization(module, x, target, config, say)
     permuted_maps = None
     if not args.no_data_randomization:
-        perm = _permuted(args, train_set, norm, say)
+        perm = _permuted(args, module.arch, train_set, norm, say)
         data, permuted_maps = study.data_randomization(perm.module, x, target, run_["trained"], config)
-        results["data_randomization"] = {"similarity": data, "note": _permuted_note(perm, args),
+        results["data_randomization"] = {"similarity": data, "note": _permuted_note(perm, module.arch, args),
                                          "history": perm.history, "stopped": perm.stopped,
                                          "train_accuracy": perm.train_accuracy}
     results["faithfulness"] = study.faithfulness_numbers(module, x, target, run_["trained"], config, say)
@@ -158,25 +158,27 @@ def build(args, test_set=None, train_set=None):
     return written, results
 
 
-def _permuted(args, train_set, norm, say):
+def _permuted(args, arch, train_set, norm, say):
+    """The checkpoint's architecture trained on permuted labels: its maps are compared with the
+    trained network's, so only the labels differ."""
     subset = train_set
     if args.permuted_samples < len(train_set):
         keep = study.balanced_indices(train_set.labels, args.permuted_samples)
         subset = type(train_set)(train_set.images[keep], train_set.labels[keep], train_set.name,
                                  train_set.split, train_set.source)
-    say(f"training lenet5 on {len(subset)} images with permuted labels "
+    say(f"training {arch} on {len(subset)} images with permuted labels "
         f"(at most {args.permuted_seconds:g} s)")
     return permuted.train_permuted(
-        "lenet5", subset, norm["mean"], norm["std"], seed=args.seed, seconds=args.permuted_seconds,
+        arch, subset, norm["mean"], norm["std"], seed=args.seed, seconds=args.permuted_seconds,
         max_epochs=args.permuted_epochs,
         progress=lambda r: say(f"permuted labels: epoch {r['epoch']}, training accuracy "
                                f"{100 * r['train_accuracy']:.1f}%, {r['seconds']:.0f} s"))
 
 
-def _permuted_note(perm, args):
+def _permuted_note(perm, arch, args):
     reasons = {"plateau": "its training accuracy gained under 0.5 points in 3 epochs",
                "seconds": f"the {args.permuted_seconds:g} s limit", "max_epochs": "the epoch limit"}
-    return (f"LeNet-5 trained on {args.permuted_samples} training images with permuted labels (Adam 1e-3): "
+    return (f"{arch} trained on {len(perm.labels)} training images with permuted labels (Adam 1e-3): "
             f"{100 * perm.train_accuracy:.1f}% training accuracy on those labels after "
             f"{len(perm.history)} epochs, {perm.seconds:.0f} s; stopped by {reasons[perm.stopped]}.")
 
@@ -219,15 +221,15 @@ def _draw(out, args, test_set, picks, norm, config, results, run_, permuted_maps
         path = figures.similarity_bars(values, list(METRICS), tables.METRIC_LABELS, methods, LABELS_ALL,
                                        out / "data_randomization.png",
                                        f"{arch}: maps of the permuted-label network against the trained one's")
-        written.append((path, f"data randomisation: similarity of each method's maps of a LeNet-5 trained on "
-                              f"permuted labels to the maps of {arch} ({d['note']})"))
+        written.append((path, f"data randomisation: similarity of each method's maps of a {arch} trained on "
+                              f"permuted labels to its maps trained on the true labels ({d['note']})"))
         for i in range(n_fig):
             maps = {m: [run_["trained"][m][i], permuted_maps[m][i]] for m in methods}
             path = figures.randomization_grid(test_set.images[picks[i]] / 255.0, maps, methods, LABELS_ALL,
                                               ["trained", "permuted"], out / f"data_randomization_{i}.png",
                                               f"test image {picks[i]}: true labels vs permuted labels")
-            written.append((path, f"test image {picks[i]}: each method's map of {arch} and of the "
-                                  f"permuted-label LeNet-5"))
+            written.append((path, f"test image {picks[i]}: each method's map of {arch} trained on the true "
+                                  f"labels and on permuted labels"))
     f = results["faithfulness"]
     shown = methods + ([study.ORACLE] if study.ORACLE in f["deletion"] else [])
     fractions = np.arange(args.curve_steps + 1) / args.curve_steps
