@@ -41,13 +41,16 @@ def test_a_map_against_itself_scores_one_and_against_its_negation_minus_one():
         np.testing.assert_allclose(negated[metric], 1.0, rtol=0, atol=1e-12, err_msg=metric)
 
 
-def test_unrelated_maps_score_near_zero_and_a_constant_map_zero():
+def test_unrelated_maps_score_near_zero_and_constant_maps_by_definition():
     a, b = baselines.random_maps((20, 28, 28), 0), baselines.random_maps((20, 28, 28), 1)
     found = similarity.compare(a, b)
     assert abs(found["spearman"].mean()) < 0.02
     # HOG features of two noise maps still share their layout (every bin filled): a floor near 0.1, not 0
     assert abs(found["hog"].mean()) < 0.25
     assert (ranks.spearman(a, np.zeros_like(a)) == 0).all()
+    # a map that a ReLU zeroed everywhere still scores 1 against itself, on every metric
+    for metric, values in similarity.compare(np.zeros_like(a), np.zeros_like(a)).items():
+        assert (values == 1).all(), metric
 
 
 def test_ssim_equals_scikit_image():

@@ -66,5 +66,5 @@ def features(maps, cell=None, bins=BINS):
 
 def hog_similarity(a, b, cell=None, bins=BINS):
     """Pearson's correlation of the HOG features of each pair a[n], b[n] (N, H, W). Returns (N,);
-    0 where a map has no gradient at all (a constant map: its features are all 0)."""
+    a constant map has features all 0: 0 against any other map, 1 against another constant one."""
     return pearson(features(a, cell, bins), features(b, cell, bins))

@@ -7,8 +7,11 @@ Tied values share the mean of the ranks they span (the rule of
 ``scipy.stats.spearmanr``). With that rule rank(-a) = P + 1 - rank(a)
 exactly, so rho(a, -a) = -1 for any map that is not constant.
 
-A constant map carries no order: its correlation with any map is defined
-here as 0 (Pearson's formula would divide by zero).
+A constant map carries no order, and Pearson's formula would divide by
+zero. Defined here: a constant map against one that is not scores 0 (no
+shared order); two constant maps score 1 (they agree that there is none;
+so every map scores 1 against itself, a Grad-CAM map that a ReLU zeroed
+everywhere included).
 """
 import numpy as np
 
@@ -30,14 +33,16 @@ def rank(values):
 
 
 def pearson(a, b):
-    """Pearson's correlation of each row pair of a, b (N, P); 0 where a row is constant."""
+    """Pearson's correlation of each row pair of a, b (N, P); 0 where one row
+    is constant, 1 where both are."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     da = a - a.mean(axis=1, keepdims=True)
     db = b - b.mean(axis=1, keepdims=True)
     norm = np.sqrt((da * da).sum(axis=1) * (db * db).sum(axis=1))     # (N,)
     num = (da * db).sum(axis=1)
-    out = np.zeros(len(a))
+    flat_a, flat_b = (da == 0).all(axis=1), (db == 0).all(axis=1)
+    out = np.where(flat_a & flat_b, 1.0, 0.0)
     ok = norm > 0
     out[ok] = np.clip(num[ok] / norm[ok], -1.0, 1.0)                   # rounding can leave |r| a hair above 1
     return out
