@@ -23,19 +23,7 @@ STANDARD = [case.name for case in verify_cases.standard_cases()]
 
 
 @pytest.fixture
-def npcnn_main(monkeypatch):
-    """``vis.cli.main`` with verify-deconv among its commands (added here
-    until vis/cli.py registers it)."""
-    build = cli.build_parser
-
-    def with_verify():
-        parser = build()
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if "verify-deconv" not in sub.choices:
-            verify_cmd.add_parser(sub)
-        return parser
-
-    monkeypatch.setattr(cli, "build_parser", with_verify)
+def npcnn_main():
     return cli.main
 
 

@@ -31,7 +31,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    from . import atlas_cmd, bench_cmd, deconv_cmd, demo, explain_cmd, train_cmd
+    from . import (atlas_cmd, bench_cmd, deconv_cmd, demo, explain_cmd, explore_cmd, sanity_cmd, train_cmd,
+                   verify_cmd)
     parser = Parser(
         prog="npcnn",
         description="CNN layers in readable NumPy and fast Numba, proven equal to PyTorch.")
@@ -42,6 +43,9 @@ def build_parser():
     deconv_cmd.add_parser(sub)
     atlas_cmd.add_parser(sub)
     explain_cmd.add_parser(sub)
+    sanity_cmd.add_parser(sub)
+    verify_cmd.add_parser(sub)
+    explore_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)
     return parser
 
