@@ -2,7 +2,6 @@
 passes every case; deconvnets written with the known mistakes
 (tests/flawed_deconvnets.py) fail with the right diagnosis; bad input is
 one line naming the case, and the report is still written."""
-import argparse
 import json
 import time
 
@@ -17,7 +16,7 @@ from bridge.verify import cases as verify_cases
 from bridge.verify.diagnosis import diagnose, relative_error
 from bridge.verify.wrong_rules import CORRECT, Rules, pool_switches, walk
 from npcnn import deconv
-from vis import cli, verify_cmd
+from vis import cli
 
 STANDARD = [case.name for case in verify_cases.standard_cases()]
 
