@@ -238,3 +238,13 @@ def test_each_path_name_runs_its_algorithm(op, paths, monkeypatch):
     for name in paths:
         monkeypatch.setattr(conv_numba, "path", lambda *args, _name=name: _name)
         assert_close(name, ours(x, w, b, 1, 1), expected)
+
+
+def test_conv_path_checks_its_arguments_as_the_op_does():
+    x, w = np.zeros((1, 3, 8, 8)), np.zeros((4, 3, 3, 3))
+    with pytest.raises(ValueError, match="conv_path: op must be 'conv2d' or 'conv_transpose2d', got 'pool'"):
+        F.conv_path("pool", x, w)
+    with pytest.raises(ValueError, match="conv2d: stride must be >= 1"):
+        F.conv_path("conv2d", x, w, stride=0)
+    with pytest.raises(ValueError, match=r"conv_transpose2d: weight \(C_in, C_out, kH, kW\) expects 4"):
+        F.conv_path("conv_transpose2d", x, w)
