@@ -8,6 +8,12 @@ layer (a figure per layer per digit and an overview per layer); and what
 the averages show: sparsity per layer and class, redundant channels, and
 the class selectivity of the first dense layer's neurons. index.md and
 index.html link every figure with a caption.
+
+The class averages, and the sparsity and selectivity read from them, are
+mergeable statistics (``npcnn.stats.ClassMeans``) over a whole split:
+``--split train --scheduler local:2`` runs them over the 60,000 training
+images on two worker processes; ``class_means.npz`` keeps them (``npcnn
+explore --stats`` shows them).
 """
 import argparse
 import functools
@@ -15,19 +21,22 @@ from pathlib import Path
 
 import numpy as np
 
-from npcnn.analysis import channel_correlation, class_averages, class_selectivity, near_duplicates
+from npcnn.analysis import channel_correlation, class_selectivity, near_duplicates, select_per_class
 from npcnn.atomic import atomic_write_text
 from npcnn.data import DATASET_NAMES
+from npcnn.stats import ArraySource, ClassMeans, save_stats
 from npcnn.topk import batched_forward
 
 from . import atlas_figures as figures
+from . import dataset_stats
 from .arguments import digit, positive_int, seed_int
 from .deconv_cmd import pick_examples
 from .index_page import write_index
 from .paths import input_dir, input_file, output_dir, writing_into
 from .study_inputs import load_study
 
-EXAMPLE = "example: npcnn atlas --checkpoint simplecnn.pt --out out/atlas --per-class 500"
+EXAMPLE = ("example: npcnn atlas --checkpoint simplecnn.pt --out out/atlas --per-class 500\n"
+           "         npcnn atlas --checkpoint simplecnn.pt --out out/atlas --split train --scheduler local:2")
 
 
 def add_parser(sub):
@@ -38,8 +47,9 @@ def add_parser(sub):
                    help="weights (.pt from npcnn train, or .npz)")
     p.add_argument("--out", type=output_dir, required=True,
                    help="folder for the figures (created when the first one is written)")
-    p.add_argument("--per-class", type=positive_int, default=500,
-                   help="samples per digit for the class averages: the first N test images of each")
+    p.add_argument("--per-class", type=positive_int,
+                   help="samples per digit for the class averages: the first N images of each in the split "
+                   "(default: every image)")
     p.add_argument("--correct-only", action="store_true",
                    help="average only correctly classified images")
     p.add_argument("--dataset", choices=DATASET_NAMES, help="default: the checkpoint's dataset")
@@ -48,6 +58,7 @@ def add_parser(sub):
     p.add_argument("--digits", type=digit, nargs="+", default=list(range(10)),
                    help="digits 0-9 that get their own figures (default all; overviews always show all)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the random sample grid")
+    dataset_stats.add_arguments(p, "test", "the class averages")
     p.set_defaults(run=run)
 
 
@@ -76,7 +87,7 @@ def build(args):
     """Compute and draw the atlas, write its index; returns
     ``(sections, facts)`` as given to ``write_index``. The folder is
     created once the inputs have loaded and checked out."""
-    if args.per_class < 1:
+    if args.per_class is not None and args.per_class < 1:
         raise ValueError(f"--per-class must be >= 1, got {args.per_class}")
     study = load_study(args.checkpoint, args.dataset, args.data_dir)
     with writing_into(Path(args.out)) as out:
@@ -139,16 +150,17 @@ def _draw(args, study, out):
               f"the {c} filters, one diverging scale") for c in convs]
     sections.append(("Filters", items, None))
 
-    # class averages and what they show
-    keep = predicted == y if args.correct_only else None
+    # class averages and what they show, over the split as mergeable statistics
     recorded = [n for n in model.layer_names if model.layers[n].kind != "flatten"]
-    avg = class_averages(model, x, y, per_class=args.per_class, layers=recorded, keep=keep)
-    counts = avg.counts
+    cm = class_means(model, study, args, recorded, predicted)
+    result = cm.result()
+    avg, counts = result.means, result.counts
     used = ", ".join(f"{d}: {c}" for d, c in enumerate(counts))
     if counts.min() == 0:
         raise ValueError(f"no samples of digit {int(counts.argmin())} to average ({used})")
-    print(f"class averages over {'correctly classified ' if args.correct_only else ''}test images, "
-          f"per digit {used}")
+    save_stats(out / "class_means.npz", [cm])
+    scope = f"{'correctly classified ' if args.correct_only else ''}{args.split} images"
+    print(f"class averages over {scope}, per digit {used}")
     items = []
     for layer in recorded:
         items.append((figures.class_overview(layer, avg[layer], counts, out / f"avg_{layer}.png").name,
@@ -157,10 +169,10 @@ def _draw(args, study, out):
             items.append((figures.class_average_maps(layer, d, avg[layer][d], counts[d],
                                                      out / f"avg_{layer}_{d}.png").name,
                           f"{layer}, digit {d}: mean over {counts[d]} images"))
-    sections.append((f"Class averages ({'correct only, ' if args.correct_only else ''}first "
-                     f"{args.per_class} test images per digit; used {used})", items, None))
+    chosen = "every image" if args.per_class is None else f"the first {args.per_class} per digit"
+    sections.append((f"Class averages ({scope}, {chosen}; used {used})", items, None))
 
-    table = np.stack([avg.zero_fraction[l] for l in recorded])
+    table = np.stack([result.zero_fraction[l] for l in recorded])
     sparsity_text = "layer        " + " ".join(f"{d:>5}" for d in range(10)) + "\n" + "\n".join(
         f"{l:<12} " + " ".join(f"{v:5.2f}" for v in row) for l, row in zip(recorded, table))
     atomic_write_text(out / "sparsity.txt", sparsity_text + "\n")
@@ -187,7 +199,27 @@ def _draw(args, study, out):
     sections.append(("Measures: sparsity, redundancy, selectivity", items, measures))
 
     facts = [("network", f"{model.arch}, {args.checkpoint}"), ("data", f"{test.name} test set, {test.source}"),
+             ("class averages", f"{scope}, {chosen} ({int(counts.sum())} images, class_means.npz)"),
              ("test accuracy", f"{100 * accuracy:.2f}%"), ("computed by", "npcnn (numba backend)")]
     md, page = write_index(out, f"Activation atlas of {model.arch}", sections, facts)
     print(f"wrote {sum(len(s[1]) for s in sections)} figures, {md} and {page}")
     return sections, facts
+
+
+def class_means(model, study, args, layers, predicted_on_test):
+    """``ClassMeans`` of ``layers`` over the images the options choose: the
+    split (its first --limit), the first --per-class of each digit, only the
+    correctly classified with --correct-only."""
+    if args.split == "test":
+        data = dataset_stats.load_split(study.test.name, "test", args.data_dir, args.limit) \
+            if args.limit else study.test
+        predicted = predicted_on_test[:len(data)]
+    else:
+        data = dataset_stats.load_split(study.test.name, "train", args.data_dir, args.limit)
+        predicted = (batched_forward(model, dataset_stats.inputs(model, data, study.normalization)).argmax(axis=1)
+                     if args.correct_only else None)
+    keep = predicted == data.labels if args.correct_only else None
+    index = select_per_class(data.labels, args.per_class or len(data), keep=keep)
+    source = ArraySource(data.images[index], data.labels[index], f"{data.name} {data.split} ({data.source})")
+    (stats,) = dataset_stats.run_tally(model, source, [ClassMeans(layers, 10)], args, "class averages")
+    return stats

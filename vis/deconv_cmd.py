@@ -4,8 +4,12 @@ Computes with npcnn (from the checkpoint's weights) and draws:
   digit_D.png      one correctly classified test image of digit D and the
                    projection of every map of every conv layer
   all_digits.png   the same for all the digits, one row each
-  top9_LAYER.png   per map, its 9 strongest activations in the test set:
-                   receptive-field patch | projection (Zeiler & Fergus fig. 2)
+  top9_LAYER.png   per map, its 9 strongest activations over a whole split
+                   (--split, default the training set: 60,000 MNIST images, as
+                   the paper searched ImageNet's training set), found as
+                   mergeable statistics (npcnn.stats.TopK, in this process or
+                   on Dask with --scheduler): receptive-field patch |
+                   projection (Zeiler & Fergus fig. 2)
   evolution_LAYER.png  per map, the projection of its strongest activation
                    in each per-epoch checkpoint (fig. 4); needs
                    CHECKPOINT.epochNN.pt files (npcnn train --save-every 1)
@@ -24,8 +28,10 @@ from npcnn import deconv
 from npcnn.data import DATASET_NAMES
 from npcnn.occlusion import occlusion_maps, probabilities
 from npcnn.receptive_field import receptive_field, unit_window
+from npcnn.stats import TopK, save_stats
 from npcnn.topk import batched_forward, top_activations
 
+from . import dataset_stats
 from . import deconv_figures as figures
 from .arguments import digit, non_empty_str
 from .paths import input_dir, input_file, output_dir, writing_into
@@ -56,6 +62,7 @@ def add_parser(sub):
                    help="keep the whole map (default) or only its strongest unit")
     p.add_argument("--rule", default="deconvnet", choices=deconv.RULES)
     p.add_argument("--figures", nargs="+", default=list(FIGURES), choices=FIGURES)
+    dataset_stats.add_arguments(p, "train", "the top-9 search")
     p.set_defaults(run=run)
 
 
@@ -126,7 +133,7 @@ def build(args):
         if "digits" in args.figures:
             written += draw_digits(model, x, picks, digits, args, layers, out)
         if "top9" in args.figures:
-            written += draw_top9(model, x, layers, out)
+            written += draw_top9(model, study, layers, args, out)
         if "evolution" in args.figures:
             written += draw_evolution(args.checkpoint, series, x, layers, out)
         if "occlusion" in args.figures:
@@ -155,23 +162,36 @@ def draw_digits(model, x, picks, digits, args, layers, out):
     return written
 
 
-def draw_top9(model, x, layers, out, k=9):
+def draw_top9(model, study, layers, args, out, k=9):
+    """Per map of each layer, its k strongest units over the split: found by
+    one tally of every layer's TopK, then only those images projected."""
+    data = (dataset_stats.load_split(study.test.name, args.split, args.data_dir, args.limit)
+            if args.split == "train" or args.limit else study.test)
+    source = dataset_stats.source_of(data)
+    found = dataset_stats.run_tally(model, source, [TopK(layer, k) for layer in layers], args,
+                                    f"top-{k} over {len(data)} {data.name} {data.split} images")
+    # the statistics themselves, for npcnn.stats.load_stats and npcnn explore --stats
+    print(f"wrote {save_stats(out / 'top9.npz', found)}")
     written = []
-    for layer in layers:
-        images, values, positions = top_activations(model, x, layer, k)
+    for layer, top in zip(layers, found):
+        ids, values, positions = top.result()                  # (C, k) each, strongest first
+        x = dataset_stats.inputs(model, type(data)(data.images[ids.ravel()], data.labels[ids.ravel()], data.name,
+                                                   data.split, data.source), study.normalization)
+        x = x.reshape(ids.shape + x.shape[1:])                  # (C, k, 1, H, W)
         size = receptive_field(model, layer)[0]
-        C = images.shape[0]
-        patches = np.zeros((C, k) + size)
-        projections = np.zeros((C, k) + size)
+        C, kept = ids.shape
+        patches = np.zeros((C, kept) + size)
+        projections = np.zeros((C, kept) + size)
         for c in range(C):
-            proj = deconv.project_channels(model, x[images[c]], layer, [c], "max")[0]  # (k, 1, H, W)
-            for i in range(k):
-                box = unit_window(model, layer, *positions[c, i], x.shape[2:])
-                patches[c, i] = padded_crop(x[images[c, i]], box, size, x.min())
+            proj = deconv.project_channels(model, x[c], layer, [c], "max")[0]  # (k, 1, H, W)
+            for i in range(kept):
+                box = unit_window(model, layer, *positions[c, i], x.shape[-2:])
+                patches[c, i] = padded_crop(x[c, i], box, size, x.min())
                 projections[c, i] = padded_crop(proj[i], box, size, 0.0)
-        written.append((figures.top9(layer, patches, projections, values, out / f"top9_{layer}.png"),
-                        f"{layer}: for each map, the 9 test images that excite it most: receptive "
-                        f"field and projection of that unit (Zeiler & Fergus, fig. 2)"))
+        searched = f"{len(data):,} {data.name} {data.split} images"
+        written.append((figures.top9(layer, patches, projections, values, out / f"top9_{layer}.png", searched),
+                        f"{layer}: for each map, the {kept} {data.split} images (of {len(data)}) that excite "
+                        f"it most: receptive field and projection of that unit (Zeiler & Fergus, fig. 2)"))
     return written
 
 

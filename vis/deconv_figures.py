@@ -45,11 +45,12 @@ def combined_grid(images, projections, labels, path):
     return save(fig, path)
 
 
-def top9(layer, patches, projections, values, path):
+def top9(layer, patches, projections, values, path, searched="the test set"):
     """For each map of ``layer``: its 9 strongest activations, each as the
     receptive-field patch (grey) beside the projection of that activation.
 
-    patches, projections: (C, 9, h, w) crops; values: (C, 9) activations.
+    patches, projections: (C, 9, h, w) crops; values: (C, 9) activations;
+    searched: where they were found, for the title.
     """
     C, k = values.shape
     fig, axes = plt.subplots(C, 2 * k, figsize=(0.55 * 2 * k, 0.62 * C + 0.5), squeeze=False)
@@ -58,7 +59,7 @@ def top9(layer, patches, projections, values, path):
             show_image(axes[c, 2 * i], patches[c, i])
             show_signed(axes[c, 2 * i + 1], projections[c, i])
         axes[c, 0].set_ylabel(f"{c}", rotation=0, fontsize=7, labelpad=8)
-    title(fig, f"{layer}: for each map (row), the 9 strongest activations in the test set: "
+    title(fig, f"{layer}: for each map (row), the {k} strongest activations in {searched}: "
                "receptive field | its projection")
     return save(fig, path)
 

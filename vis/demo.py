@@ -105,7 +105,8 @@ def _tour(args, start, epochs, train_set, test_set, out):
     digits = [0, 7] if args.quick else [0, 1, 5, 8]
     deconv_args = argparse.Namespace(checkpoint=str(nets["lenet5"][0]), digits=digits, out=str(out / "deconv"),
                                      dataset=None, data_dir=args.data_dir, stage="pool", layers=None, select="map",
-                                     rule="deconvnet", figures=list(deconv_cmd.FIGURES))
+                                     rule="deconvnet", figures=list(deconv_cmd.FIGURES), split="train",
+                                     limit=10000 if args.quick else None, scheduler=None, shard_size=5000)
     deconv_figures = deconv_cmd.build(deconv_args)
     timings["deconvnet figures"] = time.perf_counter() - t
 
@@ -113,7 +114,7 @@ def _tour(args, start, epochs, train_set, test_set, out):
     atlas_args = argparse.Namespace(checkpoint=str(nets["simplecnn"][0]), out=str(out / "atlas"),
                                     per_class=50 if args.quick else 500, correct_only=False, dataset=None,
                                     data_dir=args.data_dir, digits=[0, 7] if args.quick else list(range(10)),
-                                    seed=0)
+                                    seed=0, split="test", limit=None, scheduler=None, shard_size=5000)
     atlas_sections, _ = atlas_cmd.build(atlas_args)
     timings["activation atlas"] = time.perf_counter() - t
 
