@@ -165,7 +165,9 @@ def add_arguments(p):
     p.add_argument("--no-memory", action="store_true", help="skip the VGG16 peak-memory processes")
 
 
-def run(args):
+def run(args, extra_sections=()):
+    """The bench; ``extra_sections``: callables(quick) -> (title, markdown, data), run after the
+    kernels (``npcnn bench`` adds the explorer's latency this way)."""
     threads = numba.config.NUMBA_NUM_THREADS
     torch.set_num_threads(threads)
     out = Path(args.out)
@@ -176,6 +178,8 @@ def run(args):
     first_call = first_call_times()
     memory = None if args.no_memory else vgg16_forward_memory(threads)
     text = report(results, sgemm, first_call, memory, threads, args.quick)
+    sections = [make(args.quick) for make in (*sections_of_the_bench(), *extra_sections)]
+    text += "".join(f"\n## {title}\n\n{markdown}\n" for title, markdown, _ in sections)
     print(text)
     data = dict(machine=dict(cpus=os.cpu_count(), threads=threads, platform=platform.platform(),
                              torch=str(torch.__version__), numba=numba.__version__, numpy=np.__version__),
@@ -183,6 +187,7 @@ def run(args):
                 results=[dict(case=r.case, group=r.group, ms=r.ms, flops=r.flops, ratio=r.ratio(),
                               target=target_of(r.case), max_rel_diff=r.max_rel_diff, note=r.note)
                          for r in results],
+                sections={title: values for title, _, values in sections},
                 seconds=time.perf_counter() - start)
     with atomic_path(out / "results.json") as tmp:
         Path(tmp).write_text(json.dumps(data, indent=1))
@@ -192,6 +197,11 @@ def run(args):
     print(f"wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'ratios.png'} "
           f"in {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def sections_of_the_bench():
+    from .sections import attribution_section, stats_section
+    return attribution_section, stats_section
 
 
 if __name__ == "__main__":

@@ -343,7 +343,7 @@ def test_static_needs_out_and_out_needs_static(checkpoint, tmp_path):
 
 
 def test_the_latency_benchmark_validates_and_meets_the_target(checkpoint):
-    from benchmarks.explore_latency import measure
+    from vis.explore_latency import measure
 
     times = measure(checkpoint, requests=20)
     assert set(times) == {"predict server", "predict round trip", "unit server", "unit round trip", "stroke"}
