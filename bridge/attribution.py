@@ -221,25 +221,22 @@ def occlusion(module, x, target, size=6, stride=2, fill=0.0, internal_batch_size
     N, C, H, W = x.shape
     target = as_targets(target, N, x.device)
     value = _fill(fill, x)
-    windows = [(top, left) for top in occlusion_windows(size, stride, H)
-               for left in occlusion_windows(size, stride, W)]
+    starts = [(top, left) for top in occlusion_windows(size, stride, H)
+              for left in occlusion_windows(size, stride, W)]
+    masks = torch.zeros((len(starts), H, W), dtype=torch.bool, device=x.device)   # (M, H, W): window m's pixels
+    for m, (top, left) in enumerate(starts):
+        masks[m, top:top + size, left:left + size] = True
+    hits = masks.sum(dim=0).to(x.dtype)                                              # (H, W)
     prob = lambda z, t: class_scores(torch.softmax(module(z), dim=1), t)   # noqa: E731  (softmax of log_softmax: the same)
     base = torch.cat([prob(x[s], target[s]) for s in chunks(N, internal_batch_size)])   # (N,)
     drop = torch.zeros(N, H, W, dtype=x.dtype, device=x.device)
-    hits = torch.zeros(H, W, dtype=x.dtype, device=x.device)
-    for top, left in windows:
-        hits[top:top + size, left:left + size] += 1
-    for rows in chunks(len(windows) * N, internal_batch_size):   # row r: window r // N, image r % N
-        r = range(rows.start, rows.stop)
-        n = torch.tensor([i % N for i in r], device=x.device)
-        z = x[n].clone()
-        for row, i in enumerate(r):
-            top, left = windows[i // N]
-            z[row, :, top:top + size, left:left + size] = value
-        p = prob(z, target[n])
-        for row, i in enumerate(r):
-            top, left = windows[i // N]
-            drop[i % N, top:top + size, left:left + size] += base[i % N] - p[row]
+    for rows in chunks(len(starts) * N, internal_batch_size):   # row r: window r // N, image r % N
+        r = torch.arange(rows.start, rows.stop, device=x.device)
+        m, n = r // N, r % N
+        covered = masks[m][:, None]                                                  # (rows, 1, H, W)
+        z = torch.where(covered, value, x[n])                                        # the occluded copies
+        fall = base[n] - prob(z, target[n])                                          # (rows,)
+        drop.index_add_(0, n, fall.view(-1, 1, 1) * covered[:, 0].to(x.dtype))
     return drop / hits.clamp(min=1)
 
 

@@ -124,6 +124,11 @@ def _tour(args, start, epochs, train_set, test_set, out):
         explain_figures += explain_demo.build(nets[arch][0], test_set, out / "explain" / arch, quick=args.quick)
     timings["attributions and activation maximization"] = time.perf_counter() - t
 
+    t = time.perf_counter()
+    from .explore_cmd import export_static
+    explorer = export_static(nets["lenet5"][0], out / "explore", quick=True, data_dir=args.data_dir)
+    timings["explorer (static)"] = time.perf_counter() - t
+
     bench_text, bench_figures = None, []
     if not (args.quick or args.no_bench):
         from benchmarks.run import run as run_bench
@@ -136,14 +141,14 @@ def _tour(args, start, epochs, train_set, test_set, out):
 
     timings["total"] = time.perf_counter() - start
     write_page(out, train_set, test_set, nets, parity_text, deconv_figures, atlas_sections,
-               explain_figures, bench_text, bench_figures, timings)
+               explain_figures, bench_text, bench_figures, timings, explorer)
     print(f"wrote {out / 'index.html'} in {timings['total']:.0f} s; "
           f"parity {'PASS' if all_ok else 'FAIL'}")
     return 0 if all_ok else 1
 
 
 def write_page(out, train_set, test_set, nets, parity_text, deconv_figures, atlas_sections,
-               explain_figures, bench_text, bench_figures, timings):
+               explain_figures, bench_text, bench_figures, timings, explorer=None):
     rel = lambda p, sub: f"{sub}/{Path(p).name}"  # noqa: E731
     facts = [("dataset", f"{train_set.name}: {len(train_set)} training, {len(test_set)} test images "
                          f"({train_set.source})")]
@@ -162,5 +167,10 @@ def write_page(out, train_set, test_set, nets, parity_text, deconv_figures, atla
                      [(f"explain/{Path(p).parent.name}/{Path(p).name}", c) for p, c in explain_figures], None))
     if bench_text:
         sections.append(("Kernels against torch (quick benchmark)", bench_figures, bench_text))
-    return write_index(out, "npcnn demo: the math of a CNN, checked against PyTorch", sections, facts)
+    links = [("The explorer", Path(explorer).relative_to(out).as_posix(),
+              "LeNet-5's every map for one test image per digit; click a map for its deconvnet projection, "
+              "guided backprop, filter and class average (npcnn explore serves it live, drawing included)")
+             ] if explorer else []
+    return write_index(out, "npcnn demo: the math of a CNN, checked against PyTorch", sections, facts,
+                       links=links)
 

@@ -20,21 +20,26 @@ def _write(path, text):
     return path
 
 
-def write_index(folder, heading, sections, facts=(), name="index"):
+def write_index(folder, heading, sections, facts=(), name="index", links=()):
     """Write ``name.md`` and ``name.html`` in ``folder``.
 
     sections: ``[(section title, [(relative file, caption), ...], extra)]``
     where ``extra`` is None or preformatted text (a table) shown under the
-    section. facts: ``[(label, value)]`` listed under the heading.
+    section. facts: ``[(label, value)]`` listed under the heading; links:
+    ``[(label, relative file, description)]``, pages beside this one.
     Returns the two paths.
     """
     folder = Path(folder)
     md = [f"# {heading}", ""]
     md += [f"- **{k}**: {v}" for k, v in facts] + [""]
+    md += [f"- [{label}]({file}): {text}" for label, file, text in links] + ([""] if links else [])
     body = [f"<h1>{html.escape(heading)}</h1>"]
     if facts:
         body.append("<ul>" + "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>"
                                      for k, v in facts) + "</ul>")
+    if links:
+        body.append("<ul>" + "".join(f'<li><a href="{html.escape(str(file))}">{html.escape(label)}</a>: '
+                                     f"{html.escape(text)}</li>" for label, file, text in links) + "</ul>")
     for title, figures, extra in sections:
         md += [f"## {title}", ""]
         body.append(f"<h2>{html.escape(title)}</h2>")
