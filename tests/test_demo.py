@@ -16,7 +16,8 @@ def demo(tmp_path_factory):
 def test_demo_writes_a_page_with_every_study(demo):
     html = (demo / "index.html").read_text()
     for heading in ("npcnn equals torch, layer by layer", "The deconvnet (Zeiler &amp; Fergus 2013) on LeNet-5",
-                    "Activation atlas of SimpleCNN", "Attributions, activation maximization and FGSM"):
+                    "Activation atlas of SimpleCNN", "Attributions, activation maximization and FGSM",
+                    "Can the maps be trusted? Sanity checks"):
         assert heading in html
     assert "mnist5k" in html and "test accuracy" in html and "timings" in html
     for name in ("deconv/digit_0.png", "deconv/top9_pool_2.png", "deconv/occlusion_7.png",
@@ -26,6 +27,8 @@ def test_demo_writes_a_page_with_every_study(demo):
                  "explain/simplecnn/actmax_relu_2.png"):
         assert f'src="{name}"' in html and (demo / name).is_file(), name
     assert (demo / "index.md").is_file()
+    assert 'href="explore/index.html"' in html and (demo / "explore" / "index.html").is_file()
+    assert any((demo / "sanity").glob("*.png"))
 
 
 def test_the_page_loads_in_a_headless_browser(demo):

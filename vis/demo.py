@@ -125,6 +125,11 @@ def _tour(args, start, epochs, train_set, test_set, out):
     timings["attributions and activation maximization"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    from .sanity_cmd import demo_section
+    sanity_figures = demo_section(nets["lenet5"][0], test_set, out / "sanity", quick=True, train_set=train_set)
+    timings["sanity checks (quick)"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     from .explore_cmd import export_static
     explorer = export_static(nets["lenet5"][0], out / "explore", quick=True, data_dir=args.data_dir)
     timings["explorer (static)"] = time.perf_counter() - t
@@ -141,14 +146,14 @@ def _tour(args, start, epochs, train_set, test_set, out):
 
     timings["total"] = time.perf_counter() - start
     write_page(out, train_set, test_set, nets, parity_text, deconv_figures, atlas_sections,
-               explain_figures, bench_text, bench_figures, timings, explorer)
+               explain_figures, bench_text, bench_figures, timings, explorer, sanity_figures)
     print(f"wrote {out / 'index.html'} in {timings['total']:.0f} s; "
           f"parity {'PASS' if all_ok else 'FAIL'}")
     return 0 if all_ok else 1
 
 
 def write_page(out, train_set, test_set, nets, parity_text, deconv_figures, atlas_sections,
-               explain_figures, bench_text, bench_figures, timings, explorer=None):
+               explain_figures, bench_text, bench_figures, timings, explorer=None, sanity_figures=()):
     rel = lambda p, sub: f"{sub}/{Path(p).name}"  # noqa: E731
     facts = [("dataset", f"{train_set.name}: {len(train_set)} training, {len(test_set)} test images "
                          f"({train_set.source})")]
@@ -165,6 +170,10 @@ def write_page(out, train_set, test_set, nets, parity_text, deconv_figures, atla
                          [(f"atlas/{f}", c) for f, c in figures], extra))
     sections.append(("Attributions, activation maximization and FGSM (torch) on both networks",
                      [(f"explain/{Path(p).parent.name}/{Path(p).name}", c) for p, c in explain_figures], None))
+    if sanity_figures:
+        sections.append(("Can the maps be trusted? Sanity checks and faithfulness on LeNet-5 (quick form: "
+                         "npcnn sanity runs the full study)",
+                         [(f"sanity/{Path(p).name}", c) for p, c in sanity_figures], None))
     if bench_text:
         sections.append(("Kernels against torch (quick benchmark)", bench_figures, bench_text))
     links = [("The explorer", Path(explorer).relative_to(out).as_posix(),
