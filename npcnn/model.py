@@ -18,6 +18,7 @@ import numpy as np
 from . import functional as F
 from .architectures import Spec, get_spec
 from .atomic import atomic_path
+from .data.files import readable_file
 from .layers import make_layer
 
 FORMAT_KEY = "__npcnn__"  # npz entry holding the metadata as a JSON string
@@ -278,24 +279,53 @@ class Model:
 
     @classmethod
     def load(cls, path, arch=None, backend="numba"):
-        """A model from an ``.npz`` written by ``save`` (never unpickles)."""
+        """A model from an ``.npz`` written by ``save`` (never unpickles).
+
+        Whatever is wrong with the file is a ValueError that starts with its
+        path: not a regular file (a FIFO would block np.load), not an npz,
+        metadata that is not a JSON object, weights that are not float32 or
+        float64 arrays of the architecture's shapes, or not finite."""
+        path = readable_file(path, "npcnn weight file")
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-            raise ValueError(f"{path}: not a readable npcnn .npz file ({err})") from None
-        meta = json.loads(str(arrays.pop(FORMAT_KEY))) if FORMAT_KEY in arrays else {}
+            raise ValueError(f"{path}: not a readable npcnn .npz file ({str(err).splitlines()[0]})") from None
+        meta = _metadata(path, arrays.pop(FORMAT_KEY)) if FORMAT_KEY in arrays else {}
         arch = arch or meta.get("arch")
         if arch is None:
             raise ValueError(f"{path}: no architecture recorded; pass arch=")
-        dtype = next(iter(arrays.values())).dtype if arrays else np.float32
+        dtypes = {a.dtype for a in arrays.values()}
+        if not dtypes <= {np.dtype(np.float32), np.dtype(np.float64)} or len(dtypes) > 1:
+            raise ValueError(f"{path}: holds {' and '.join(sorted(map(str, dtypes)))} weights; npcnn "
+                             f"computes in float32 or float64, one of them for every weight")
+        bad = [key for key, a in arrays.items() if not np.isfinite(a).all()]
+        if bad:
+            raise ValueError(f"{path}: {bad[0]} holds NaN or infinite values")
+        dtype = next(iter(dtypes)) if dtypes else np.float32
         model = cls.from_spec(arch, dtype=dtype, backend=backend)
         try:
             model.load_state_dict(arrays)
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
         model.meta = meta.get("meta", {})
+        if not isinstance(model.meta, dict):
+            raise ValueError(f"{path}: its metadata's meta is a {type(model.meta).__name__}, not a dict")
         return model
+
+
+def _metadata(path, entry):
+    """The JSON object of an ``.npz``'s metadata entry, or a ValueError naming the file."""
+    if entry.dtype.kind != "U" or entry.shape != ():
+        raise ValueError(f"{path}: its {FORMAT_KEY} entry is a {entry.dtype} array of shape {entry.shape}, "
+                         f"not a JSON string")
+    try:
+        meta = json.loads(str(entry))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: its {FORMAT_KEY} metadata is not valid JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: its {FORMAT_KEY} metadata is a {type(meta).__name__}, not a JSON object")
+    return meta
 
 
 def build(arch, dtype=np.float32, seed=None, backend="numba"):
