@@ -130,7 +130,7 @@ def test_bad_input_before_any_work(weights, digits):
     source = ArraySource(digits.images[:20], digits.labels[:20])
     with pytest.raises(ValueError, match="unknown layer 'conv_9'"):
         tally(weights, source, [ClassMeans(["conv_9"], 10)])
-    with pytest.raises(ValueError, match="images 0..19: ClassMeans.add: label 12 is out of range 0..9"):
+    with pytest.raises(ValueError, match=r"arrays in memory: label 12 is out of range 0..9 \(20 such labels\)"):
         tally(weights, ArraySource(digits.images[:20], np.full(20, 12)), [ClassMeans(["fc_1"], 10)])
     big = ArraySource(np.zeros((4, 32, 32), np.uint8), np.zeros(4, np.int64), name="32x32 images")
     with pytest.raises(ValueError, match=r"32x32 images: its images, of shape \(32, 32\), do not fit lenet5"):
@@ -138,6 +138,13 @@ def test_bad_input_before_any_work(weights, digits):
     for text, fragment in (("local:0", "local:N needs N workers"), ("udp://x", "expected local:N")):
         with pytest.raises(ValueError, match=fragment):
             parse_scheduler(text)
+
+
+def test_labels_out_of_range_in_a_streamed_source_name_the_shard(tmp_path, weights, digits):
+    write_idx(tmp_path / "x.idx", digits.images[:30])
+    write_idx(tmp_path / "y.idx", np.full(30, 11, dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"x\.idx, images 0\.\.29: ClassMeans\.add: label 11 is out of range"):
+        tally(weights, IdxSource(tmp_path / "x.idx", tmp_path / "y.idx"), [ClassMeans(["fc_1"], 10)])
 
 
 def test_a_scheduler_that_does_not_answer_is_one_line():

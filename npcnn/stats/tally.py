@@ -86,13 +86,21 @@ def _merge_pair(a, b):
     return merge_all([a, b])
 
 
-def check(weights, source, stats, n_classes=None):
-    """What can be found wrong before any work: the layers, and the images'
-    size against the network (one image through it)."""
+def check(weights, source, stats):
+    """What can be found wrong before any work: the layers, the labels of a
+    source that holds them in memory, and the images' size against the
+    network (one image through it). A streamed source's labels are checked
+    shard by shard, as they are read."""
     model = load_weights(weights)
     for s in stats:
         for layer in s.layers:
             model.resolve(layer)      # ValueError naming the layer and the valid ones
+        labels = getattr(source, "labels", None)
+        if getattr(s, "n_classes", None) and labels is not None and len(labels):
+            outside = labels[(labels < 0) | (labels >= s.n_classes)]
+            if len(outside):
+                raise ValueError(f"{source.name}: label {int(outside[0])} is out of range "
+                                 f"0..{s.n_classes - 1} ({len(outside)} such labels)")
     mean, std = normalization(model)
     images, _ = source.read(0, 1)
     try:
