@@ -106,7 +106,22 @@ class _IdxFile:
         return array.reshape((n,) + tuple(self.dims[1:]))
 
 
-class IdxSource:
+class _FileSource:
+    """What the file sources share: a length and an image shape read from
+    the files' headers when opened, and labels -1 where no label file is given."""
+
+    def __len__(self):
+        return self._length
+
+    @property
+    def image_shape(self):
+        return self._shape
+
+    def _no_labels(self, start, stop):
+        return np.full(stop - start, -1, dtype=np.int64)
+
+
+class IdxSource(_FileSource):
     def __init__(self, images_path, labels_path=None):
         self.images_path, self.labels_path = Path(images_path), labels_path and Path(labels_path)
         self.name = str(self.images_path)
@@ -119,21 +134,14 @@ class IdxSource:
             if labels.dims != (self._length,):
                 raise DataError(f"{labels_path}: labels {labels.dims}, expected ({self._length},) for {images_path}")
 
-    def __len__(self):
-        return self._length
-
-    @property
-    def image_shape(self):
-        return self._shape
-
     def read(self, start, stop):
         images = _IdxFile(self.images_path).read(start, stop)
-        labels = (np.full(stop - start, -1, dtype=np.int64) if self.labels_path is None
+        labels = (self._no_labels(start, stop) if self.labels_path is None
                   else _IdxFile(self.labels_path).read(start, stop).astype(np.int64))
         return images, labels
 
 
-class NpySource:
+class NpySource(_FileSource):
     def __init__(self, images_path, labels_path=None):
         self.images_path, self.labels_path = Path(images_path), labels_path and Path(labels_path)
         self.name = str(self.images_path)
@@ -153,16 +161,9 @@ class NpySource:
         except (ValueError, OSError, EOFError) as err:
             raise DataError(f"{path}: not a readable .npy array ({str(err).splitlines()[0]})") from None
 
-    def __len__(self):
-        return self._length
-
-    @property
-    def image_shape(self):
-        return self._shape
-
     def read(self, start, stop):
         images = np.array(self._map(self.images_path)[start:stop])
-        labels = (np.full(stop - start, -1, dtype=np.int64) if self.labels_path is None
+        labels = (self._no_labels(start, stop) if self.labels_path is None
                   else np.array(self._map(self.labels_path)[start:stop], dtype=np.int64))
         return images, labels
 
