@@ -23,15 +23,18 @@ def markdown(results, labels):
     """The study as Markdown text."""
     n = len(results["images"])
     lines = [f"# Sanity checks and faithfulness: {results['arch']}", "",
-             f"{n} test images balanced over the classes; targets: the trained network's predicted class; "
-             f"seed {results['seed']}. Similarity to the trained network's map: mean ± std over the images.", ""]
+             f"{results.get('images_note') or f'{n} test images balanced over the classes'}; targets: the "
+             f"trained network's predicted class; seed {results['seed']}. Similarity to the trained network's "
+             f"map: mean ± std over the images.", ""]
     for mode, found in results["model_randomization"].items():
         for metric, by_method in found["similarity"].items():
             lines += [f"## Model randomisation, {mode}: {METRIC_LABELS[metric]}", ""]
             rows = [[labels[m]] + [_cell(a, b) for a, b in zip(v["mean"], v["std"])] for m, v in by_method.items()]
             lines += _table(["method"] + found["steps"], rows) + [""]
-    if "data_randomization" in results:
-        d = results["data_randomization"]
+    d = results.get("data_randomization")
+    if d and "skipped" in d:
+        lines += ["## Data randomisation", "", f"Skipped: {d['skipped']}.", ""]
+    elif d:
         lines += ["## Data randomisation: the permuted-label network's maps against the trained network's", "",
                   d["note"], ""]
         metrics = list(d["similarity"])

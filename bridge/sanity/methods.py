@@ -3,8 +3,12 @@ NumPy, for the sanity checks: the deconvnet (npcnn's), guided
 backpropagation, the gradient, gradient x input, SmoothGrad, Integrated
 Gradients, Grad-CAM, Grad-CAM++, occlusion, and the random map.
 
-Maps of several channels (colour images) are summed over the channels,
-signed, so every method keeps its sign and a pixel's value is its total.
+Input-shaped maps of several channels (colour images) become one value
+per pixel by ``bridge.attribution.reduce_channels``: the largest |value|
+over the channels for the gradient-like maps (the deconvnet, guided
+backpropagation, the gradient, SmoothGrad: Simonyan et al.'s rule), the
+signed sum for gradient x input and Integrated Gradients (a pixel's share
+of the score, so completeness holds). One channel (MNIST): the map itself.
 
 The deconvnet's map of an image: Zeiler & Fergus project one activation,
 not a class. Here it is the projection to pixels of the image's strongest
@@ -22,13 +26,14 @@ import torch
 from npcnn import deconv
 from npcnn.sanity.baselines import random_maps
 
-from ..attribution import gradcam, gradcam_plus_plus, integrated_gradients, occlusion, saliency, smoothgrad
+from ..attribution import reduce_channels, gradcam, gradcam_plus_plus, integrated_gradients, occlusion, saliency, smoothgrad
 from ..convert import from_torch
 from ..guided import guided_backprop
 from ..networks import named_layers
 
 METHODS = ("deconvnet", "guided_backprop", "gradient", "gradient_x_input", "smoothgrad",
            "integrated_gradients", "gradcam", "gradcam_plus_plus", "occlusion", "random")
+SIGNED = ("gradient_x_input", "integrated_gradients")   # colour: summed over channels, the rest max-abs
 LABELS = {"deconvnet": "deconvnet", "guided_backprop": "guided backprop", "gradient": "gradient",
           "gradient_x_input": "gradient x input", "smoothgrad": "SmoothGrad",
           "integrated_gradients": "Integrated Gradients", "gradcam": "Grad-CAM",
@@ -39,10 +44,10 @@ LABELS = {"deconvnet": "deconvnet", "guided_backprop": "guided backprop", "gradi
 class Settings:
     """What the methods need besides the network and the images.
 
-    black: the input value of a black pixel, the baseline of Integrated
-    Gradients and the occluder's fill; layer: Grad-CAM's (default the last
+    black: the input value of a black pixel (a number, or one per channel:
+    (0 - mean) / std), the baseline of Integrated Gradients and the occluder's fill; layer: Grad-CAM's (default the last
     ReLU before the flatten); seed: SmoothGrad's noise."""
-    black: float = 0.0
+    black: float | tuple = 0.0
     layer: str | None = None
     ig_steps: int = 32
     samples: int = 16
@@ -77,39 +82,43 @@ def deconvnet_maps(module, x):
     return out
 
 
-def _signed_sum(a):
-    """(N, C, H, W) or (N, H, W) -> (N, H, W) float64 NumPy, summed over channels."""
-    a = a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
-    return (a.sum(axis=1) if a.ndim == 4 else a).astype(np.float64)
+def _per_pixel(a, name):
+    """(N, C, H, W) or (N, H, W) -> (N, H, W) float64 NumPy: one value per pixel
+    (see the module docstring; one channel: summed, i.e. the map itself)."""
+    a = torch.from_numpy(np.asarray(a)) if not torch.is_tensor(a) else a.detach().cpu()
+    if a.dim() == 4:
+        a = reduce_channels(a, "sum" if name in SIGNED or a.shape[1] == 1 else "max-abs")
+    return a.numpy().astype(np.float64)
 
 
 def compute(name, module, x, target, settings, random_seed):
     """The maps (N, H, W) of method ``name``; ``random_seed`` draws the random map."""
     s = settings
-    black = torch.full_like(x, s.black)
+    black = torch.as_tensor(s.black, dtype=x.dtype, device=x.device).reshape(-1, 1, 1).expand_as(x).contiguous()
     layer = s.layer or cam_layer(module)
-    if name == "deconvnet":
-        return _signed_sum(deconvnet_maps(module, x))
-    if name == "guided_backprop":
-        return _signed_sum(guided_backprop(module, x, target, s.batch_size))
-    if name == "gradient":
-        return _signed_sum(saliency(module, x, target, s.batch_size))
-    if name == "gradient_x_input":
-        return _signed_sum(x * saliency(module, x, target, s.batch_size))
-    if name == "smoothgrad":
-        return _signed_sum(smoothgrad(module, x, target, s.samples, s.sigma, s.seed, s.internal_batch_size))
-    if name == "integrated_gradients":
-        return _signed_sum(integrated_gradients(module, x, target, black, s.ig_steps, s.internal_batch_size))
-    if name == "gradcam":
-        return _signed_sum(gradcam(module, x, target, layer, batch_size=s.batch_size))
-    if name == "gradcam_plus_plus":
-        return _signed_sum(gradcam_plus_plus(module, x, target, layer, batch_size=s.batch_size))
-    if name == "occlusion":
-        return _signed_sum(occlusion(module, x, target, s.occlusion_size, s.occlusion_stride, s.black,
-                                     s.internal_batch_size))
     if name == "random":
         return random_maps((len(x),) + tuple(x.shape[2:]), random_seed)
-    raise ValueError(f"unknown method {name!r}; methods: {', '.join(METHODS)}")
+    if name == "deconvnet":
+        raw = deconvnet_maps(module, x)
+    elif name == "guided_backprop":
+        raw = guided_backprop(module, x, target, s.batch_size)
+    elif name == "gradient":
+        raw = saliency(module, x, target, s.batch_size)
+    elif name == "gradient_x_input":
+        raw = x * saliency(module, x, target, s.batch_size)
+    elif name == "smoothgrad":
+        raw = smoothgrad(module, x, target, s.samples, s.sigma, s.seed, s.internal_batch_size)
+    elif name == "integrated_gradients":
+        raw = integrated_gradients(module, x, target, black, s.ig_steps, s.internal_batch_size)
+    elif name == "gradcam":
+        raw = gradcam(module, x, target, layer, batch_size=s.batch_size)
+    elif name == "gradcam_plus_plus":
+        raw = gradcam_plus_plus(module, x, target, layer, batch_size=s.batch_size)
+    elif name == "occlusion":
+        raw = occlusion(module, x, target, s.occlusion_size, s.occlusion_stride, s.black, s.internal_batch_size)
+    else:
+        raise ValueError(f"unknown method {name!r}; methods: {', '.join(METHODS)}")
+    return _per_pixel(raw, name)
 
 
 def compute_all(module, x, target, names, settings, random_seed):
