@@ -109,3 +109,21 @@ def backend(op, name):
     if name not in ("numpy", "numba"):
         raise ValueError(f"{op}: backend must be 'numpy' or 'numba', got {name!r}")
     return name
+
+
+def dilation_one(op, value):
+    """torch's ``dilation`` at its default: an int or a pair equal to 1. The
+    kernels take no other yet; any other value is refused by name."""
+    hw = pair(op, "dilation", value)
+    if hw != (1, 1):
+        raise ValueError(f"{op}: dilation={hw} is not supported yet (only 1)")
+    return hw
+
+
+def groups_one(op, value):
+    """torch's ``groups`` at its default, 1; any other value is refused by name."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{op}: groups must be an int, got {value!r}")
+    if value != 1:
+        raise ValueError(f"{op}: groups={int(value)} is not supported yet (only 1)")
+    return 1

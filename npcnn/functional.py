@@ -6,6 +6,13 @@ kW), transposed-conv weight (C_in, C_out, kH, kW), linear weight (out, in).
 ``stride``, ``padding``, ``kernel_size`` take an int or an (h, w) pair.
 float32 and float64 in, the same dtype out.
 
+Every op takes torch's arguments, with torch's defaults, in torch's
+positional order (``F.max_pool2d(x, 3, 2, 1, 1, True)`` is dilation 1,
+ceil_mode True here as there); npcnn's own arguments (``backend=``, ``out=``,
+``reuse=``, ``rng=``) are keyword-only. ``dilation`` and ``groups`` are
+accepted at torch's default, 1, and refused by name otherwise: the kernels
+do not take them yet.
+
 Every op takes ``backend="numba"`` (the default: jitted, parallel kernels in
 ``ops/*_numba.py``) or ``backend="numpy"`` (the readable reference in
 ``ops/*.py``, which is the specification). This module only checks and
@@ -101,7 +108,7 @@ def _check_grad(op, grad_output, expected_shape, dtype):
     return g
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, *, backend="numba"):
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, backend="numba"):
     """2-D convolution (cross-correlation) of ``input`` with ``weight``.
 
         y[n,f,i,j] = b[f] + sum_{c,p,q} xpad[n,c,i*sH+p, j*sW+q] * w[f,c,p,q]
@@ -117,29 +124,37 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, *, backend="numba"):
            [6., 9., 9., 6.],
            [4., 6., 6., 4.]])
     """
+    checks.dilation_one("conv2d", dilation)
+    checks.groups_one("conv2d", groups)
     x, w, b, s, p = _conv_args("conv2d", input, weight, bias, stride, padding, 1)
     _conv2d_out_size("conv2d", x, w, s, p)
     return _impl("conv", "conv2d", backend).conv2d(x, w, b, s, p)
 
 
-def conv2d_relu(input, weight, bias=None, stride=1, padding=0, *, backend="numba"):
+def conv2d_relu(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+                backend="numba"):
     """``relu(conv2d(input, weight, bias, stride, padding))`` in one pass
     over the output: the ReLU is applied as the convolution writes it. Not
     a torch function: a model's forward pass runs it for a conv followed by
     a ReLU when nothing keeps the conv's own output, so its errors name
     conv2d, the op the user's layer holds."""
+    checks.dilation_one("conv2d", dilation)
+    checks.groups_one("conv2d", groups)
     x, w, b, s, p = _conv_args("conv2d", input, weight, bias, stride, padding, 1)
     _conv2d_out_size("conv2d", x, w, s, p)
     return _impl("conv", "conv2d", backend).conv2d_relu(x, w, b, s, p)
 
 
-def conv2d_backward(grad_output, input, weight, stride=1, padding=0, *, backend="numba"):
+def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1, *,
+                    backend="numba"):
     """Gradients of ``conv2d``: ``(grad_input, grad_weight, grad_bias)``.
 
         dx = conv_transpose2d(dy, w),  dw[f,c,p,q] = sum_{n,i,j} dy[n,f,i,j] xpad[n,c,i*s+p,j*s+q],
         db[f] = sum_{n,i,j} dy[n,f,i,j]
     """
     op = "conv2d_backward"
+    checks.dilation_one(op, dilation)
+    checks.groups_one(op, groups)
     x, w, _, s, p = _conv_args(op, input, weight, None, stride, padding, 1)
     Ho, Wo = _conv2d_out_size(op, x, w, s, p)
     g = _check_grad(op, grad_output, (x.shape[0], w.shape[0], Ho, Wo), x.dtype)
@@ -162,8 +177,8 @@ def _conv_transpose_out_size(op, x, w, s, p, output_padding):
     return op_hw, (Ho, Wo)
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, *,
-                     backend="numba"):
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, backend="numba"):
     """2-D transposed convolution: the adjoint of ``conv2d`` in its input.
 
         yfull[n,f,i*sH+p, j*sW+q] += sum_c x[n,c,i,j] * w[c,f,p,q];  y = crop(yfull) + b
@@ -173,18 +188,22 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         -> (N, C_out, Ho, Wo),  Ho = (H - 1)*stride - 2*padding + kH + output_padding
     """
     op = "conv_transpose2d"
+    checks.groups_one(op, groups)
+    checks.dilation_one(op, dilation)
     x, w, b, s, p = _conv_args(op, input, weight, bias, stride, padding, 0)
     op_hw, _ = _conv_transpose_out_size(op, x, w, s, p, output_padding)
     return _impl("conv", op, backend).conv_transpose2d(x, w, b, s, p, op_hw)
 
 
 def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0, output_padding=0,
-                              *, backend="numba"):
+                              groups=1, dilation=1, *, backend="numba"):
     """Gradients of ``conv_transpose2d``: ``(grad_input, grad_weight, grad_bias)``.
 
     grad_input is ``conv2d(grad_output, weight, stride, padding)``.
     """
     op = "conv_transpose2d_backward"
+    checks.groups_one(op, groups)
+    checks.dilation_one(op, dilation)
     x, w, _, s, p = _conv_args(op, input, weight, None, stride, padding, 0)
     op_hw, (Ho, Wo) = _conv_transpose_out_size(op, x, w, s, p, output_padding)
     g = _check_grad(op, grad_output, (x.shape[0], w.shape[1], Ho, Wo), x.dtype)
@@ -210,10 +229,14 @@ def conv_path(op, input, weight, stride=1, padding=0, *, backend="numba"):
 # pooling
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, return_indices=True, *,
-               backend="numba"):
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=True, *, backend="numba"):
     """Max-pooling that returns ``(output, switches)``; the output alone with
     ``return_indices=False`` (torch's default, and faster: no switches).
+
+    The arguments and their order are torch's; only the default of
+    ``return_indices`` differs (True here, False in torch), as the switches
+    are what the deconvnet needs. ``dilation`` is accepted at 1 only.
 
         y[n,c,i,j] = max_{p<kH, q<kW} xpad[n,c,i*sH+p, j*sW+q]      (xpad padded with -inf)
 
@@ -229,6 +252,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, retu
         ``stride`` defaults to ``kernel_size``.
     """
     op = "max_pool2d"
+    checks.dilation_one(op, dilation)
     x = checks.array(op, "input", input, ndim=4)
     checks.finite(op, "input", x)
     if 0 in x.shape[1:]:
@@ -478,16 +502,28 @@ def _softmax_dim(op, x, dim):
     return dim % x.ndim
 
 
-def softmax(input, dim=None, *, backend="numba"):
-    """y_k = exp(x_k) / sum_j exp(x_j) along ``dim``."""
-    x = checks.finite("softmax", "input", checks.array("softmax", "input", input, ndim=range(1, 33)))
+def _softmax_input(op, input, dtype):
+    """torch's ``dtype=``: the input is cast to it before the op."""
+    if dtype is not None:
+        if np.dtype(dtype).type not in checks.FLOAT_DTYPES:
+            raise ValueError(f"{op}: dtype must be float32 or float64, got {dtype!r}")
+        if not isinstance(input, np.ndarray):
+            raise ValueError(f"{op}: input must be a numpy array, got {type(input).__name__}")
+        input = input.astype(dtype, copy=False)
+    return checks.finite(op, "input", checks.array(op, "input", input, ndim=range(1, 33)))
+
+
+def softmax(input, dim=None, _stacklevel=3, dtype=None, *, backend="numba"):
+    """y_k = exp(x_k) / sum_j exp(x_j) along ``dim``; ``dtype`` casts the
+    input first, as torch's (``_stacklevel`` is torch's, for its warning)."""
+    x = _softmax_input("softmax", input, dtype)
     return _impl("activation", "softmax", backend).softmax(x, _softmax_dim("softmax", x, dim))
 
 
-def log_softmax(input, dim=None, *, backend="numba"):
-    """y_k = x_k - log(sum_j exp(x_j)) along ``dim``."""
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None, *, backend="numba"):
+    """y_k = x_k - log(sum_j exp(x_j)) along ``dim``; ``dtype`` as softmax's."""
     op = "log_softmax"
-    x = checks.finite(op, "input", checks.array(op, "input", input, ndim=range(1, 33)))
+    x = _softmax_input(op, input, dtype)
     return _impl("activation", op, backend).log_softmax(x, _softmax_dim(op, x, dim))
 
 

@@ -28,9 +28,9 @@ def test_every_kernel_in_both_compilations(threading, dtype):
              lambda x, w: TF.conv_transpose2d(x, w, None, 2, 1, 1), [x, wt],
              backward=lambda g, x, w: F.conv_transpose2d_backward(g, x, w, 2, 1, 1)[:2])
     r = np.maximum(x, 0)
-    check_op(lambda r: F.max_pool2d(r, 3, 2, 1, True),
+    check_op(lambda r: F.max_pool2d(r, 3, 2, 1, ceil_mode=True),
              lambda r: TF.max_pool2d(r, 3, 2, 1, ceil_mode=True, return_indices=True), [r],
-             backward=lambda g, r: F.max_pool2d_backward(g, F.max_pool2d(r, 3, 2, 1, True)[1], r.shape))
+             backward=lambda g, r: F.max_pool2d_backward(g, F.max_pool2d(r, 3, 2, 1, ceil_mode=True)[1], r.shape))
     check_op(lambda r: F.max_pool2d(r, 2), lambda r: TF.max_pool2d(r, 2, return_indices=True), [r])
     check_op(lambda r: F.max_pool2d(r, 2, return_indices=False), lambda r: TF.max_pool2d(r, 2), [r])
     check_op(lambda x: F.adaptive_avg_pool2d(x, (4, 3)), lambda x: TF.adaptive_avg_pool2d(x, (4, 3)), [x],

@@ -166,7 +166,7 @@ def test_max_pool2d_arguments(seed, backend):
         x, k, s, p, ceil = pool_draw(rng)
         args = f"x {x.shape}, kernel_size={k}, stride={s}, padding={p}, ceil_mode={ceil}"
         assert_same_verdict(
-            "max_pool2d", args, lambda: F.max_pool2d(x, k, s, p, ceil, backend=backend),
+            "max_pool2d", args, lambda: F.max_pool2d(x, k, s, p, ceil_mode=ceil, backend=backend),
             lambda: TF.max_pool2d(torch.tensor(x), k, s, p, ceil_mode=ceil, return_indices=True),
             POOL_NAMES)
 

@@ -50,13 +50,13 @@ def test_max_pool2d_matches_torch(case, kind, backend, dtype):
     """Values, switches (exactly, ties included) and the gradient."""
     N, C, (H, W), k, s, p, ceil = case
     x = INPUTS[kind](np.random.default_rng(0), (N, C, H, W)).astype(dtype)
-    check_op(lambda x: F.max_pool2d(x, k, s, p, ceil, backend=backend),
+    check_op(lambda x: F.max_pool2d(x, k, s, p, ceil_mode=ceil, backend=backend),
              lambda x: TF.max_pool2d(x, k, s, p, ceil_mode=ceil, return_indices=True),
              [x],
              backward=lambda g, x: F.max_pool2d_backward(
-                 g, F.max_pool2d(x, k, s, p, ceil, backend=backend)[1], x.shape, backend=backend))
-    values = F.max_pool2d(x, k, s, p, ceil, return_indices=False, backend=backend)
-    np.testing.assert_array_equal(values, F.max_pool2d(x, k, s, p, ceil, backend=backend)[0])
+                 g, F.max_pool2d(x, k, s, p, ceil_mode=ceil, backend=backend)[1], x.shape, backend=backend))
+    values = F.max_pool2d(x, k, s, p, ceil_mode=ceil, return_indices=False, backend=backend)
+    np.testing.assert_array_equal(values, F.max_pool2d(x, k, s, p, ceil_mode=ceil, backend=backend)[0])
 
 
 @pytest.mark.parametrize("kind", list(INPUTS))
@@ -87,7 +87,7 @@ def test_unpool_is_the_adjoint_of_pooling(case, backend, dtype):
     N, C, (H, W), k, s, p, ceil = case
     rng = np.random.default_rng(3)
     x = np.maximum(rng.standard_normal((N, C, H, W)), 0).astype(dtype)
-    y, switches = F.max_pool2d(x, k, s, p, ceil, backend=backend)
+    y, switches = F.max_pool2d(x, k, s, p, ceil_mode=ceil, backend=backend)
     g = rng.standard_normal(y.shape).astype(dtype)
     xt = torch.tensor(x, requires_grad=True)
     TF.max_pool2d(xt, k, s, p, ceil_mode=ceil).backward(torch.from_numpy(g))
@@ -137,7 +137,7 @@ def test_unpool_into_out(case, backend, dtype):
     every position is written, zeros included, overlapping windows summed."""
     N, C, (H, W), k, s, p, ceil = case
     rng = np.random.default_rng(8)
-    y, switches = F.max_pool2d(rng.standard_normal((N, C, H, W)).astype(dtype), k, s, p, ceil, backend=backend)
+    y, switches = F.max_pool2d(rng.standard_normal((N, C, H, W)).astype(dtype), k, s, p, ceil_mode=ceil, backend=backend)
     g = rng.standard_normal(y.shape).astype(dtype)
     fresh = F.max_unpool2d(g, switches, k, s, p, output_size=(H, W), backend=backend)
     out = np.full((N, C, H, W), np.nan, dtype=dtype)
@@ -152,7 +152,7 @@ def test_pool_unpool_adjoint_identity(backend):
     """<gather(x, switches), y> == <x, unpool(y, switches)> for fixed switches."""
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, 2, 13, 13))
-    _, switches = F.max_pool2d(x, 3, 2, 1, True, backend=backend)
+    _, switches = F.max_pool2d(x, 3, 2, 1, ceil_mode=True, backend=backend)
     y = rng.standard_normal(switches.shape)
     gathered = np.take_along_axis(x.reshape(4, -1), switches.reshape(4, -1), 1)
     lhs = np.vdot(gathered, y.reshape(4, -1))

@@ -1,0 +1,125 @@
+"""npcnn.functional called as torch.nn.functional is (issue #25): torch's
+positional order and defaults, dilation and groups at their default of 1
+(refused by name otherwise), padding="same"/"valid", unbatched (C, H, W)
+inputs, None in adaptive output sizes and 0-d ReLU. Each form against torch
+with the parity helper: shape, dtype, values, switches exactly, gradients
+where npcnn has a backward."""
+import inspect
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+import npcnn.functional as F
+from parity import check_op
+
+
+def draw(rng, shape, dtype, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+# ----------------------------------------------------------------------------
+# 1. torch's positional order
+
+
+TORCH_ORDER = {
+    "conv2d": ["input", "weight", "bias", "stride", "padding", "dilation", "groups"],
+    "conv_transpose2d": ["input", "weight", "bias", "stride", "padding", "output_padding", "groups",
+                         "dilation"],
+    "max_pool2d": ["input", "kernel_size", "stride", "padding", "dilation", "ceil_mode",
+                   "return_indices"],
+    "max_unpool2d": ["input", "indices", "kernel_size", "stride", "padding", "output_size"],
+    "adaptive_avg_pool2d": ["input", "output_size"],
+    "linear": ["input", "weight", "bias"],
+    "relu": ["input", "inplace"],
+    "softmax": ["input", "dim", "_stacklevel", "dtype"],
+    "log_softmax": ["input", "dim", "_stacklevel", "dtype"],
+    "dropout": ["input", "p", "training", "inplace"],
+}
+
+
+@pytest.mark.parametrize("op", sorted(TORCH_ORDER))
+def test_positional_order_is_torchs(op):
+    """The positional parameters are torch's, in torch's order; npcnn's own
+    (backend=, out=, reuse=, rng=) are keyword-only."""
+    params = inspect.signature(getattr(F, op)).parameters.values()
+    positional = [p.name for p in params if p.kind == p.POSITIONAL_OR_KEYWORD]
+    assert positional == TORCH_ORDER[op]
+    extra = [p.name for p in params if p.kind == p.KEYWORD_ONLY]
+    assert "backend" in extra
+
+
+def test_max_pool2d_positional_dilation_then_ceil_mode(backend, dtype):
+    """The regression of #25: torch-style ``max_pool2d(x, 3, 2, 1, 1, True)``
+    is dilation=1, ceil_mode=True (not ceil_mode=1, return_indices=True).
+    On a 6x6 input ceil_mode adds a row and a column, so the shapes differ."""
+    x = draw(np.random.default_rng(0), (2, 3, 6, 6), dtype)
+    check_op(lambda x: F.max_pool2d(x, 3, 2, 1, 1, True, True, backend=backend),
+             lambda x: TF.max_pool2d(x, 3, 2, 1, 1, True, True), [x])
+    values = F.max_pool2d(x, 3, 2, 1, 1, True, backend=backend)
+    assert values[0].shape == (2, 3, 4, 4)
+    np.testing.assert_array_equal(values[0], TF.max_pool2d(torch.tensor(x), 3, 2, 1, 1, True).numpy())
+
+
+def test_conv_positional_defaults_equal_torch(backend, dtype):
+    """dilation=1 and groups=1 in their torch positions, ints and pairs."""
+    rng = np.random.default_rng(1)
+    x, w, b = draw(rng, (2, 3, 7, 6), dtype), draw(rng, (4, 3, 3, 3), dtype, 0.3), draw(rng, (4,), dtype)
+    check_op(lambda x, w, b: F.conv2d(x, w, b, 2, 1, 1, 1, backend=backend),
+             lambda x, w, b: TF.conv2d(x, w, b, 2, 1, 1, 1), [x, w, b],
+             backward=lambda g, x, w, b: F.conv2d_backward(g, x, w, 2, 1, 1, 1, backend=backend))
+    check_op(lambda x, w, b: F.conv2d(x, w, b, 1, 0, (1, 1), 1, backend=backend),
+             lambda x, w, b: TF.conv2d(x, w, b, 1, 0, (1, 1), 1), [x, w, b])
+    wt = draw(rng, (3, 4, 3, 3), dtype, 0.3)
+    check_op(lambda x, w, b: F.conv_transpose2d(x, w, b, 2, 1, 1, 1, 1, backend=backend),
+             lambda x, w, b: TF.conv_transpose2d(x, w, b, 2, 1, 1, 1, 1), [x, wt, b],
+             backward=lambda g, x, w, b: F.conv_transpose2d_backward(g, x, w, 2, 1, 1, 1, 1,
+                                                                     backend=backend))
+
+
+def test_softmax_positional_dtype_equal_torch(backend):
+    x = draw(np.random.default_rng(2), (3, 5), np.float32)
+    check_op(lambda x: F.softmax(x, 1, 3, np.float64, backend=backend),
+             lambda x: TF.softmax(x, 1, 3, torch.float64), [x])
+    check_op(lambda x: F.log_softmax(x, 0, 3, np.float64, backend=backend),
+             lambda x: TF.log_softmax(x, 0, 3, torch.float64), [x])
+
+
+# ----------------------------------------------------------------------------
+# 2. dilation and groups other than 1: refused by name
+
+x4 = np.zeros((1, 2, 6, 6))
+REFUSED = [
+    (lambda b: F.conv2d(x4, np.zeros((2, 2, 3, 3)), None, 1, 0, 2, backend=b),
+     "conv2d: dilation=(2, 2) is not supported yet (only 1)"),
+    (lambda b: F.conv2d(x4, np.zeros((2, 2, 3, 3)), dilation=(1, 3), backend=b),
+     "conv2d: dilation=(1, 3) is not supported yet (only 1)"),
+    (lambda b: F.conv2d(x4, np.zeros((2, 1, 3, 3)), None, 1, 0, 1, 2, backend=b),
+     "conv2d: groups=2 is not supported yet (only 1)"),
+    (lambda b: F.conv2d_relu(x4, np.zeros((2, 2, 3, 3)), dilation=2, backend=b),
+     "conv2d: dilation=(2, 2) is not supported yet (only 1)"),
+    (lambda b: F.conv2d_backward(np.zeros((1, 2, 4, 4)), x4, np.zeros((2, 2, 3, 3)), groups=2, backend=b),
+     "conv2d_backward: groups=2 is not supported yet (only 1)"),
+    (lambda b: F.conv_transpose2d(x4, np.zeros((2, 2, 3, 3)), None, 1, 0, 0, 2, backend=b),
+     "conv_transpose2d: groups=2 is not supported yet (only 1)"),
+    (lambda b: F.conv_transpose2d(x4, np.zeros((2, 2, 3, 3)), None, 1, 0, 0, 1, 2, backend=b),
+     "conv_transpose2d: dilation=(2, 2) is not supported yet (only 1)"),
+    (lambda b: F.conv_transpose2d_backward(np.zeros((1, 2, 8, 8)), x4, np.zeros((2, 2, 3, 3)),
+                                           dilation=2, backend=b),
+     "conv_transpose2d_backward: dilation=(2, 2) is not supported yet (only 1)"),
+    (lambda b: F.max_pool2d(x4, 3, 2, 1, 2, backend=b),
+     "max_pool2d: dilation=(2, 2) is not supported yet (only 1)"),
+    (lambda b: F.max_pool2d(x4, 3, 2, 1, True, backend=b),  # the old order's ceil_mode
+     "max_pool2d: dilation must be an int or a pair of ints, got True"),
+    (lambda b: F.conv2d(x4, np.zeros((2, 2, 3, 3)), groups=1.0, backend=b),
+     "conv2d: groups must be an int, got 1.0"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(REFUSED)))
+def test_dilation_and_groups_other_than_one_refused(case, backend):
+    call, message = REFUSED[case]
+    with pytest.raises(ValueError) as error:
+        call(backend)
+    assert str(error.value) == message
