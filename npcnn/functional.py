@@ -100,6 +100,32 @@ def _conv2d_out_size(op, x, w, s, p):
     return (H + 2 * p[0] - kH) // s[0] + 1, (W + 2 * p[1] - kW) // s[1] + 1
 
 
+def _conv2d_args(op, input, weight, bias, stride, padding, dilation, groups):
+    """conv2d's arguments checked, torch's ``padding="same"``/``"valid"``
+    resolved: ``(x, w, b, s, p, extra)``. "valid" is padding 0; "same"
+    (stride 1 only) pads k - 1 in all, half before: an even kernel puts the
+    odd one after, at the bottom and right, as torch does. That ``extra``
+    (bottom, right) is added to ``x`` here, so both backends see a plain
+    symmetric padding ``p``."""
+    checks.dilation_one(op, dilation)
+    checks.groups_one(op, groups)
+    mode = padding if isinstance(padding, str) else None
+    x, w, b, s, p = _conv_args(op, input, weight, bias, stride, 0 if mode else padding, 1)
+    extra = (0, 0)
+    if mode == "same":
+        if s != (1, 1):
+            raise ValueError(f"{op}: padding='same' needs stride 1 (as torch), got stride {s}")
+        total = (w.shape[2] - 1, w.shape[3] - 1)  # dilation * (k - 1), dilation 1
+        p, extra = (total[0] // 2, total[1] // 2), (total[0] % 2, total[1] % 2)
+        if extra != (0, 0):
+            x = np.pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))  # (N, C, H + eH, W + eW)
+    elif mode not in (None, "valid"):
+        raise ValueError(f"{op}: padding must be an int, a pair of ints, 'same' or 'valid', "
+                         f"got {padding!r}")
+    _conv2d_out_size(op, x, w, s, p)
+    return x, w, b, s, p, extra
+
+
 def _check_grad(op, grad_output, expected_shape, dtype):
     g = checks.array(op, "grad_output", grad_output, dtype=dtype)
     if g.shape != tuple(expected_shape):
@@ -117,6 +143,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
         input (N, C_in, H, W), weight (C_out, C_in, kH, kW), bias (C_out,)
         -> (N, C_out, Ho, Wo),  Ho = (H + 2*padding - kH) // stride + 1
 
+    ``padding`` may also be torch's "valid" (0) or "same" (stride 1; Ho = H,
+    the odd padding of an even kernel at the bottom and right).
+
     >>> x = np.ones((1, 1, 4, 4)); w = np.ones((2, 1, 3, 3))
     >>> conv2d(x, w, padding=1)[0, 0]
     array([[4., 6., 6., 4.],
@@ -124,10 +153,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
            [6., 9., 9., 6.],
            [4., 6., 6., 4.]])
     """
-    checks.dilation_one("conv2d", dilation)
-    checks.groups_one("conv2d", groups)
-    x, w, b, s, p = _conv_args("conv2d", input, weight, bias, stride, padding, 1)
-    _conv2d_out_size("conv2d", x, w, s, p)
+    x, w, b, s, p, _ = _conv2d_args("conv2d", input, weight, bias, stride, padding, dilation, groups)
     return _impl("conv", "conv2d", backend).conv2d(x, w, b, s, p)
 
 
@@ -138,10 +164,7 @@ def conv2d_relu(input, weight, bias=None, stride=1, padding=0, dilation=1, group
     a torch function: a model's forward pass runs it for a conv followed by
     a ReLU when nothing keeps the conv's own output, so its errors name
     conv2d, the op the user's layer holds."""
-    checks.dilation_one("conv2d", dilation)
-    checks.groups_one("conv2d", groups)
-    x, w, b, s, p = _conv_args("conv2d", input, weight, bias, stride, padding, 1)
-    _conv2d_out_size("conv2d", x, w, s, p)
+    x, w, b, s, p, _ = _conv2d_args("conv2d", input, weight, bias, stride, padding, dilation, groups)
     return _impl("conv", "conv2d", backend).conv2d_relu(x, w, b, s, p)
 
 
@@ -153,12 +176,13 @@ def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1,
         db[f] = sum_{n,i,j} dy[n,f,i,j]
     """
     op = "conv2d_backward"
-    checks.dilation_one(op, dilation)
-    checks.groups_one(op, groups)
-    x, w, _, s, p = _conv_args(op, input, weight, None, stride, padding, 1)
+    x, w, _, s, p, extra = _conv2d_args(op, input, weight, None, stride, padding, dilation, groups)
     Ho, Wo = _conv2d_out_size(op, x, w, s, p)
     g = _check_grad(op, grad_output, (x.shape[0], w.shape[0], Ho, Wo), x.dtype)
-    return _impl("conv", op, backend).conv2d_backward(g, x, w, s, p)
+    dx, dw, db = _impl("conv", op, backend).conv2d_backward(g, x, w, s, p)
+    if extra != (0, 0):  # "same" padded x at the bottom and right: not the input's gradient
+        dx = np.ascontiguousarray(dx[:, :, :x.shape[2] - extra[0], :x.shape[3] - extra[1]])
+    return dx, dw, db
 
 
 def _conv_transpose_out_size(op, x, w, s, p, output_padding):

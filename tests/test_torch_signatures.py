@@ -123,3 +123,45 @@ def test_dilation_and_groups_other_than_one_refused(case, backend):
     with pytest.raises(ValueError) as error:
         call(backend)
     assert str(error.value) == message
+
+
+# ----------------------------------------------------------------------------
+# 3. padding="same" and "valid"
+
+KERNELS = [(1, 1), (2, 2), (3, 3), (4, 3), (2, 5), (6, 6)]
+
+
+@pytest.mark.parametrize("kernel", KERNELS, ids=[f"{h}x{w}" for h, w in KERNELS])
+@pytest.mark.parametrize("mode", ["same", "valid"])
+def test_conv2d_padding_mode_equals_torch(mode, kernel, backend, dtype):
+    """Even kernels under "same" pad one more at the bottom and right than
+    at the top and left, as torch; the input gradient is the input's only."""
+    rng = np.random.default_rng(3)
+    x, b = draw(rng, (2, 3, 7, 6), dtype), draw(rng, (4,), dtype)
+    w = draw(rng, (4, 3) + kernel, dtype, 1 / np.sqrt(3 * kernel[0] * kernel[1]))
+    out = check_op(lambda x, w, b: F.conv2d(x, w, b, 1, mode, backend=backend),
+                   lambda x, w, b: TF.conv2d(x, w, b, 1, mode), [x, w, b],
+                   backward=lambda g, x, w, b: F.conv2d_backward(g, x, w, 1, mode, backend=backend))
+    if mode == "same":
+        assert out.shape == (2, 4, 7, 6)
+    check_op(lambda x, w, b: F.conv2d_relu(x, w, b, padding=mode, backend=backend),
+             lambda x, w, b: TF.relu(TF.conv2d(x, w, b, padding=mode)), [x, w, b])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda b: F.conv2d(x4, np.zeros((2, 2, 3, 3)), None, 2, "same", backend=b),
+     "conv2d: padding='same' needs stride 1 (as torch), got stride (2, 2)"),
+    (lambda b: F.conv2d(x4, np.zeros((2, 2, 3, 3)), padding="full", backend=b),
+     "conv2d: padding must be an int, a pair of ints, 'same' or 'valid', got 'full'"),
+    (lambda b: F.conv2d(x4, np.zeros((2, 2, 7, 7)), padding="valid", backend=b),
+     "conv2d: kernel 7x7 is larger than the padded input 6x6 (input (1, 2, 6, 6), "
+     "weight (2, 2, 7, 7), padding (0, 0))"),
+    (lambda b: F.conv_transpose2d(x4, np.zeros((2, 2, 3, 3)), padding="same", backend=b),
+     "conv_transpose2d: padding must be an int or a pair of ints, got 'same'"),
+])
+def test_padding_mode_refusals(call, message, backend):
+    """As torch: "same" with a stride, an unknown mode, a kernel larger than
+    the "valid" input, and a transposed conv (which has no padding modes)."""
+    with pytest.raises(ValueError) as error:
+        call(backend)
+    assert str(error.value) == message
