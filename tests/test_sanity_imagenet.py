@@ -102,3 +102,15 @@ def test_imagenet_arguments_are_checked(tmp_path, argv, message):
     args = parse(["sanity", "--out", str(tmp_path / "o")] + argv)
     with pytest.raises(ValueError, match=message):
         sanity_cmd.build(args)
+
+
+def test_weights_file_is_read_for_the_model(tmp_path, images):
+    torch.manual_seed(1)
+    saved = bridge.torch_model("alexnet")
+    torch.save(saved.state_dict(), tmp_path / "alexnet.pth")      # torchvision's layout
+    args = parse(["sanity", "--model", "alexnet", "--weights", str(tmp_path / "alexnet.pth"),
+                  "--image", str(images), "--out", str(tmp_path / "o")])
+    module, weights = sanity_cmd._imagenet_module(args)
+    assert weights == str(tmp_path / "alexnet.pth") and module.arch == "alexnet" and not module.training
+    for key, value in saved.state_dict().items():
+        assert torch.equal(module.state_dict()[key], value), key

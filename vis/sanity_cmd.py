@@ -246,10 +246,10 @@ def _build_imagenet(args, say, maps):
     results = {"arch": arch, "weights": weights, "dataset": "ImageNet-normalised images", "seed": args.seed,
                "images": [str(path) for path in paths], "labels": None, "targets": target.tolist(),
                "methods": list(config.methods),
-               "images_note": (f"{len(paths)} images given by --image (no labels, so not balanced over the "
+               "images_note": (f"{len(paths)} image{'s' if len(paths) > 1 else ''} given by --image (no labels, so not balanced over the "
                                f"classes); weights: {weights}")}
     start = time.perf_counter()
-    say(f"model randomisation of {arch} on {len(paths)} images")
+    say(f"model randomisation of {arch} on {len(paths)} image{'s' if len(paths) > 1 else ''}")
     results["model_randomization"], run_ = study.model_randomization(module, x, target, config, say)
     if maps is not None:
         maps.update(run_)
