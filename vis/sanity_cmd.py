@@ -137,7 +137,7 @@ def build(args, test_set=None, train_set=None, maps=None):
     if args.model is not None:
         return _build_imagenet(args, say, maps)
     if args.checkpoint is None:
-        raise ValueError("npcnn sanity: give --checkpoint (LeNet-5 or SimpleCNN) or --model alexnet|vgg16 "
+        raise ValueError("give --checkpoint (LeNet-5 or SimpleCNN) or --model alexnet|vgg16 "
                          "with --weights or --random-weights and --image")
     _only_with_model(args)
     module = bridge.load_module(args.checkpoint)
@@ -202,16 +202,16 @@ def _only_with_model(args):
     for flag, value in (("--weights", args.weights), ("--random-weights", args.random_weights),
                         ("--image", args.image)):
         if value:
-            raise ValueError(f"npcnn sanity: {flag} goes with --model alexnet|vgg16, not --checkpoint")
+            raise ValueError(f"{flag} goes with --model alexnet|vgg16, not --checkpoint")
 
 
 def _imagenet_module(args):
     if args.checkpoint is not None:
-        raise ValueError("npcnn sanity: --checkpoint is for LeNet-5 and SimpleCNN; with --model give --weights")
+        raise ValueError("--checkpoint is for LeNet-5 and SimpleCNN; with --model give --weights")
     if args.random_weights == (args.weights is not None):
-        raise ValueError(f"npcnn sanity: --model {args.model} needs --weights FILE or --random-weights (one)")
+        raise ValueError(f"--model {args.model} needs --weights FILE or --random-weights (one)")
     if not args.image:
-        raise ValueError(f"npcnn sanity: --model {args.model} needs --image (files, folders or patterns)")
+        raise ValueError(f"--model {args.model} needs --image (files, folders or patterns)")
     if args.random_weights:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(args.seed)
