@@ -4,6 +4,8 @@
 Layouts are torch's: activations (N, C, H, W), conv weight (C_out, C_in, kH,
 kW), transposed-conv weight (C_in, C_out, kH, kW), linear weight (out, in).
 ``stride``, ``padding``, ``kernel_size`` take an int or an (h, w) pair.
+The conv and pooling ops also take torch's unbatched (C, H, W) form: a batch
+of one, whose axis the result drops again.
 float32 and float64 in, the same dtype out.
 
 Every op takes torch's arguments, with torch's defaults, in torch's
@@ -64,8 +66,19 @@ def _impl(family, op, backend):
 # convolution
 
 
+def _batch_of_one(op, name, a, unbatched):
+    """torch's unbatched form: a (C, H, W) array is one image of a batch of
+    one, (1, C, H, W); the op removes that axis from what it returns."""
+    if not unbatched:
+        return a
+    return checks.array(op, name, a, ndim=3)[None]  # (1, C, H, W)
+
+
 def _conv_args(op, input, weight, bias, stride, padding, weight_in_axis):
-    x = checks.array(op, "input", input, ndim=4)
+    """The checked arguments; an unbatched (C, H, W) input comes back as
+    (1, C, H, W)."""
+    x = checks.array(op, "input", input, ndim=(3, 4))
+    x = x[None] if x.ndim == 3 else x  # (1, C, H, W)
     w = checks.array(op, "weight", weight, ndim=4, dtype=x.dtype)
     checks.finite(op, "weight", w)
     if w.shape[weight_in_axis] != x.shape[1]:
@@ -154,7 +167,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
            [4., 6., 6., 4.]])
     """
     x, w, b, s, p, _ = _conv2d_args("conv2d", input, weight, bias, stride, padding, dilation, groups)
-    return _impl("conv", "conv2d", backend).conv2d(x, w, b, s, p)
+    y = _impl("conv", "conv2d", backend).conv2d(x, w, b, s, p)
+    return y[0] if input.ndim == 3 else y
 
 
 def conv2d_relu(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
@@ -165,7 +179,8 @@ def conv2d_relu(input, weight, bias=None, stride=1, padding=0, dilation=1, group
     a ReLU when nothing keeps the conv's own output, so its errors name
     conv2d, the op the user's layer holds."""
     x, w, b, s, p, _ = _conv2d_args("conv2d", input, weight, bias, stride, padding, dilation, groups)
-    return _impl("conv", "conv2d", backend).conv2d_relu(x, w, b, s, p)
+    y = _impl("conv", "conv2d", backend).conv2d_relu(x, w, b, s, p)
+    return y[0] if input.ndim == 3 else y
 
 
 def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1, *,
@@ -178,11 +193,13 @@ def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1,
     op = "conv2d_backward"
     x, w, _, s, p, extra = _conv2d_args(op, input, weight, None, stride, padding, dilation, groups)
     Ho, Wo = _conv2d_out_size(op, x, w, s, p)
-    g = _check_grad(op, grad_output, (x.shape[0], w.shape[0], Ho, Wo), x.dtype)
+    unbatched = input.ndim == 3
+    g = _batch_of_one(op, "grad_output", grad_output, unbatched)
+    g = _check_grad(op, g, (x.shape[0], w.shape[0], Ho, Wo), x.dtype)
     dx, dw, db = _impl("conv", op, backend).conv2d_backward(g, x, w, s, p)
     if extra != (0, 0):  # "same" padded x at the bottom and right: not the input's gradient
         dx = np.ascontiguousarray(dx[:, :, :x.shape[2] - extra[0], :x.shape[3] - extra[1]])
-    return dx, dw, db
+    return (dx[0] if unbatched else dx), dw, db
 
 
 def _conv_transpose_out_size(op, x, w, s, p, output_padding):
@@ -216,7 +233,8 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     checks.dilation_one(op, dilation)
     x, w, b, s, p = _conv_args(op, input, weight, bias, stride, padding, 0)
     op_hw, _ = _conv_transpose_out_size(op, x, w, s, p, output_padding)
-    return _impl("conv", op, backend).conv_transpose2d(x, w, b, s, p, op_hw)
+    y = _impl("conv", op, backend).conv_transpose2d(x, w, b, s, p, op_hw)
+    return y[0] if input.ndim == 3 else y
 
 
 def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0, output_padding=0,
@@ -230,8 +248,11 @@ def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0, o
     checks.dilation_one(op, dilation)
     x, w, _, s, p = _conv_args(op, input, weight, None, stride, padding, 0)
     op_hw, (Ho, Wo) = _conv_transpose_out_size(op, x, w, s, p, output_padding)
-    g = _check_grad(op, grad_output, (x.shape[0], w.shape[1], Ho, Wo), x.dtype)
-    return _impl("conv", op, backend).conv_transpose2d_backward(g, x, w, s, p, op_hw)
+    unbatched = input.ndim == 3
+    g = _batch_of_one(op, "grad_output", grad_output, unbatched)
+    g = _check_grad(op, g, (x.shape[0], w.shape[1], Ho, Wo), x.dtype)
+    dx, dw, db = _impl("conv", op, backend).conv_transpose2d_backward(g, x, w, s, p, op_hw)
+    return (dx[0] if unbatched else dx), dw, db
 
 
 def conv_path(op, input, weight, stride=1, padding=0, *, backend="numba"):
@@ -277,7 +298,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     """
     op = "max_pool2d"
     checks.dilation_one(op, dilation)
-    x = checks.array(op, "input", input, ndim=4)
+    x = checks.array(op, "input", input, ndim=(3, 4))
+    unbatched = x.ndim == 3
+    x = x[None] if unbatched else x  # (1, C, H, W)
     checks.finite(op, "input", x)
     if 0 in x.shape[1:]:
         raise ValueError(f"{op}: input {x.shape} must have channels and a non-empty plane")
@@ -290,8 +313,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                              f"(input {x.shape}, stride {s}, padding {p}, ceil_mode {ceil_mode})")
     impl = _impl("pool", op, backend)
     if return_indices:
-        return impl.max_pool2d(x, k, s, p, bool(ceil_mode))
-    return impl.max_pool2d_values(x, k, s, p, bool(ceil_mode))
+        y, switches = impl.max_pool2d(x, k, s, p, bool(ceil_mode))
+        return (y[0], switches[0]) if unbatched else (y, switches)
+    y = impl.max_pool2d_values(x, k, s, p, bool(ceil_mode))
+    return y[0] if unbatched else y
 
 
 def _pool_args(op, kernel_size, stride, padding):
@@ -306,13 +331,17 @@ def _pool_args(op, kernel_size, stride, padding):
 
 
 def _switches(op, input, indices, input_name="input"):
-    y = checks.array(op, input_name, input, ndim=4)
+    """The pooled array and its switches, both (N, C, Hp, Wp); unbatched
+    ones, (C, Hp, Wp), come back with a batch axis of one."""
+    y = checks.array(op, input_name, input, ndim=(3, 4))
     if not isinstance(indices, np.ndarray) or indices.dtype != np.int64:
         got = indices.dtype if isinstance(indices, np.ndarray) else type(indices).__name__
         raise ValueError(f"{op}: indices (the switches) must be an int64 array, got {got}")
     if indices.shape != y.shape:
         raise ValueError(f"{op}: indices must have the shape of {input_name} {y.shape}, "
                          f"got {indices.shape}")
+    if y.ndim == 3:
+        return y[None], np.ascontiguousarray(indices)[None]  # (1, C, Hp, Wp)
     return y, np.ascontiguousarray(indices)
 
 
@@ -382,6 +411,12 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
                                  f"{high} in {('height', 'width')[axis]}, the sizes a pooling with "
                                  f"kernel_size {k}, stride {s}, padding {p} maps to input {y.shape}")
     _check_switch_range(op, idx, plane)
+    if input.ndim == 3:  # unbatched: out is (C, Ho, Wo), seen as (1, C, Ho, Wo)
+        given = out
+        out = out[None] if isinstance(out, np.ndarray) else out
+        _check_out(op, out, y.shape[:2] + plane, y, idx)
+        x = _impl("pool", op, backend).max_unpool2d(y, idx, plane, out)
+        return given if given is not None else x[0]
     _check_out(op, out, y.shape[:2] + plane, y, idx)
     return _impl("pool", op, backend).max_unpool2d(y, idx, plane, out)
 
@@ -401,12 +436,18 @@ def max_pool2d_backward(grad_output, indices, input_size, *, out=None, reuse=Fal
     """
     op = "max_pool2d_backward"
     g, idx = _switches(op, grad_output, indices, "grad_output")
-    plane = _plane_size(op, "input_size", input_size, 4)
+    unbatched, given = grad_output.ndim == 3, out
+    plane = _plane_size(op, "input_size", input_size, grad_output.ndim)
     _check_switch_range(op, idx, plane)
+    if unbatched and isinstance(out, np.ndarray):
+        out = out[None]  # (1, C, H, W)
     _check_out(op, out, g.shape[:2] + plane, g, idx)
     if reuse and out is None:
         out = _reused_buffer(op, g.shape[:2] + plane, g)
-    return _impl("pool", op, backend).max_unpool2d(g, idx, plane, out)
+    dx = _impl("pool", op, backend).max_unpool2d(g, idx, plane, out)
+    if unbatched:
+        return given if given is not None else dx[0]
+    return dx
 
 
 def _reused_buffer(op, shape, input):
@@ -437,18 +478,23 @@ def adaptive_avg_pool2d(input, output_size, *, backend="numba"):
     Shape: input (N, C, H, W) -> (N, C, Ho, Wo), (Ho, Wo) = output_size.
     """
     op = "adaptive_avg_pool2d"
-    x = checks.array(op, "input", input, ndim=4)
+    x = checks.array(op, "input", input, ndim=(3, 4))
+    unbatched = x.ndim == 3
+    x = x[None] if unbatched else x  # (1, C, H, W)
     if 0 in x.shape[1:]:
         raise ValueError(f"{op}: input {x.shape} must have channels and a non-empty plane")
     size = _adaptive_size(op, output_size, x.shape[2:])
-    return _impl("pool", op, backend).adaptive_avg_pool2d(x, size)
+    y = _impl("pool", op, backend).adaptive_avg_pool2d(x, size)
+    return y[0] if unbatched else y
 
 
 def adaptive_avg_pool2d_backward(grad_output, input_size, *, backend="numba"):
     """Gradient of ``adaptive_avg_pool2d``: dy spread evenly over its window."""
     op = "adaptive_avg_pool2d_backward"
-    g = checks.array(op, "grad_output", grad_output, ndim=4)
-    plane = _plane_size(op, "input_size", input_size, 4)
+    g = checks.array(op, "grad_output", grad_output, ndim=(3, 4))
+    plane = _plane_size(op, "input_size", input_size, g.ndim)
+    if g.ndim == 3:
+        return _impl("pool", op, backend).adaptive_avg_pool2d_backward(g[None], plane)[0]
     return _impl("pool", op, backend).adaptive_avg_pool2d_backward(g, plane)
 
 

@@ -15,7 +15,7 @@ _overlap = np.zeros(96)  # an unpooling whose out= holds its own input
 
 CASES = [
     # (call, every fragment the message must contain)
-    (lambda b: F.conv2d(np.zeros((3, 8, 8)), w, backend=b), ["conv2d", "input", "4-D", "(3, 8, 8)"]),
+    (lambda b: F.conv2d(np.zeros((8, 8)), w, backend=b), ["conv2d", "input", "4-D", "(8, 8)"]),
     (lambda b: F.conv2d(x4, np.zeros((4, 2, 3, 3)), backend=b),
      ["conv2d", "weight", "2 input channels", "input has 3", "(2, 3, 8, 8)", "(4, 2, 3, 3)"]),
     (lambda b: F.conv2d(x4, np.zeros((4, 3, 11, 11)), padding=1, backend=b),

@@ -165,3 +165,81 @@ def test_padding_mode_refusals(call, message, backend):
     with pytest.raises(ValueError) as error:
         call(backend)
     assert str(error.value) == message
+
+
+# ----------------------------------------------------------------------------
+# 4. unbatched (C, H, W) inputs, as torch: a batch of one without its axis
+
+
+def test_conv2d_unbatched_equals_torch(backend, dtype):
+    rng = np.random.default_rng(4)
+    x, b = draw(rng, (3, 7, 6), dtype), draw(rng, (4,), dtype)
+    for kernel, stride, padding in (((3, 3), 2, 1), ((2, 2), 1, "same"), ((3, 2), 1, "valid")):
+        w = draw(rng, (4, 3) + kernel, dtype, 0.3)
+        check_op(lambda x, w, b: F.conv2d(x, w, b, stride, padding, backend=backend),
+                 lambda x, w, b: TF.conv2d(x, w, b, stride, padding), [x, w, b],
+                 backward=lambda g, x, w, b: F.conv2d_backward(g, x, w, stride, padding, backend=backend))
+        check_op(lambda x, w, b: F.conv2d_relu(x, w, b, stride, padding, backend=backend),
+                 lambda x, w, b: TF.relu(TF.conv2d(x, w, b, stride, padding)), [x, w, b])
+
+
+def test_conv_transpose2d_unbatched_equals_torch(backend, dtype):
+    rng = np.random.default_rng(5)
+    x, w, b = draw(rng, (3, 5, 4), dtype), draw(rng, (3, 2, 3, 3), dtype, 0.3), draw(rng, (2,), dtype)
+    check_op(lambda x, w, b: F.conv_transpose2d(x, w, b, 2, 1, 1, backend=backend),
+             lambda x, w, b: TF.conv_transpose2d(x, w, b, 2, 1, 1), [x, w, b],
+             backward=lambda g, x, w, b: F.conv_transpose2d_backward(g, x, w, 2, 1, 1, backend=backend))
+
+
+@pytest.mark.parametrize("kernel, stride, padding, ceil_mode", [
+    (2, None, 0, False), (3, 2, 1, True), ((3, 2), (2, 1), (1, 0), False)])
+def test_max_pool2d_unbatched_switches_unpool_equal_torch(kernel, stride, padding, ceil_mode,
+                                                          backend, dtype):
+    """Output and switches of an unbatched pooling equal torch's; they
+    unpool back through an unbatched max_unpool2d, and its gradient too."""
+    x = np.maximum(draw(np.random.default_rng(6), (3, 7, 6), dtype), 0)  # ties, as after a ReLU
+    y, switches = check_op(
+        lambda x: F.max_pool2d(x, kernel, stride, padding, 1, ceil_mode, backend=backend),
+        lambda x: TF.max_pool2d(x, kernel, stride, padding, 1, ceil_mode, True), [x],
+        backward=lambda g, x: F.max_pool2d_backward(
+            g, F.max_pool2d(x, kernel, stride, padding, ceil_mode=ceil_mode, backend=backend)[1],
+            x.shape, backend=backend))
+    assert y.shape == switches.shape and y.ndim == 3
+    check_op(lambda x: F.max_pool2d(x, kernel, stride, padding, 1, ceil_mode, False, backend=backend),
+             lambda x: TF.max_pool2d(x, kernel, stride, padding, 1, ceil_mode, False), [x])
+    # unpooling: torch's max_unpool2d where windows do not overlap, its
+    # autograd gradient of max_pool2d (what npcnn's unpooling is) everywhere
+    unpooled = F.max_unpool2d(y, switches, kernel, stride, padding, x.shape[-2:], backend=backend)
+    xt = torch.tensor(x, requires_grad=True)
+    TF.max_pool2d(xt, kernel, stride, padding, 1, ceil_mode).backward(torch.tensor(y))
+    np.testing.assert_array_equal(unpooled, xt.grad.numpy())
+    assert unpooled.dtype == x.dtype
+    if kernel == 2:
+        np.testing.assert_array_equal(unpooled, TF.max_unpool2d(
+            torch.tensor(y), torch.tensor(switches), kernel, stride, padding, x.shape[-2:]).numpy())
+    out = np.full(x.shape, 7, dtype)
+    assert F.max_unpool2d(y, switches, kernel, stride, padding, x.shape[-2:], out=out,
+                          backend=backend) is out
+    np.testing.assert_array_equal(out, unpooled)
+
+
+def test_adaptive_avg_pool2d_unbatched_equals_torch(backend, dtype):
+    x = draw(np.random.default_rng(7), (3, 7, 6), dtype)
+    check_op(lambda x: F.adaptive_avg_pool2d(x, (3, 4), backend=backend),
+             lambda x: TF.adaptive_avg_pool2d(x, (3, 4)), [x],
+             backward=lambda g, x: F.adaptive_avg_pool2d_backward(g, x.shape, backend=backend))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda b: F.conv2d(np.zeros((8, 8)), np.zeros((1, 1, 3, 3)), backend=b),
+     "conv2d: input must be 3-D or 4-D, got shape (8, 8)"),
+    (lambda b: F.conv2d_backward(np.zeros((1, 2, 4, 4)), np.zeros((2, 6, 6)), np.zeros((2, 2, 3, 3)),
+                                 backend=b),
+     "conv2d_backward: grad_output must be 3-D, got shape (1, 2, 4, 4)"),
+    (lambda b: F.max_unpool2d(np.zeros((2, 3, 3)), np.zeros((1, 2, 3, 3), np.int64), 2, backend=b),
+     "max_unpool2d: indices must have the shape of input (2, 3, 3), got (1, 2, 3, 3)"),
+])
+def test_unbatched_refusals(call, message, backend):
+    with pytest.raises(ValueError) as error:
+        call(backend)
+    assert str(error.value) == message
