@@ -475,7 +475,9 @@ def adaptive_avg_pool2d(input, output_size, *, backend="numba"):
 
         y[n,c,i,j] = mean(x[n, c, floor(i*H/Ho):ceil((i+1)*H/Ho), floor(j*W/Wo):ceil((j+1)*W/Wo)])
 
-    Shape: input (N, C, H, W) -> (N, C, Ho, Wo), (Ho, Wo) = output_size.
+    Shape: input (N, C, H, W) -> (N, C, Ho, Wo), (Ho, Wo) = output_size;
+    an int is (n, n), and None (alone or in the pair) keeps the input's size
+    on that axis.
     """
     op = "adaptive_avg_pool2d"
     x = checks.array(op, "input", input, ndim=(3, 4))
@@ -549,7 +551,8 @@ def relu(input, inplace=False, *, backend="numba"):
     x = checks.array("relu", "input", input)
     impl = _impl("activation", "relu", backend)
     if not inplace:
-        return impl.relu(x)
+        y = impl.relu(x)
+        return y.reshape(()) if input.ndim == 0 else y  # checks.array made a 0-d input (1,)
     if x is input and x.flags.writeable:  # checks.array handed back the same, contiguous array
         return impl.relu(x, out=x)
     input[...] = impl.relu(x)  # a strided view: computed contiguous, then copied back
@@ -561,7 +564,8 @@ def relu_backward(grad_output, input, *, backend="numba"):
     op = "relu_backward"
     x = checks.array(op, "input", input)
     g = _check_grad(op, grad_output, x.shape, x.dtype)
-    return _impl("activation", op, backend).relu_backward(g, x)
+    dx = _impl("activation", op, backend).relu_backward(g, x)
+    return dx.reshape(()) if input.ndim == 0 else dx  # checks.array made a 0-d input (1,)
 
 
 def _softmax_dim(op, x, dim):
@@ -624,6 +628,7 @@ def dropout(input, p=0.5, training=True, inplace=False, *, rng=None, backend="nu
         raise ValueError(f"{op}: p must be in [0, 1], got {p}")
     rng = np.random.default_rng() if rng is None else rng
     y = _impl("activation", op, backend).dropout(x, p, training, rng)
+    y = y.reshape(()) if input.ndim == 0 else y  # checks.array made a 0-d input (1,)
     if inplace:
         input[...] = y
         return input

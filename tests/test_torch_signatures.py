@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as TF
 
 import npcnn.functional as F
-from parity import check_op
+from parity import assert_close, check_op
 
 
 def draw(rng, shape, dtype, scale=1.0):
@@ -243,3 +243,30 @@ def test_unbatched_refusals(call, message, backend):
     with pytest.raises(ValueError) as error:
         call(backend)
     assert str(error.value) == message
+
+
+# ----------------------------------------------------------------------------
+# 5. None in adaptive output sizes; 0-d ReLU
+
+
+@pytest.mark.parametrize("output_size", [(None, 2), (3, None), (None, None), 4])
+@pytest.mark.parametrize("unbatched", [False, True])
+def test_adaptive_avg_pool2d_none_keeps_input_size(output_size, unbatched, backend, dtype):
+    x = draw(np.random.default_rng(8), (3, 7, 6) if unbatched else (2, 3, 7, 6), dtype)
+    check_op(lambda x: F.adaptive_avg_pool2d(x, output_size, backend=backend),
+             lambda x: TF.adaptive_avg_pool2d(x, output_size), [x],
+             backward=lambda g, x: F.adaptive_avg_pool2d_backward(g, x.shape, backend=backend))
+
+
+def test_relu_of_0d_is_0d(backend, dtype):
+    for value in (-1.5, 2.5):
+        x = np.array(value, dtype)
+        check_op(lambda x: F.relu(x, backend=backend), lambda x: TF.relu(x), [x])
+        # the gradient by hand: check_op draws its upstream gradient with
+        # standard_normal(shape), a Python scalar for shape ()
+        g, xt = np.array(0.75, dtype), torch.tensor(x, requires_grad=True)
+        TF.relu(xt).backward(torch.tensor(g))
+        assert_close("relu gradient", F.relu_backward(g, x, backend=backend), xt.grad)
+        y = np.array(value, dtype)
+        assert F.relu(y, True, backend=backend) is y and y.shape == () and y == max(value, 0)
+        assert F.dropout(x, 0.5, False, backend=backend).shape == ()
