@@ -61,6 +61,9 @@ def _idx_header(path, head):
     return struct.unpack(f">{ndim}I", head[4:4 + 4 * ndim]), 4 + 4 * ndim
 
 
+_VERIFIED = set()   # (path, size, mtime) of .gz files whose whole stream this process has checked
+
+
 class _IdxFile:
     """One IDX file of unsigned bytes, read by index range."""
 
@@ -81,11 +84,39 @@ class _IdxFile:
         except (gzip.BadGzipFile, EOFError, zlib.error, OSError) as err:
             raise DataError(f"{self.path}: {what}: corrupt or unreadable ({err})") from None
 
+    def _verify(self, what):
+        """Decompress the whole stream once per process, so that gzip checks
+        its CRC and length: a range read stops short of the end, where the
+        check is, and damaged deflate data can decode to wrong bytes without
+        an error. Bounded by the size the header announces."""
+        stat = self.path.stat()
+        key = (str(self.path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key in _VERIFIED:
+            return
+        expected = self.offset + self.dims[0] * self.item
+
+        def read_all():
+            total = 0
+            with self._open() as f:
+                while chunk := f.read(1 << 20):
+                    total += len(chunk)
+                    if total > expected:
+                        raise DataError(f"{self.path}: {what}: decompresses to more than the {expected} "
+                                        f"bytes its header announces")
+            return total
+        total = self._guarded(read_all, what)
+        if total != expected:
+            raise DataError(f"{self.path}: {what}: decompresses to {total} bytes, its header announces "
+                            f"{expected} (truncated)")
+        _VERIFIED.add(key)
+
     def read(self, start, stop):
         n = stop - start
         want = n * self.item
         what = f"items {start}..{stop - 1}"
         if self.gz:
+            self._verify(what)
+
             def read():
                 with self._open() as f:
                     f.seek(self.offset + start * self.item)     # decompresses up to the range, not further
