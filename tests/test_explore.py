@@ -407,3 +407,18 @@ def test_ipv6_loopback_is_served_too(explorer):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "127.0.0.1.evil.example"])
+def test_a_loopback_server_refuses_other_host_names(server, host):
+    """DNS rebinding: a page of another site whose name now points at 127.0.0.1."""
+    for method, path, body in (("GET", "/data.js", None), ("POST", "/api/predict", b"{}")):
+        status, answer = request(server, method, path, body, {"Host": host})
+        assert status == 403 and b"answers to localhost only" in answer
+    assert request(server, "GET", "/", None, {"Host": "localhost:1234"})[0] == 200
+
+
+def test_host_names_without_their_port():
+    from vis.explore_server import host_name
+    assert [host_name(h) for h in ("[::1]:80", "127.0.0.1:8000", "LOCALHOST", "[::1]", None)] == [
+        "::1", "127.0.0.1", "localhost", "::1", ""]

@@ -18,6 +18,11 @@ request the explorer cannot answer (a wrong size, a non-finite pixel, an
 unknown layer or channel, a body over ``MAX_BODY_BYTES``, bad JSON) gets a
 400 whose JSON body holds a one-line reason; a failure of the server's own
 code a 500, and the server goes on.
+
+Bound to the loopback (the default), it answers only requests whose Host
+header names the loopback (localhost, 127.0.0.1, [::1]): a page on another
+site that rebinds its own name to 127.0.0.1 (DNS rebinding) gets a 403,
+not the user's model.
 """
 import json
 import socket
@@ -34,6 +39,15 @@ PAGE_FILES = {"/": ("index.html", "text/html; charset=utf-8"),
               "/explore.css": ("explore.css", "text/css; charset=utf-8"),
               "/explore.js": ("explore.js", "text/javascript; charset=utf-8")}
 IDLE_TIMEOUT_S = 10     # a connection that sends nothing for this long is closed
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def host_name(header):
+    """The name in a Host header, without its port: "[::1]:8000" -> "::1"."""
+    header = (header or "").strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
 def page_file(name):
@@ -59,6 +73,7 @@ class ExploreServer(ThreadingHTTPServer):
         self.post_routes = {"/api/predict": self.predict, "/api/unit": self.unit}
         if ":" in address[0]:
             self.address_family = socket.AF_INET6        # --host ::1
+        self.loopback_only = address[0] in LOOPBACK_NAMES
         super().__init__(address, Handler)
 
     def predict(self, request):
@@ -94,7 +109,17 @@ class Handler(BaseHTTPRequestHandler):
     # second waits for the client's delayed ACK of the first: 40 ms a request.
     disable_nagle_algorithm = True
 
+    def _foreign_host(self):
+        """True (and a 403 sent) when a loopback server is asked under another name."""
+        if not self.server.loopback_only or host_name(self.headers.get("Host")) in LOOPBACK_NAMES:
+            return False
+        self._send_json(HTTPStatus.FORBIDDEN, {"error": f"this server answers to localhost only, not to Host "
+                                                        f"{str(self.headers.get('Host'))[:80]!r}"})
+        return True
+
     def do_GET(self):
+        if self._foreign_host():
+            return
         route = self.server.get_routes.get(self.path.split("?", 1)[0])
         if route is None:
             self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {self.path[:80]!r}"})
@@ -109,6 +134,8 @@ class Handler(BaseHTTPRequestHandler):
         route = self.server.post_routes.get(self.path)
         try:
             body = self._body()
+            if self._foreign_host():
+                return
             if route is None:
                 self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no such request: {self.path[:80]!r}"})
                 return
