@@ -1,7 +1,7 @@
 """A progress bar for the long optimisations (activation maximization,
-feature inversion, deep dream) and for many images, drawn on stderr by tqdm: the bridge's
-methods take a plain ``progress(step, value)`` callback, so they stay free
-of any display code."""
+feature inversion, deep dream) and for many images, drawn on stderr by
+tqdm: the bridge's methods take a plain ``progress(step, value)`` callback,
+so they stay free of any display code."""
 import contextlib
 
 from tqdm import tqdm
@@ -21,5 +21,8 @@ def progress_bar(total, description, label="objective", unit="step"):
 
     try:
         yield progress
+    except BaseException:
+        bar.leave = False      # a failed run: clear the bar, so the error's one line stands alone on a terminal
+        raise
     finally:
         bar.close()
