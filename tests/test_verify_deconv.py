@@ -215,3 +215,16 @@ def test_a_function_that_spoils_its_module_spoils_its_own_case_only():
     verdict = deconvnet(flawed.spoils_its_module, cases=["overlapping-pools", "float32"], isolation="thread")
     # each case fails at its second call, on the module its first call zeroed: the next starts afresh
     assert [(r.status, r.calls) for r in verdict.results] == [("not equal", 2), ("not equal", 2)]
+
+
+def test_a_function_goes_to_the_worker_by_its_importable_name_only():
+    import functools
+
+    from bridge.verify.runner import ProcessRunner, ThreadRunner, importable_name, runner_for
+    assert importable_name(flawed.by_hand) == "flawed_deconvnets:by_hand"
+    assert importable_name(bridge.project_reference) == "bridge.deconv_reference:project_reference"
+    for unnamed in (lambda *a: None, functools.partial(flawed.by_hand)):
+        assert importable_name(unnamed) is None
+        assert isinstance(runner_for(unnamed, 5), ThreadRunner)
+    runner = runner_for(flawed.by_hand, 5)
+    assert isinstance(runner, ProcessRunner) and runner.fn == "flawed_deconvnets:by_hand"

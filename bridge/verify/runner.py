@@ -4,9 +4,8 @@ Two ways, one interface (``call(network, x, probe) -> Outcome``):
 
     runner          when                              a call past its limit
     ProcessRunner   a "module:function" name, or a    the worker process is killed;
-                    function pickle can send by       the next call starts a new one
-                    name (defined in an importable
-                    module)
+                    function the worker can import    the next call starts a new one
+                    by its own module and name
     ThreadRunner    anything else (a lambda, a        cannot be stopped: a Python thread
                     closure, a function typed into    has no kill. Its case fails with
                     a notebook or a script's          "took longer than ..."; the later
@@ -18,6 +17,9 @@ child cannot use safely, and a clean interpreter is what the user's code
 would meet anyway. A process also survives a function that crashes the
 interpreter (a segfault in an extension, ``os._exit``).
 
+The worker gets the function by name only ("module:function") and
+imports it itself: nothing is unpickled from a string of bytes.
+
 The user's function receives the case's own copy of the torch module (a
 function that replaces the ReLUs or leaves hooks behind spoils its own case,
 not the next) and a fresh tensor.
@@ -27,7 +29,6 @@ import copy
 import importlib
 import multiprocessing
 import os
-import pickle
 import sys
 import threading
 from dataclasses import dataclass
@@ -58,12 +59,13 @@ def runner_for(fn, timeout, isolation="auto"):
     if not callable(fn):
         raise TypeError(f"the implementation must be a function or 'module:function', got a "
                         f"{type(fn).__name__}")
-    if isolation == "thread" or (isolation == "auto" and not sendable(fn)):
+    name = importable_name(fn)
+    if isolation == "thread" or (isolation == "auto" and name is None):
         return ThreadRunner(fn, timeout)
-    if not sendable(fn):
+    if name is None:
         raise ValueError(f"{label(fn)} cannot be sent to a worker process: define it in an importable "
                          f"module, or pass isolation='thread'")
-    return ProcessRunner(fn, timeout)
+    return ProcessRunner(name, timeout)
 
 
 def label(fn):
@@ -82,17 +84,18 @@ def check_target(text):
     return text
 
 
-def sendable(fn):
-    """Whether a spawned process can get ``fn`` by name: pickle sends
-    functions as "module.qualname", which a script's __main__ (re-run in
-    the child) or a notebook (no file at all) cannot resolve."""
-    if getattr(fn, "__module__", "__main__") == "__main__":
-        return False
+def importable_name(fn):
+    """"module:qualname" when importing that module and walking that name
+    gives back ``fn`` itself, so a worker can load it by name; else None (a
+    script's __main__, re-run in the child, a notebook, a lambda, a closure,
+    a functools.partial)."""
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    if not module or module == "__main__" or not qualname or "<" in qualname:
+        return None
     try:
-        pickle.dumps(fn)
-    except Exception:  # noqa: BLE001 - PicklingError, AttributeError, TypeError: all "cannot send"
-        return False
-    return True
+        return f"{module}:{qualname}" if load_function(f"{module}:{qualname}") is fn else None
+    except Exception:  # noqa: BLE001 - ImportError, AttributeError, whatever its import raises: not by name
+        return None
 
 
 def load_function(target):
@@ -195,9 +198,8 @@ class ProcessRunner:
     def _start(self):
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
-        # the function as bytes: one that cannot be loaded is a message, not a child's traceback
-        target = self.fn if isinstance(self.fn, str) else pickle.dumps(self.fn)
-        self._process = context.Process(target=_serve, args=(target, child), daemon=True,
+        # the function by name: one that cannot be loaded is a message, not a child's traceback
+        self._process = context.Process(target=_serve, args=(self.fn, child), daemon=True,
                                         name="npcnn verify-deconv worker")
         with _passive_openmp():
             self._process.start()
@@ -266,10 +268,9 @@ def _passive_openmp():
 def _serve(target, conn):
     """The worker: load the function, then answer calls until told to stop."""
     try:
-        fn = load_function(target if isinstance(target, str) else pickle.loads(target))
+        fn = load_function(target)
     except BaseException as err:   # noqa: BLE001 - an import may raise anything, SystemExit included
-        conn.send(("import-error", f"cannot load {target if isinstance(target, str) else 'the function'}: "
-                   f"{describe(err)}"))
+        conn.send(("import-error", f"cannot load {target}: {describe(err)}"))
         return
     conn.send(("ready", None))
     modules = CaseModules()
