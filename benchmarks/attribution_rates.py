@@ -47,7 +47,7 @@ def _images(module, batch, size, seed=0):
     p = next(module.parameters())
     gen = torch.Generator().manual_seed(seed)
     channels = next(m for m in module.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
-    x = torch.randn((batch, channels, size, size), generator=gen, dtype=torch.float64)
+    x = torch.randn((batch, channels, size, size), generator=gen, dtype=torch.float64, device="cpu")
     return x.to(device=p.device, dtype=p.dtype)
 
 

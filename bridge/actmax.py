@@ -50,16 +50,15 @@ def activation_maximization(module, input_shape, targets, layer=None, steps=200,
     ``progress``: optional callable(step, objective) for a progress bar.
     """
     weight = next(module.parameters())
-    # drawn on the CPU, then moved: the same start on every device
-    gen = torch.Generator().manual_seed(seed)
-    x = 0.1 * torch.randn((len(targets),) + tuple(input_shape), generator=gen, dtype=torch.float64)
+    gen = torch.Generator(device="cpu").manual_seed(seed)   # on the CPU: the same draws on every device
+    x = 0.1 * torch.randn((len(targets),) + tuple(input_shape), generator=gen, dtype=torch.float64, device="cpu")
     x = x.to(device=weight.device, dtype=weight.dtype).requires_grad_(True)
     optimizer = torch.optim.Adam([x], lr=lr)
     history = []
     module.eval()
     for step in range(steps + 1):
         if jitter:
-            dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=gen))
+            dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=gen, device="cpu"))
             shifted = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
         else:
             shifted = x

@@ -75,8 +75,8 @@ def smoothgrad(module, x, target, samples=25, sigma=0.15, seed=0, internal_batch
         raise ValueError(f"smoothgrad: samples must be an integer >= 1, got {samples!r}")
     N = len(x)
     target = as_targets(target, N, x.device)
-    gen = torch.Generator().manual_seed(seed)
-    noise = torch.randn((samples,) + tuple(x.shape[1:]), generator=gen, dtype=torch.float64)
+    gen = torch.Generator(device="cpu").manual_seed(seed)   # on the CPU: the same draws on every device
+    noise = torch.randn((samples,) + tuple(x.shape[1:]), generator=gen, dtype=torch.float64, device="cpu")
     noise = noise.to(device=x.device, dtype=x.dtype)                          # (S, C, H, W)
     spread = sigma * (x.amax(dim=(1, 2, 3)) - x.amin(dim=(1, 2, 3))).view(-1, 1, 1, 1)  # (N, 1, 1, 1)
     total = torch.zeros_like(x)
@@ -107,8 +107,7 @@ def integrated_gradients(module, x, target, baseline=None, steps=50, internal_ba
     N = len(x)
     target = as_targets(target, N, x.device)
     x0 = torch.zeros_like(x) if baseline is None else torch.as_tensor(baseline).to(x).expand_as(x)
-    alphas = (torch.arange(steps, dtype=torch.float64) + 0.5) / steps
-    alphas = alphas.to(device=x.device, dtype=x.dtype)
+    alphas = (torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5) / steps
     total = torch.zeros_like(x)
     for rows in chunks(steps * N, internal_batch_size):     # row r: step r // N, image r % N
         r = torch.arange(rows.start, rows.stop, device=x.device)
@@ -227,7 +226,8 @@ def occlusion(module, x, target, size=6, stride=2, fill=0.0, internal_batch_size
     for m, (top, left) in enumerate(starts):
         masks[m, top:top + size, left:left + size] = True
     hits = masks.sum(dim=0).to(x.dtype)                                              # (H, W)
-    prob = lambda z, t: class_scores(torch.softmax(module(z), dim=1), t)   # noqa: E731  (softmax of log_softmax: the same)
+    # softmax of a log_softmax output is the softmax of the logits: one rule for both kinds of network
+    prob = lambda z, t: class_scores(torch.softmax(module(z), dim=1), t)   # noqa: E731
     base = torch.cat([prob(x[s], target[s]) for s in chunks(N, internal_batch_size)])   # (N,)
     drop = torch.zeros(N, H, W, dtype=x.dtype, device=x.device)
     for rows in chunks(len(starts) * N, internal_batch_size):   # row r: window r // N, image r % N

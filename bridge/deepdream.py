@@ -188,7 +188,7 @@ def deep_dream(module, x, layer, octaves=4, octave_scale=1.4, steps=20, lr=0.02,
     sizes = octave_sizes(module, x.shape[1:], layer, octaves, octave_scale, x.dtype, x.device)
     channels = _check_channels(module, x, layer, channels)
     low, high = _bounds(low, x), _bounds(high, x)
-    gen = torch.Generator().manual_seed(seed)   # on the CPU: the same shifts on every device
+    gen = torch.Generator(device="cpu").manual_seed(seed)   # on the CPU: the same shifts on every device
 
     bases = [x.detach()]   # full size first, each from the previous, as the original's nd.zoom
     for size in sizes[-2::-1]:
@@ -201,7 +201,7 @@ def deep_dream(module, x, layer, octaves=4, octave_scale=1.4, steps=20, lr=0.02,
         up = TF.interpolate(detail, size=base.shape[-2:], mode="bilinear", align_corners=False)
         img = _clamp(base + up, low, high)
         for _ in range(steps):
-            dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=gen))
+            dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=gen, device="cpu"))
             img.requires_grad_(True)
             obj = dream_objective(module, torch.roll(img, shifts=(dy, dx), dims=(2, 3)), layer, channels)
             # grad, not backward: the module's parameters collect no .grad

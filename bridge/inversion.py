@@ -98,9 +98,9 @@ def invert(module, x, layer, steps=200, lr=0.1, alpha=6, alpha_weight=1e-3, tv_w
         target = forward_to(module, x, layer)
     lo, hi = _bound(low, x, torch.amin), _bound(high, x, torch.amax)
     middle, half = (hi + lo) / 2, ((hi - lo) / 2).clamp(min=1e-12)          # (1, C, 1, 1)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device="cpu").manual_seed(seed)   # on the CPU: the same draws on every device
     # small seeded noise about the middle of the range: no structure of its own to begin with
-    u = (0.01 * torch.randn(x.shape, generator=gen, dtype=x.dtype)).to(x.device).requires_grad_(True)
+    u = (0.01 * torch.randn(x.shape, generator=gen, dtype=x.dtype, device="cpu")).to(x.device).requires_grad_(True)
     optimizer = torch.optim.Adam([u], lr=lr)
     history = []
     for step in range(steps + 1):

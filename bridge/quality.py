@@ -27,10 +27,10 @@ def psnr(x, y, data_range):
     return 10 * torch.log10(data_range ** 2 / mse)
 
 
-def gaussian_window(window, sigma, dtype=torch.float64):
+def gaussian_window(window, sigma, dtype=torch.float64, device="cpu"):
     """The 1-D window g[k] = exp(-(k - r)^2 / (2 sigma^2)) / sum, k = 0..window-1,
     r = (window - 1) / 2; SSIM's 2-D window is its outer product."""
-    k = torch.arange(window, dtype=dtype) - (window - 1) / 2
+    k = torch.arange(window, dtype=dtype, device=device) - (window - 1) / 2
     g = torch.exp(-k ** 2 / (2 * sigma ** 2))
     return g / g.sum()
 
@@ -65,7 +65,7 @@ def ssim(x, y, data_range, window=11, sigma=1.5):
         raise ValueError(f"ssim: images {tuple(x.shape)} are smaller than the {window}x{window} window; "
                          f"pass a smaller odd window")
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    g = gaussian_window(window, sigma, x.dtype).to(x.device)
+    g = gaussian_window(window, sigma, x.dtype, x.device)
     mu_x, mu_y = _local_mean(x, g), _local_mean(y, g)                # (N, C, H-w+1, W-w+1)
     var_x = _local_mean(x * x, g) - mu_x ** 2
     var_y = _local_mean(y * y, g) - mu_y ** 2
