@@ -353,13 +353,11 @@ def test_the_latency_benchmark_validates_and_meets_the_target(checkpoint):
 
 def test_statistics_from_a_stats_file_are_shown_and_checked(checkpoint, explorer, tmp_path):
     from npcnn.data import load_mnist, to_tensor
-    from npcnn.stats import ClassMeans, TopK, save_stats
-    from vis import explore_stats
+    from npcnn.stats import ClassMeans, TopK, fill, save_stats
 
     train = load_mnist("mnist5k", "train", verbose=False)
     x = to_tensor(train.images[:600], dtype=explorer.model.dtype)
-    stats = explore_stats.fill([ClassMeans(["relu_1", "pool_2"], 10), TopK("pool_2", 9)], explorer.model, x,
-                               train.labels[:600])
+    stats = fill([ClassMeans(["relu_1", "pool_2"], 10), TopK("pool_2", 9)], explorer.model, x, train.labels[:600])
     save_stats(tmp_path / "stats.npz", stats)
     loaded = build_explorer(checkpoint, stats=tmp_path / "stats.npz")
     assert "stats.npz" in loaded.page_data()["top9"] and "stats.npz" in loaded.page_data()["class_means"]

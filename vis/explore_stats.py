@@ -13,7 +13,7 @@ import numpy as np
 
 from npcnn import deconv
 from npcnn.receptive_field import receptive_field, unit_window
-from npcnn.stats import ClassMeans, TopK, load_stats
+from npcnn.stats import ClassMeans, TopK, fill, load_stats
 
 from .deconv_cmd import padded_crop
 
@@ -30,17 +30,6 @@ class Statistics:
 def recorded_layers(model):
     """Every layer the page draws: all but the flatten."""
     return [name for name, layer in model.layers.items() if layer.kind != "flatten"]
-
-
-def fill(stats, model, x, labels, batch_size=500):
-    """Add ``x`` (N, C, H, W, normalised) in batches into ``stats``; returns them."""
-    layers = sorted({layer for s in stats for layer in s.layers})
-    for start in range(0, len(x), batch_size):
-        stop = min(start + batch_size, len(x))
-        _, acts = model.forward(x[start:stop], record=True, keep=layers)
-        for s in stats:
-            s.add(acts, labels[start:stop], np.arange(start, stop, dtype=np.int64))
-    return stats
 
 
 def class_means(model, x, labels, n_classes=10):

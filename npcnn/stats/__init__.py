@@ -5,7 +5,9 @@ shards, in this process or on a Dask cluster.
   of squares (mean, variance, zero fraction).
 - ``TopK(layer, k=9)``: per channel, the k strongest units as (value, image
   id, position).
-- ``tally(weights, source, stats, client=None, shard_size=...)``: run them.
+- ``tally(weights, source, stats, client=None, shard_size=...)``: run them
+  over a source, in shards; ``fill(stats, model, x, labels)``: over inputs
+  already in memory.
 - Sources: ``ArraySource``, ``IdxSource``, ``NpySource``.
 - ``save_stats(path, stats)`` / ``load_stats(path)``: ``.npz`` of plain arrays.
 
@@ -15,8 +17,8 @@ Each statistic has ``add(activations, labels, ids)``, ``merge(other)``,
 from .class_means import ClassMeans, ClassMeansResult
 from .sources import ArraySource, IdxSource, NpySource, as_inputs
 from .storage import load_stats, save_stats
-from .tally import shards, tally
+from .tally import fill, shards, tally
 from .top_k import TopK
 
 __all__ = ["ArraySource", "ClassMeans", "ClassMeansResult", "IdxSource", "NpySource", "TopK", "as_inputs",
-           "load_stats", "save_stats", "shards", "tally"]
+           "fill", "load_stats", "save_stats", "shards", "tally"]

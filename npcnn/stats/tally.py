@@ -53,23 +53,37 @@ def shards(n, shard_size, limit=None):
     return [(s, min(s + shard_size, n)) for s in range(0, n, shard_size)]
 
 
+def fill(stats, model, x, labels=None, first_id=0, batch_size=500):
+    """Add the inputs ``x`` (N, C, H, W, in the network's units) into
+    ``stats``, in batches, and return them: image i gets the id
+    ``first_id + i``; labels (N,) or None (-1). The network runs only as far
+    as the last layer the statistics read, recording only those layers."""
+    labels = np.full(len(x), -1, dtype=np.int64) if labels is None else np.asarray(labels)
+    names = {layer: model.resolve(layer) for s in stats for layer in s.layers}
+    keep = sorted(set(names.values()))
+    last = max(keep, key=model.layer_names.index)
+    for b in range(0, len(x), batch_size):
+        e = min(b + batch_size, len(x))
+        _, acts = model.forward(x[b:e], record=True, until=last, keep=keep)
+        outputs = {layer: acts[name] for layer, name in names.items()}
+        ids = np.arange(first_id + b, first_id + e, dtype=np.int64)
+        for s in stats:
+            s.add(outputs, labels[b:e], ids)
+    return stats
+
+
 def tally_shard(weights, source, start, stop, stats, batch_size=500):
     """Fresh copies of ``stats`` filled with the images [start, stop) of ``source``."""
     model = load_weights(weights)
     mean, std = normalization(model)
     filled = [s.empty() for s in stats]
-    keep = sorted({model.resolve(layer) for s in stats for layer in s.layers})
     for b in range(start, stop, batch_size):
         e = min(b + batch_size, stop)
         images, labels = source.read(b, e)
-        _, acts = model.forward(as_inputs(images, mean, std, model.dtype), record=True, keep=keep)
-        outputs = {layer: acts[model.resolve(layer)] for s in stats for layer in s.layers}
-        ids = np.arange(b, e, dtype=np.int64)
-        for s in filled:
-            try:
-                s.add(outputs, labels, ids)
-            except ValueError as err:
-                raise ValueError(f"{source.name}, images {b}..{e - 1}: {err}") from None
+        try:
+            fill(filled, model, as_inputs(images, mean, std, model.dtype), labels, first_id=b, batch_size=e - b)
+        except ValueError as err:
+            raise ValueError(f"{source.name}, images {b}..{e - 1}: {err}") from None
     return filled
 
 
