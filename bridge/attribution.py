@@ -196,15 +196,22 @@ def occlusion_windows(size, stride, extent):
     return [k * stride for k in range(1 + math.ceil((extent - size) / stride))]
 
 
-def _fill(fill, x):
-    """The occluder's value as a tensor broadcastable to one image (C, 1, 1):
-    a number, or one value per channel."""
-    t = torch.as_tensor(fill, dtype=x.dtype).to(x.device)
-    if t.dim() == 1:
-        if len(t) != x.shape[1]:
-            raise ValueError(f"occlusion: fill has {len(t)} values, the input {x.shape[1]} channels")
-        return t.view(-1, 1, 1)
-    return t
+def _per_channel(value, x, name, method, non_negative=False):
+    """None, or a value as a tensor broadcastable to x: a number, or one per
+    channel (C,) as (1, C, 1, 1). Checked (finite, >= 0 if asked) on the CPU,
+    then moved to x's device and dtype."""
+    if value is None:
+        return None
+    t = torch.as_tensor(value, dtype=torch.float64)
+    if t.dim() > 1 or (t.dim() == 1 and len(t) != x.shape[1]):
+        raise ValueError(f"{method}: {name} must be a number or one per channel ({x.shape[1]},), "
+                         f"got shape {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{method}: {name} must be finite, got {value!r}")
+    if non_negative and (t < 0).any():
+        raise ValueError(f"{method}: {name} must be >= 0, got {value!r}")
+    t = t.to(device=x.device, dtype=x.dtype)
+    return t.view(1, -1, 1, 1) if t.dim() == 1 else t
 
 
 @torch.no_grad()
@@ -219,7 +226,7 @@ def occlusion(module, x, target, size=6, stride=2, fill=0.0, internal_batch_size
         raise ValueError(f"occlusion: size and stride must be integers >= 1, got {size!r}, {stride!r}")
     N, C, H, W = x.shape
     target = as_targets(target, N, x.device)
-    value = _fill(fill, x)
+    value = _per_channel(fill, x, "fill", "occlusion")                          # (1, C, 1, 1) or ()
     starts = [(top, left) for top in occlusion_windows(size, stride, H)
               for left in occlusion_windows(size, stride, W)]
     masks = torch.zeros((len(starts), H, W), dtype=torch.bool, device=x.device)   # (M, H, W): window m's pixels
@@ -240,23 +247,6 @@ def occlusion(module, x, target, size=6, stride=2, fill=0.0, internal_batch_size
     return drop / hits.clamp(min=1)
 
 
-def _per_channel(value, x, name):
-    """None, or a value as a tensor broadcastable to x: a number, or one per
-    channel (C,). Checked finite on the CPU, then moved to x's device."""
-    if value is None:
-        return None
-    t = torch.as_tensor(value, dtype=torch.float64)
-    if t.dim() > 1 or (t.dim() == 1 and len(t) != x.shape[1]):
-        raise ValueError(f"fgsm: {name} must be a number or one per channel ({x.shape[1]},), "
-                         f"got shape {tuple(t.shape)}")
-    if not torch.isfinite(t).all():
-        raise ValueError(f"fgsm: {name} must be finite, got {value!r}")
-    if name == "epsilon" and (t < 0).any():
-        raise ValueError(f"fgsm: epsilon must be >= 0, got {value!r}")
-    t = t.to(device=x.device, dtype=x.dtype)
-    return t.view(1, -1, 1, 1) if t.dim() == 1 else t
-
-
 def fgsm(module, x, target, epsilon, low=None, high=None):
     """The fast gradient sign method (Goodfellow et al. 2015): one step of
     size ``epsilon`` along the sign of the loss gradient, clipped to
@@ -267,7 +257,7 @@ def fgsm(module, x, target, epsilon, low=None, high=None):
     each channel stays in its own [(0 - mean_c) / std_c, (1 - mean_c) / std_c]."""
     check_input(x, "fgsm")
     target = as_targets(target, len(x), x.device)
-    eps = _per_channel(epsilon, x, "epsilon")
+    eps = _per_channel(epsilon, x, "epsilon", "fgsm", non_negative=True)
     x = x.detach().clone().requires_grad_(True)
     out = module(x)
     check_classes(target, out.shape[1])    # named before the loss sees it
@@ -275,7 +265,7 @@ def fgsm(module, x, target, epsilon, low=None, high=None):
     loss = TF.nll_loss(out, target) if ends_in_log_softmax else TF.cross_entropy(out, target)
     (grad,) = torch.autograd.grad(loss, x)
     adv = x.detach() + eps * grad.sign()
-    lo, hi = _per_channel(low, x, "low"), _per_channel(high, x, "high")
+    lo, hi = _per_channel(low, x, "low", "fgsm"), _per_channel(high, x, "high", "fgsm")
     if lo is not None:
         adv = torch.maximum(adv, lo)
     if hi is not None:
