@@ -27,6 +27,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from npcnn.data.files import readable_file
 
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
+# the file names of those formats: what a folder or a pattern of images is searched for
+SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 
 # Pillow's own default bound (about 89 megapixels, a 9,500 x 9,500 photo):
 # enough for any camera, and a RGB decode of at most ~270 MB.

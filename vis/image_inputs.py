@@ -12,7 +12,7 @@ whatever its suffix (Pillow decides whether it is an image).
 import glob
 from pathlib import Path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+from bridge.image_read import SUFFIXES as IMAGE_SUFFIXES   # the formats the images are read in
 _PATTERN_CHARACTERS = "*?["
 
 
