@@ -69,7 +69,7 @@ def read_idx(path, max_bytes=MAX_BYTES):
     """
     path = readable_file(path, "IDX file", allow_empty=True)  # "empty file" is the header's to say
     data = _read_bytes(path, max_bytes)
-    dims, header_len = _parse_header(path, data)
+    dims, header_len = parse_header(path, data)
     expected = 1
     for d in dims:
         expected *= d  # Python ints: no overflow for any 32-bit dims
@@ -144,7 +144,7 @@ def _read_bytes(path, max_bytes):
         raise DataError(f"{path}: corrupt gzip stream ({e})") from e
 
 
-def _parse_header(path, data):
+def parse_header(path, data):
     """Check the magic number and header; return (dims, header length)."""
     if len(data) == 0:
         raise DataError(f"{path}: empty file, expected an IDX header")

@@ -19,13 +19,13 @@ A read that finds a file shorter than its header says, or a broken gzip
 stream, raises ``DataError`` naming the file and the range.
 """
 import gzip
-import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ..data.errors import DataError
+from ..data.idx import parse_header
 
 
 class ArraySource:
@@ -52,15 +52,6 @@ class ArraySource:
         return np.asarray(self.images[start:stop]), self.labels[start:stop]
 
 
-def _idx_header(path, head):
-    if len(head) < 4 or head[:2] != b"\0\0" or head[2] != 0x08:
-        raise DataError(f"{path}: not an IDX file of unsigned bytes")
-    ndim = head[3]
-    if len(head) < 4 + 4 * ndim:
-        raise DataError(f"{path}: truncated IDX header")
-    return struct.unpack(f">{ndim}I", head[4:4 + 4 * ndim]), 4 + 4 * ndim
-
-
 _VERIFIED = set()   # (path, size, mtime) of .gz files whose whole stream this process has checked
 
 
@@ -71,8 +62,8 @@ class _IdxFile:
         self.path = Path(path)
         self.gz = self.path.name.endswith(".gz")
         with self._open() as f:
-            head = self._guarded(lambda: f.read(4 + 4 * 4), "its header")
-        self.dims, self.offset = _idx_header(self.path, head)
+            head = self._guarded(lambda: f.read(4 + 4 * 255), "its header")   # the longest header IDX allows
+        self.dims, self.offset = parse_header(self.path, head)   # the checks read_idx makes
         self.item = int(np.prod(self.dims[1:], dtype=np.int64))
 
     def _open(self):
