@@ -147,20 +147,20 @@ class IdxSource(_FileSource):
     def __init__(self, images_path, labels_path=None):
         self.images_path, self.labels_path = Path(images_path), labels_path and Path(labels_path)
         self.name = str(self.images_path)
-        images = _IdxFile(self.images_path)
-        if len(images.dims) != 3:
-            raise DataError(f"{images_path}: {len(images.dims)} dimensions, expected 3 (N, H, W)")
-        self._length, self._shape = images.dims[0], tuple(images.dims[1:])
-        if self.labels_path is not None:
-            labels = _IdxFile(self.labels_path)
-            if labels.dims != (self._length,):
-                raise DataError(f"{labels_path}: labels {labels.dims}, expected ({self._length},) for {images_path}")
+        # the headers, read once here; each worker's copy opens the files itself to read
+        self._images = _IdxFile(self.images_path)
+        if len(self._images.dims) != 3:
+            raise DataError(f"{images_path}: {len(self._images.dims)} dimensions, expected 3 (N, H, W)")
+        self._length, self._shape = self._images.dims[0], tuple(self._images.dims[1:])
+        self._labels = None if self.labels_path is None else _IdxFile(self.labels_path)
+        if self._labels is not None and self._labels.dims != (self._length,):
+            raise DataError(f"{labels_path}: labels {self._labels.dims}, expected ({self._length},) for "
+                            f"{images_path}")
 
     def read(self, start, stop):
-        images = _IdxFile(self.images_path).read(start, stop)
-        labels = (self._no_labels(start, stop) if self.labels_path is None
-                  else _IdxFile(self.labels_path).read(start, stop).astype(np.int64))
-        return images, labels
+        labels = (self._no_labels(start, stop) if self._labels is None
+                  else self._labels.read(start, stop).astype(np.int64))
+        return self._images.read(start, stop), labels
 
 
 class NpySource(_FileSource):
