@@ -8,10 +8,8 @@ dataset, input normalisation, epochs, test accuracy and torch version in
 ``meta``. Files are read with ``torch.load(..., weights_only=True)``: a file
 that needs arbitrary code to unpickle is refused, never run.
 """
-import json
 import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +18,11 @@ import torch
 import npcnn
 from npcnn.atomic import atomic_path
 from npcnn.data.files import readable_file
-from npcnn.model import FORMAT_KEY
+from npcnn.weight_files import check_archive
 
 from .networks import torch_model
 
 HUB_CACHE = Path(torch.hub.get_dir()) / "checkpoints"
-
-# The most a weight file may expand to in memory: VGG16 in float64 is 1.1 GB.
-# A zip (.pt and .npz both are) states each member's size before anything
-# is read, so a few-KB file claiming gigabytes is refused unread.
-MAX_WEIGHT_BYTES = 2 << 30
 
 # torchvision's published files, found in the torch hub cache by load_pretrained()
 TORCHVISION_FILES = {"vgg16": "vgg16-397923af.pth", "alexnet": "alexnet-owt-7be5be79.pth"}
@@ -50,7 +43,7 @@ def read_checkpoint(path):
     """``(state_dict of tensors, meta dict)`` from a checkpoint or a plain
     state_dict file. Clear errors for missing, corrupt and unsafe files."""
     path = readable_file(path, "checkpoint")     # no FIFO, device or folder: they block or fail late
-    _check_unpacked_size(path)
+    check_archive(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -82,25 +75,6 @@ def read_checkpoint(path):
         obj = {k[len("module."):]: v for k, v in obj.items()}
     _check_finite(path, obj)
     return obj, meta
-
-
-def _check_unpacked_size(path):
-    """Refuse a file larger than ``MAX_WEIGHT_BYTES``, or a zip whose
-    members claim more in all (a zip bomb); both before anything is read."""
-    size = path.stat().st_size
-    if size > MAX_WEIGHT_BYTES:
-        raise ValueError(f"{path}: {size:,} bytes, more than the {MAX_WEIGHT_BYTES:,} of any network "
-                         f"npcnn builds")
-    if not zipfile.is_zipfile(path):
-        return                                   # torch's legacy format: torch reads it as it is
-    try:
-        with zipfile.ZipFile(path) as archive:
-            claimed = sum(member.file_size for member in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError) as err:
-        raise ValueError(f"{path}: a damaged zip archive: {_first_line(err)}") from None
-    if claimed > MAX_WEIGHT_BYTES:
-        raise ValueError(f"{path}: unpacks to {claimed:,} bytes, more than the {MAX_WEIGHT_BYTES:,} of any "
-                         f"network npcnn builds (a zip bomb, or not a checkpoint)")
 
 
 def _refused_global(err):
@@ -136,34 +110,6 @@ def _check_finite(path, state):
         if not torch.isfinite(value).all():
             raise ValueError(f"{path}: {key} holds non-finite values (NaN or inf), shape "
                              f"{tuple(value.shape)}")
-
-
-def _check_npz_metadata(path):
-    """The JSON entry of an npcnn ``.npz``, checked before ``npcnn.load``
-    parses it: valid JSON, a dict, its ``meta`` a dict, its ``arch`` text."""
-    if not zipfile.is_zipfile(path):
-        # np.load would take it for a pickle and suggest loading it unsafely
-        raise ValueError(f"{path}: not an .npz file (an .npz is a zip archive of arrays)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if FORMAT_KEY not in data.files:
-                return
-            text = data[FORMAT_KEY]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path}: not a readable npcnn .npz file ({_first_line(err)})") from None
-    if text.dtype.kind not in "US" or text.shape != ():
-        raise ValueError(f"{path}: its {FORMAT_KEY} entry is a {text.dtype} array of shape "
-                         f"{text.shape}, not the JSON text npcnn writes")
-    try:
-        meta = json.loads(str(text))
-    except ValueError as err:
-        raise ValueError(f"{path}: its {FORMAT_KEY} metadata is not valid JSON ({err})") from None
-    if not isinstance(meta, dict):
-        raise ValueError(f"{path}: its {FORMAT_KEY} metadata is a {type(meta).__name__}, not a dict")
-    if not isinstance(meta.get("meta", {}), dict):
-        raise ValueError(f"{path}: its meta is a {type(meta['meta']).__name__}, not a dict")
-    if not isinstance(meta.get("arch", ""), str):
-        raise ValueError(f"{path}: its arch is a {type(meta['arch']).__name__}, not a name")
 
 
 def _first_line(err):
@@ -219,15 +165,7 @@ def load(path, arch=None, backend="numba"):
     The checkpoint's metadata is kept in ``model.meta``.
     """
     if str(path).endswith(".npz"):
-        path = readable_file(path, "checkpoint")   # np.load would block on a FIFO named .npz
-        _check_unpacked_size(path)
-        _check_npz_metadata(path)
-        model = npcnn.load(path, arch=arch, backend=backend)
-        if np.dtype(model.dtype) not in (np.float32, np.float64):
-            # npcnn.load takes the first array's dtype; the ops compute in these two only
-            raise ValueError(f"{path}: holds {np.dtype(model.dtype)} weights; npcnn computes in "
-                             f"float32 or float64")
-        return model
+        return npcnn.load(path, arch=arch, backend=backend)     # the engine's loader checks the file
     state, meta = read_checkpoint(path)
     arch = _resolve_arch(path, state, meta, arch)
     arrays = {k: v.detach().cpu().numpy() for k, v in state.items()}

@@ -20,6 +20,7 @@ from .architectures import Spec, get_spec
 from .atomic import atomic_path
 from .data.files import readable_file
 from .layers import make_layer
+from .weight_files import check_archive, read_metadata
 
 FORMAT_KEY = "__npcnn__"  # npz entry holding the metadata as a JSON string
 
@@ -282,16 +283,18 @@ class Model:
         """A model from an ``.npz`` written by ``save`` (never unpickles).
 
         Whatever is wrong with the file is a ValueError that starts with its
-        path: not a regular file (a FIFO would block np.load), not an npz,
-        metadata that is not a JSON object, weights that are not float32 or
-        float64 arrays of the architecture's shapes, or not finite."""
+        path: not a regular file (a FIFO would block np.load), not an npz or
+        one that unpacks to gigabytes (``weight_files``), metadata that is
+        not a JSON object, weights that are not float32 or float64 arrays of
+        the architecture's shapes, or not finite (``load_state_dict``)."""
         path = readable_file(path, "npcnn weight file")
+        check_archive(path, zip_required=True)
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
             raise ValueError(f"{path}: not a readable npcnn .npz file ({str(err).splitlines()[0]})") from None
-        meta = _metadata(path, arrays.pop(FORMAT_KEY)) if FORMAT_KEY in arrays else {}
+        meta = read_metadata(path, arrays.pop(FORMAT_KEY), FORMAT_KEY) if FORMAT_KEY in arrays else {}
         arch = arch or meta.get("arch")
         if arch is None:
             raise ValueError(f"{path}: no architecture recorded; pass arch=")
@@ -299,9 +302,6 @@ class Model:
         if not dtypes <= {np.dtype(np.float32), np.dtype(np.float64)} or len(dtypes) > 1:
             raise ValueError(f"{path}: holds {' and '.join(sorted(map(str, dtypes)))} weights; npcnn "
                              f"computes in float32 or float64, one of them for every weight")
-        bad = [key for key, a in arrays.items() if not np.isfinite(a).all()]
-        if bad:
-            raise ValueError(f"{path}: {bad[0]} holds NaN or infinite values")
         dtype = next(iter(dtypes)) if dtypes else np.float32
         model = cls.from_spec(arch, dtype=dtype, backend=backend)
         try:
@@ -309,23 +309,7 @@ class Model:
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
         model.meta = meta.get("meta", {})
-        if not isinstance(model.meta, dict):
-            raise ValueError(f"{path}: its metadata's meta is a {type(model.meta).__name__}, not a dict")
         return model
-
-
-def _metadata(path, entry):
-    """The JSON object of an ``.npz``'s metadata entry, or a ValueError naming the file."""
-    if entry.dtype.kind != "U" or entry.shape != ():
-        raise ValueError(f"{path}: its {FORMAT_KEY} entry is a {entry.dtype} array of shape {entry.shape}, "
-                         f"not a JSON string")
-    try:
-        meta = json.loads(str(entry))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: its {FORMAT_KEY} metadata is not valid JSON ({err})") from None
-    if not isinstance(meta, dict):
-        raise ValueError(f"{path}: its {FORMAT_KEY} metadata is a {type(meta).__name__}, not a JSON object")
-    return meta
 
 
 def build(arch, dtype=np.float32, seed=None, backend="numba"):

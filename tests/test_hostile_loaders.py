@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 import bridge
+import npcnn.weight_files
 import npcnn
 from bridge.image_read import MAX_ASPECT, read_image
 from bridge.images import load_digit_image, load_imagenet_image
@@ -194,7 +195,7 @@ def test_a_checkpoint_path_that_is_no_file(kind, expected, tmp_path):
 def test_a_zip_bomb_checkpoint_is_refused_unread(name, tmp_path, monkeypatch):
     import zipfile
     import bridge.checkpoint
-    monkeypatch.setattr(bridge.checkpoint, "MAX_WEIGHT_BYTES", 4 << 20)   # 4 MB, as 2 GB would take long to build
+    monkeypatch.setattr(npcnn.weight_files, "MAX_WEIGHT_BYTES", 4 << 20)   # 4 MB, as 2 GB would take long to build
     path = tmp_path / name
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("archive/data/0", bytes(8 << 20))                # 8 MB of zeros in ~8 KB
@@ -208,7 +209,7 @@ def test_a_zip_bomb_checkpoint_is_refused_unread(name, tmp_path, monkeypatch):
 
 def test_a_checkpoint_larger_than_any_network_is_refused_unread(tmp_path, monkeypatch):
     import bridge.checkpoint
-    monkeypatch.setattr(bridge.checkpoint, "MAX_WEIGHT_BYTES", 1 << 20)
+    monkeypatch.setattr(npcnn.weight_files, "MAX_WEIGHT_BYTES", 1 << 20)
     path = tmp_path / "m.pt"
     with open(path, "wb") as f:
         f.truncate(2 << 20)                          # 2 MB of zeros, sparse

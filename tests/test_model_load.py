@@ -31,13 +31,14 @@ def test_a_saved_model_loads_back(good):
 
 @pytest.mark.parametrize("change,fragment", [
     (lambda state, meta: (state, "not json {"), "metadata is not valid JSON"),
-    (lambda state, meta: (state, json.dumps([1, 2])), "metadata is a list, not a JSON object"),
-    (lambda state, meta: (state, np.zeros(3)), "entry is a float64 array of shape (3,), not a JSON string"),
+    (lambda state, meta: (state, json.dumps([1, 2])), "metadata is a list, not a dict"),
+    (lambda state, meta: (state, np.zeros(3)), "entry is a float64 array of shape (3,), not the JSON text npcnn writes"),
     (lambda state, meta: (state, json.dumps({**meta, "meta": "x"})), "meta is a str, not a dict"),
+    (lambda state, meta: (state, json.dumps({**meta, "arch": 5})), "arch is a int, not a name"),
     (lambda state, meta: ({k: v.astype(np.float16) for k, v in state.items()}, json.dumps(meta)),
      "holds float16 weights"),
     (lambda state, meta: ({**state, "conv_1.bias": np.full_like(state["conv_1.bias"], np.nan)},
-                          json.dumps(meta)), "conv_1.bias holds NaN or infinite values"),
+                          json.dumps(meta)), "conv_1.bias holds non-finite values"),
 ])
 def test_a_bad_file_is_named(good, tmp_path, change, fragment):
     with np.load(good) as data:
@@ -65,7 +66,7 @@ def test_a_fifo_is_refused_without_opening_it(tmp_path):
 
 def test_not_an_npz_and_no_file_are_named(tmp_path):
     (tmp_path / "text.npz").write_text("hello")
-    with pytest.raises(ValueError, match=r"text\.npz: not a readable npcnn \.npz file"):
+    with pytest.raises(ValueError, match=r"text\.npz: not an \.npz file \(an \.npz is a zip archive of arrays\)"):
         Model.load(tmp_path / "text.npz")
     with pytest.raises(ValueError, match=r"missing\.npz: no such npcnn weight file"):
         Model.load(tmp_path / "missing.npz")
