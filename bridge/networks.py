@@ -78,6 +78,14 @@ def torch_activations(module, x, switches=False):
     return (out, acts, found) if switches else (out, acts)
 
 
+def last_conv_relu(module):
+    """The last ReLU before the flatten: the end of the conv stage, where
+    Grad-CAM and the other layer-reading methods look by default."""
+    items = list(named_layers(module).items())
+    cut = next(i for i, (_, m) in enumerate(items) if isinstance(m, nn.Flatten))
+    return [n for n, m in items[:cut] if isinstance(m, nn.ReLU)][-1]
+
+
 def resolve_layer(module, layer):
     """The module path of ``layer``: a path (``features.28``) or, for a network
     from ``torch_model``, an alias of its spec (``conv5_3``). An unknown name is

@@ -34,7 +34,7 @@ from bridge.compare import filter_responses, layer_output, shared_and_unique
 from bridge.deepdream import deep_dream, dream_objective, octave_sizes
 from bridge.images import IMAGENET_MEAN, IMAGENET_STD, load_digit_image, load_imagenet_image, to_display
 from bridge.inversion import invert_across_depths
-from bridge.networks import resolve_layer
+from bridge.networks import last_conv_relu, resolve_layer
 from bridge.train import pick_device
 from npcnn.data import MNIST_MEAN, MNIST_STD
 
@@ -113,13 +113,6 @@ def _statistics(args, module):
     return (norm["mean"],), (norm["std"],)
 
 
-def default_layer(module):
-    """The last ReLU before the flatten: the last conv stage."""
-    names = list(bridge.named_layers(module).items())
-    cut = next(i for i, (_, m) in enumerate(names) if isinstance(m, torch.nn.Flatten))
-    return [n for n, m in names[:cut] if isinstance(m, torch.nn.ReLU)][-1]
-
-
 def logits_layer(module):
     return [n for n, m in bridge.named_layers(module).items() if isinstance(m, torch.nn.Linear)][-1]
 
@@ -144,7 +137,7 @@ def run(args):
     device = pick_device(args.device)
     module = _module(args, device)
     mean, std = _statistics(args, module)
-    layer = resolve_layer(module, args.layer or default_layer(module))   # aliases (conv5_3) too
+    layer = resolve_layer(module, args.layer or last_conv_relu(module))   # aliases (conv5_3) too
     _check_indices(args, module, layer)
     needs_image = [m for m in args.method if m not in NO_IMAGE]
     paths = []

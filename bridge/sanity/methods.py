@@ -29,7 +29,7 @@ from npcnn.sanity.baselines import random_maps
 from ..attribution import reduce_channels, gradcam, gradcam_plus_plus, integrated_gradients, occlusion, saliency, smoothgrad
 from ..convert import from_torch
 from ..guided import guided_backprop
-from ..networks import named_layers
+from ..networks import last_conv_relu
 
 METHODS = ("deconvnet", "guided_backprop", "gradient", "gradient_x_input", "smoothgrad",
            "integrated_gradients", "gradcam", "gradcam_plus_plus", "occlusion", "random")
@@ -57,13 +57,6 @@ class Settings:
     batch_size: int = 64
     internal_batch_size: int = 512
     seed: int = 0
-
-
-def cam_layer(module):
-    """The last ReLU before the flatten: the last conv stage, Grad-CAM's usual layer."""
-    items = list(named_layers(module).items())
-    cut = next(i for i, (_, m) in enumerate(items) if isinstance(m, torch.nn.Flatten))
-    return [n for n, m in items[:cut] if isinstance(m, torch.nn.ReLU)][-1]
 
 
 def deconvnet_maps(module, x):
@@ -95,7 +88,7 @@ def compute(name, module, x, target, settings, random_seed):
     """The maps (N, H, W) of method ``name``; ``random_seed`` draws the random map."""
     s = settings
     black = torch.as_tensor(s.black, dtype=x.dtype, device=x.device).reshape(-1, 1, 1).expand_as(x).contiguous()
-    layer = s.layer or cam_layer(module)
+    layer = s.layer or last_conv_relu(module)
     if name == "random":
         return random_maps((len(x),) + tuple(x.shape[2:]), random_seed)
     if name == "deconvnet":
