@@ -171,7 +171,7 @@ def load(path, arch=None, backend="numba"):
     arrays = {k: v.detach().cpu().numpy() for k, v in state.items()}
     dtypes = {a.dtype for a in arrays.values()}
     dtype = np.float64 if dtypes == {np.dtype(np.float64)} else np.float32
-    model = npcnn.build(arch, dtype=dtype, backend=backend)
+    model = npcnn.Model.from_spec(arch, dtype=dtype, backend=backend, initialise=False)   # the file fills it
     try:
         model.load_state_dict({k: a.astype(dtype, copy=False) for k, a in arrays.items()})
     except ValueError as err:

@@ -21,8 +21,8 @@ def from_torch(module, arch=None, backend="numba"):
         raise ValueError("from_torch: the module has no .arch; pass arch='lenet5' (or another)")
     state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
     dtype = next(iter(state.values())).dtype
-    model = npcnn.build(arch, dtype=dtype, backend=backend)
-    return model.load_state_dict(state)
+    model = npcnn.Model.from_spec(arch, dtype=dtype, backend=backend, initialise=False)
+    return model.load_state_dict(state)    # strict: every parameter comes from the module
 
 
 def to_torch(model):

@@ -63,7 +63,8 @@ class Network:
     def model(self):
         """npcnn's twin, with these weights (built once: VGG16's takes seconds)."""
         if self._model is None:
-            self._model = npcnn.Model.from_spec(self.spec, dtype=self.dtype).load_state_dict(self.state)
+            self._model = npcnn.Model.from_spec(self.spec, dtype=self.dtype,
+                                                initialise=False).load_state_dict(self.state)
         return self._model
 
     def __getstate__(self):   # sent to the worker without the npcnn model
