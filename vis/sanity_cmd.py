@@ -305,9 +305,9 @@ def _draw(out, args, shown, config, results, run_, permuted_maps):
             maps = {m: ([] if mode == "cascading" else [run_["trained"][m][i]]) + [s.maps[m][i] for s in steps]
                     for m in methods}
             image = shown[i]["image"]
-            heading = (f"{arch}, {mode} randomisation, {shown[i]['about']}: "
-                       + ("layers re-initialised from the top down to the column's" if mode == "cascading"
-                          else "only the column's layer re-initialised"))
+            heading = (f"{arch}, {mode} randomisation, {shown[i]['about']}:\n"
+                       + ("the layers from the logits down to each column's re-initialised" if mode == "cascading"
+                          else "only each column's layer re-initialised"))
             path = figures.randomization_grid(image, maps, methods, LABELS_ALL, columns,
                                               out / f"{mode}_{i}.png", heading)
             written.append((path, f"{arch}: each method's map of {shown[i]['name']} as {mode} randomisation "
