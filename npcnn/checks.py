@@ -111,19 +111,20 @@ def backend(op, name):
     return name
 
 
-def dilation_one(op, value):
-    """torch's ``dilation`` at its default: an int or a pair equal to 1. The
-    kernels take no other yet; any other value is refused by name."""
+def dilation(op, value):
+    """torch's ``dilation``: an int or a pair, each >= 1 (the distance
+    between two kernel taps; 1 is the plain, contiguous kernel)."""
     hw = pair(op, "dilation", value)
-    if hw != (1, 1):
-        raise ValueError(f"{op}: dilation={hw} is not supported yet (only 1)")
-    return hw
+    if min(hw) < 1:
+        raise ValueError(f"{op}: dilation must be >= 1, got {hw}")
+    return int32(op, "dilation", hw)
 
 
-def groups_one(op, value):
-    """torch's ``groups`` at its default, 1; any other value is refused by name."""
+def groups(op, value):
+    """torch's ``groups``: a positive int (whether it divides the channels
+    is the op's check, which knows them)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"{op}: groups must be an int, got {value!r}")
-    if value != 1:
-        raise ValueError(f"{op}: groups={int(value)} is not supported yet (only 1)")
-    return 1
+    if value < 1:
+        raise ValueError(f"{op}: groups must be >= 1, got {int(value)}")
+    return int(value)

@@ -1,9 +1,10 @@
 """``npcnn.functional``: the ops of a CNN, named and called as in
 ``torch.nn.functional``, on NumPy arrays.
 
-Layouts are torch's: activations (N, C, H, W), conv weight (C_out, C_in, kH,
-kW), transposed-conv weight (C_in, C_out, kH, kW), linear weight (out, in).
-``stride``, ``padding``, ``kernel_size`` take an int or an (h, w) pair.
+Layouts are torch's: activations (N, C, H, W), conv weight (C_out,
+C_in/groups, kH, kW), transposed-conv weight (C_in, C_out/groups, kH, kW),
+linear weight (out, in). ``stride``, ``padding``, ``kernel_size`` and
+``dilation`` take an int or an (h, w) pair.
 The conv and pooling ops also take torch's unbatched (C, H, W) form: a batch
 of one, whose axis the result drops again.
 float32 and float64 in, the same dtype out.
@@ -11,9 +12,9 @@ float32 and float64 in, the same dtype out.
 Every op takes torch's arguments, with torch's defaults, in torch's
 positional order (``F.max_pool2d(x, 3, 2, 1, 1, True)`` is dilation 1,
 ceil_mode True here as there); npcnn's own arguments (``backend=``, ``out=``,
-``reuse=``, ``rng=``) are keyword-only. ``dilation`` and ``groups`` are
-accepted at torch's default, 1, and refused by name otherwise: the kernels
-do not take them yet.
+``reuse=``, ``rng=``) are keyword-only. The convolutions take ``dilation``
+and ``groups`` (depthwise at groups = C_in, with its own kernel on the numba
+backend), max-pooling takes ``dilation``, all as torch.
 
 Every op takes ``backend="numba"`` (the default: jitted, parallel kernels in
 ``ops/*_numba.py``) or ``backend="numpy"`` (the readable reference in
@@ -40,8 +41,10 @@ Where npcnn differs from torch on purpose:
   ValueError naming the op and the argument) where torch refuses it. npcnn
   also refuses a few that torch lets through: an input without channels
   or, in an empty batch, without a plane; an adaptive pool's empty output or
-  empty input plane; unpooling arguments that no ``max_pool2d`` accepts.
-  ``tests/test_op_arguments.py`` draws them against torch.
+  empty input plane; unpooling arguments that no ``max_pool2d`` accepts; a
+  dilated max-pooling window with no input pixel in it (torch returns -inf
+  and an index outside the input). ``tests/test_op_arguments.py`` draws
+  them against torch.
 """
 import numpy as np
 
@@ -74,69 +77,77 @@ def _batch_of_one(op, name, a, unbatched):
     return checks.array(op, name, a, ndim=3)[None]  # (1, C, H, W)
 
 
-def _conv_args(op, input, weight, bias, stride, padding, weight_in_axis):
-    """The checked arguments; an unbatched (C, H, W) input comes back as
-    (1, C, H, W)."""
+def _conv_args(op, input, weight, bias, stride, padding, groups, transposed):
+    """The checked arguments ``(x, w, b, s, p, G)``; an unbatched (C, H, W)
+    input comes back as (1, C, H, W). The weight is conv2d's (C_out,
+    C_in/groups, kH, kW) or, ``transposed``, (C_in, C_out/groups, kH, kW)."""
     x = checks.array(op, "input", input, ndim=(3, 4))
     x = x[None] if x.ndim == 3 else x  # (1, C, H, W)
     w = checks.array(op, "weight", weight, ndim=4, dtype=x.dtype)
     checks.finite(op, "weight", w)
-    if w.shape[weight_in_axis] != x.shape[1]:
-        layout = "(C_out, C_in, kH, kW)" if weight_in_axis == 1 else "(C_in, C_out, kH, kW)"
+    G = checks.groups(op, groups)
+    if w.shape[0] % G:
+        what = "input channels (C_in)" if transposed else "filters (C_out)"
+        raise ValueError(f"{op}: groups={G} must divide the weight's {w.shape[0]} {what} "
+                         f"(input {x.shape}, weight {w.shape})")
+    expected = w.shape[0] if transposed else w.shape[1] * G
+    if expected != x.shape[1]:
+        layout = "(C_in, C_out/groups, kH, kW)" if transposed else "(C_out, C_in/groups, kH, kW)"
         raise ValueError(
-            f"{op}: weight {layout} expects {w.shape[weight_in_axis]} input channels but "
+            f"{op}: weight {layout} with groups={G} expects {expected} input channels but "
             f"input has {x.shape[1]} (input {x.shape}, weight {w.shape})")
     if 0 in w.shape:
         raise ValueError(f"{op}: weight {w.shape} is empty: it needs at least one filter, one "
                          f"channel and a 1x1 kernel (input {x.shape})")
     if 0 in x.shape[2:]:
         raise ValueError(f"{op}: input {x.shape} has an empty plane (weight {w.shape})")
-    out_channels = w.shape[1 - weight_in_axis]
+    out_channels = w.shape[1] * G if transposed else w.shape[0]
     b = None
     if bias is not None:
         b = checks.array(op, "bias", bias, ndim=1, dtype=x.dtype)
         checks.finite(op, "bias", b)
         if b.shape != (out_channels,):
             raise ValueError(f"{op}: bias must have shape ({out_channels},) to match "
-                             f"weight {w.shape}, got {b.shape}")
+                             f"weight {w.shape} and groups={G}, got {b.shape}")
     s = checks.positive(op, "stride", checks.pair(op, "stride", stride))
     p = checks.non_negative(op, "padding", checks.pair(op, "padding", padding))
-    return x, w, b, s, p
+    return x, w, b, s, p, G
 
 
-def _conv2d_out_size(op, x, w, s, p):
+def _conv2d_out_size(op, x, w, s, p, d):
     (H, W), (kH, kW) = x.shape[2:], w.shape[2:]
-    if kH > H + 2 * p[0] or kW > W + 2 * p[1]:
-        raise ValueError(f"{op}: kernel {kH}x{kW} is larger than the padded input "
+    eH, eW = d[0] * (kH - 1) + 1, d[1] * (kW - 1) + 1  # the dilated kernel's extent
+    if eH > H + 2 * p[0] or eW > W + 2 * p[1]:
+        spans = "" if d == (1, 1) else f" at dilation {d} spans {eH}x{eW} and"
+        raise ValueError(f"{op}: kernel {kH}x{kW}{spans} is larger than the padded input "
                          f"{H + 2 * p[0]}x{W + 2 * p[1]} (input {x.shape}, weight {w.shape}, "
                          f"padding {p})")
-    return (H + 2 * p[0] - kH) // s[0] + 1, (W + 2 * p[1] - kW) // s[1] + 1
+    return conv.conv_output_size(H, kH, s[0], p[0], d[0]), conv.conv_output_size(W, kW, s[1], p[1], d[1])
 
 
 def _conv2d_args(op, input, weight, bias, stride, padding, dilation, groups):
     """conv2d's arguments checked, torch's ``padding="same"``/``"valid"``
-    resolved: ``(x, w, b, s, p, extra)``. "valid" is padding 0; "same"
-    (stride 1 only) pads k - 1 in all, half before: an even kernel puts the
-    odd one after, at the bottom and right, as torch does. That ``extra``
-    (bottom, right) is added to ``x`` here, so both backends see a plain
-    symmetric padding ``p``."""
-    checks.dilation_one(op, dilation)
-    checks.groups_one(op, groups)
+    resolved: ``(x, w, b, s, p, d, G, extra)``. "valid" is padding 0; "same"
+    (stride 1 only) pads dilation*(k - 1) in all, half before: an odd total
+    puts the extra one after, at the bottom and right, as torch does. That
+    ``extra`` (bottom, right) is added to ``x`` here, so both backends see a
+    plain symmetric padding ``p``."""
     mode = padding if isinstance(padding, str) else None
-    x, w, b, s, p = _conv_args(op, input, weight, bias, stride, 0 if mode else padding, 1)
+    x, w, b, s, p, G = _conv_args(op, input, weight, bias, stride, 0 if mode else padding, groups, False)
+    d = checks.dilation(op, dilation)
     extra = (0, 0)
     if mode == "same":
         if s != (1, 1):
             raise ValueError(f"{op}: padding='same' needs stride 1 (as torch), got stride {s}")
-        total = (w.shape[2] - 1, w.shape[3] - 1)  # dilation * (k - 1), dilation 1
+        total = (d[0] * (w.shape[2] - 1), d[1] * (w.shape[3] - 1))
         p, extra = (total[0] // 2, total[1] // 2), (total[0] % 2, total[1] % 2)
         if extra != (0, 0):
             x = np.pad(x, ((0, 0), (0, 0), (0, extra[0]), (0, extra[1])))  # (N, C, H + eH, W + eW)
     elif mode not in (None, "valid"):
         raise ValueError(f"{op}: padding must be an int, a pair of ints, 'same' or 'valid', "
                          f"got {padding!r}")
-    _conv2d_out_size(op, x, w, s, p)
-    return x, w, b, s, p, extra
+    _conv2d_out_size(op, x, w, s, p, d)
+    return x, w, b, s, p, d, G, extra
 
 
 def _check_grad(op, grad_output, expected_shape, dtype):
@@ -150,14 +161,18 @@ def _check_grad(op, grad_output, expected_shape, dtype):
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, backend="numba"):
     """2-D convolution (cross-correlation) of ``input`` with ``weight``.
 
-        y[n,f,i,j] = b[f] + sum_{c,p,q} xpad[n,c,i*sH+p, j*sW+q] * w[f,c,p,q]
+        y[n,f,i,j] = b[f] + sum_{c<C_in/groups, p, q} xpad[n, g*C_in/groups + c, i*sH+p*dH, j*sW+q*dW] * w[f,c,p,q]
+
+    with g = f // (C_out/groups) the group of filter f: groups split the
+    channels into independent convolutions (groups = C_in is depthwise);
+    dilation d puts the kernel's taps d pixels apart.
 
     Shape:
-        input (N, C_in, H, W), weight (C_out, C_in, kH, kW), bias (C_out,)
-        -> (N, C_out, Ho, Wo),  Ho = (H + 2*padding - kH) // stride + 1
+        input (N, C_in, H, W), weight (C_out, C_in/groups, kH, kW), bias (C_out,)
+        -> (N, C_out, Ho, Wo),  Ho = (H + 2*padding - dilation*(kH - 1) - 1) // stride + 1
 
     ``padding`` may also be torch's "valid" (0) or "same" (stride 1; Ho = H,
-    the odd padding of an even kernel at the bottom and right).
+    dilation*(k - 1) in all, an odd one at the bottom and right).
 
     >>> x = np.ones((1, 1, 4, 4)); w = np.ones((2, 1, 3, 3))
     >>> conv2d(x, w, padding=1)[0, 0]
@@ -166,20 +181,20 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
            [6., 9., 9., 6.],
            [4., 6., 6., 4.]])
     """
-    x, w, b, s, p, _ = _conv2d_args("conv2d", input, weight, bias, stride, padding, dilation, groups)
-    y = _impl("conv", "conv2d", backend).conv2d(x, w, b, s, p)
+    x, w, b, s, p, d, G, _ = _conv2d_args("conv2d", input, weight, bias, stride, padding, dilation, groups)
+    y = _impl("conv", "conv2d", backend).conv2d(x, w, b, s, p, d, G)
     return y[0] if input.ndim == 3 else y
 
 
 def conv2d_relu(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
                 backend="numba"):
-    """``relu(conv2d(input, weight, bias, stride, padding))`` in one pass
-    over the output: the ReLU is applied as the convolution writes it. Not
-    a torch function: a model's forward pass runs it for a conv followed by
-    a ReLU when nothing keeps the conv's own output, so its errors name
-    conv2d, the op the user's layer holds."""
-    x, w, b, s, p, _ = _conv2d_args("conv2d", input, weight, bias, stride, padding, dilation, groups)
-    y = _impl("conv", "conv2d", backend).conv2d_relu(x, w, b, s, p)
+    """``relu(conv2d(input, weight, bias, stride, padding, dilation, groups))``
+    in one pass over the output: the ReLU is applied as the convolution
+    writes it. Not a torch function: a model's forward pass runs it for a
+    conv followed by a ReLU when nothing keeps the conv's own output, so its
+    errors name conv2d, the op the user's layer holds."""
+    x, w, b, s, p, d, G, _ = _conv2d_args("conv2d", input, weight, bias, stride, padding, dilation, groups)
+    y = _impl("conv", "conv2d", backend).conv2d_relu(x, w, b, s, p, d, G)
     return y[0] if input.ndim == 3 else y
 
 
@@ -187,53 +202,62 @@ def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1,
                     backend="numba"):
     """Gradients of ``conv2d``: ``(grad_input, grad_weight, grad_bias)``.
 
-        dx = conv_transpose2d(dy, w),  dw[f,c,p,q] = sum_{n,i,j} dy[n,f,i,j] xpad[n,c,i*s+p,j*s+q],
+        dx = conv_transpose2d(dy, w, stride, padding, groups=groups, dilation=dilation),
+        dw[f,c,p,q] = sum_{n,i,j} dy[n,f,i,j] xpad[n, g*C_in/groups + c, i*sH+p*dH, j*sW+q*dW],
         db[f] = sum_{n,i,j} dy[n,f,i,j]
     """
     op = "conv2d_backward"
-    x, w, _, s, p, extra = _conv2d_args(op, input, weight, None, stride, padding, dilation, groups)
-    Ho, Wo = _conv2d_out_size(op, x, w, s, p)
+    x, w, _, s, p, d, G, extra = _conv2d_args(op, input, weight, None, stride, padding, dilation, groups)
+    Ho, Wo = _conv2d_out_size(op, x, w, s, p, d)
     unbatched = input.ndim == 3
     g = _batch_of_one(op, "grad_output", grad_output, unbatched)
     g = _check_grad(op, g, (x.shape[0], w.shape[0], Ho, Wo), x.dtype)
-    dx, dw, db = _impl("conv", op, backend).conv2d_backward(g, x, w, s, p)
+    dx, dw, db = _impl("conv", op, backend).conv2d_backward(g, x, w, s, p, d, G)
     if extra != (0, 0):  # "same" padded x at the bottom and right: not the input's gradient
         dx = np.ascontiguousarray(dx[:, :, :x.shape[2] - extra[0], :x.shape[3] - extra[1]])
     return (dx[0] if unbatched else dx), dw, db
 
 
-def _conv_transpose_out_size(op, x, w, s, p, output_padding):
+def _conv_transpose_args(op, input, weight, bias, stride, padding, output_padding, groups, dilation):
+    """conv_transpose2d's arguments checked: ``(x, w, b, s, p, op_hw, G, d,
+    (Ho, Wo))``. output_padding must be smaller than the stride or the
+    dilation, as torch's (either lengthens the output by whole pixels)."""
+    x, w, b, s, p, G = _conv_args(op, input, weight, bias, stride, padding, groups, True)
+    d = checks.dilation(op, dilation)
     op_hw = checks.non_negative(op, "output_padding", checks.pair(op, "output_padding", output_padding))
-    # the output grows with these three, and torch holds them in 32 bits
+    # the output grows with these, and torch holds them in 32 bits
     for name, hw in (("stride", s), ("padding", p), ("output_padding", op_hw)):
         checks.int32(op, name, hw)
-    if op_hw[0] >= s[0] or op_hw[1] >= s[1]:
-        raise ValueError(f"{op}: output_padding {op_hw} must be smaller than stride {s}")
+    if not all(op_hw[a] < s[a] or op_hw[a] < d[a] for a in (0, 1)):
+        raise ValueError(f"{op}: output_padding {op_hw} must be smaller than stride {s} or "
+                         f"dilation {d}")
     (H, W), (kH, kW) = x.shape[2:], w.shape[2:]
-    Ho = (H - 1) * s[0] - 2 * p[0] + kH + op_hw[0]
-    Wo = (W - 1) * s[1] - 2 * p[1] + kW + op_hw[1]
+    Ho = conv.conv_transpose_output_size(H, kH, s[0], p[0], op_hw[0], d[0])
+    Wo = conv.conv_transpose_output_size(W, kW, s[1], p[1], op_hw[1], d[1])
     if Ho < 1 or Wo < 1:
         raise ValueError(f"{op}: padding {p} leaves an empty output {Ho}x{Wo} "
-                         f"(input {x.shape}, weight {w.shape}, stride {s})")
-    return op_hw, (Ho, Wo)
+                         f"(input {x.shape}, weight {w.shape}, stride {s}, dilation {d})")
+    return x, w, b, s, p, op_hw, G, d, (Ho, Wo)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1, *, backend="numba"):
     """2-D transposed convolution: the adjoint of ``conv2d`` in its input.
 
-        yfull[n,f,i*sH+p, j*sW+q] += sum_c x[n,c,i,j] * w[c,f,p,q];  y = crop(yfull) + b
+        yfull[n, g*Fg+f, i*sH+p*dH, j*sW+q*dW] += sum_{c<Cg} x[n, g*Cg+c, i, j] * w[g*Cg+c, f, p, q]
+        y = crop(yfull) + b,       Cg = C_in/groups, Fg = C_out/groups
 
     Shape:
-        input (N, C_in, H, W), weight (C_in, C_out, kH, kW), bias (C_out,)
-        -> (N, C_out, Ho, Wo),  Ho = (H - 1)*stride - 2*padding + kH + output_padding
+        input (N, C_in, H, W), weight (C_in, C_out/groups, kH, kW), bias (C_out,)
+        -> (N, C_out, Ho, Wo),
+        Ho = (H - 1)*stride - 2*padding + dilation*(kH - 1) + output_padding + 1
+
+    torch's order: ``output_padding, groups, dilation``.
     """
     op = "conv_transpose2d"
-    checks.groups_one(op, groups)
-    checks.dilation_one(op, dilation)
-    x, w, b, s, p = _conv_args(op, input, weight, bias, stride, padding, 0)
-    op_hw, _ = _conv_transpose_out_size(op, x, w, s, p, output_padding)
-    y = _impl("conv", op, backend).conv_transpose2d(x, w, b, s, p, op_hw)
+    x, w, b, s, p, op_hw, G, d, _ = _conv_transpose_args(op, input, weight, bias, stride, padding,
+                                                          output_padding, groups, dilation)
+    y = _impl("conv", op, backend).conv_transpose2d(x, w, b, s, p, op_hw, G, d)
     return y[0] if input.ndim == 3 else y
 
 
@@ -241,33 +265,36 @@ def conv_transpose2d_backward(grad_output, input, weight, stride=1, padding=0, o
                               groups=1, dilation=1, *, backend="numba"):
     """Gradients of ``conv_transpose2d``: ``(grad_input, grad_weight, grad_bias)``.
 
-    grad_input is ``conv2d(grad_output, weight, stride, padding)``.
+    grad_input is ``conv2d(grad_output, weight, None, stride, padding, dilation, groups)``.
     """
     op = "conv_transpose2d_backward"
-    checks.groups_one(op, groups)
-    checks.dilation_one(op, dilation)
-    x, w, _, s, p = _conv_args(op, input, weight, None, stride, padding, 0)
-    op_hw, (Ho, Wo) = _conv_transpose_out_size(op, x, w, s, p, output_padding)
+    x, w, _, s, p, op_hw, G, d, (Ho, Wo) = _conv_transpose_args(op, input, weight, None, stride, padding,
+                                                                output_padding, groups, dilation)
     unbatched = input.ndim == 3
     g = _batch_of_one(op, "grad_output", grad_output, unbatched)
-    g = _check_grad(op, g, (x.shape[0], w.shape[1], Ho, Wo), x.dtype)
-    dx, dw, db = _impl("conv", op, backend).conv_transpose2d_backward(g, x, w, s, p, op_hw)
+    g = _check_grad(op, g, (x.shape[0], w.shape[1] * G, Ho, Wo), x.dtype)
+    dx, dw, db = _impl("conv", op, backend).conv_transpose2d_backward(g, x, w, s, p, op_hw, G, d)
     return (dx[0] if unbatched else dx), dw, db
 
 
-def conv_path(op, input, weight, stride=1, padding=0, *, backend="numba"):
+def conv_path(op, input, weight, stride=1, padding=0, dilation=1, groups=1, *, backend="numba"):
     """Which algorithm ``op`` ("conv2d" or "conv_transpose2d") runs for
-    these arguments (not a torch function): on the numba backend a path of
-    the table in ``ops/conv_numba.py``, "direct", "winograd", "im2col",
-    "flipped direct", "flipped im2col" or "col2im"; "reference" on numpy.
-    The "direct" paths leave out each image's all-zero channels by
+    these arguments (not a torch function; after ``op``, conv2d's arguments
+    without the bias, padding modes included): on the numba backend a path
+    of the table in ``ops/conv_numba.py``, "direct", "winograd", "im2col",
+    "depthwise", "flipped direct", "flipped im2col" or "col2im"; "reference"
+    on numpy. The "direct" paths leave out each image's all-zero channels by
     themselves, which the deconvnet's sparse signals rely on."""
     if op not in ("conv2d", "conv_transpose2d"):
         raise ValueError(f"conv_path: op must be 'conv2d' or 'conv_transpose2d', got {op!r}")
-    x, w, _, s, p = _conv_args(op, input, weight, None, stride, padding, 0 if op == "conv_transpose2d" else 1)
+    if op == "conv2d":
+        x, w, _, s, p, d, G, _ = _conv2d_args(op, input, weight, None, stride, padding, dilation, groups)
+    else:
+        x, w, _, s, p, _, G, d, _ = _conv_transpose_args(op, input, weight, None, stride, padding, 0,
+                                                          groups, dilation)
     if checks.backend(op, backend) == "numpy":
         return "reference"
-    return conv_numba.path(op, x, w, s, p)
+    return conv_numba.path(op, x, w, s, p, d, G)
 
 
 # ----------------------------------------------------------------------------
@@ -281,9 +308,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
     The arguments and their order are torch's; only the default of
     ``return_indices`` differs (True here, False in torch), as the switches
-    are what the deconvnet needs. ``dilation`` is accepted at 1 only.
+    are what the deconvnet needs.
 
-        y[n,c,i,j] = max_{p<kH, q<kW} xpad[n,c,i*sH+p, j*sW+q]      (xpad padded with -inf)
+        y[n,c,i,j] = max_{p<kH, q<kW} xpad[n,c,i*sH+p*dH, j*sW+q*dW]      (xpad padded with -inf)
 
     ``switches[n,c,i,j]`` is the flat index ``h*W + w`` of that maximum in
     the unpadded input plane, int64, identical to torch's
@@ -292,12 +319,16 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
     Shape:
         input (N, C, H, W) -> output and switches (N, C, Ho, Wo),
-        Ho = (H + 2*padding - kH) // stride + 1, rounded up instead with
-        ceil_mode (dropping a last window that would start in the padding).
-        ``stride`` defaults to ``kernel_size``.
+        Ho = (H + 2*padding - dilation*(kH - 1) - 1) // stride + 1, rounded
+        up instead with ceil_mode (dropping a last window that would start in
+        the padding). ``stride`` defaults to ``kernel_size``.
+
+    npcnn refuses a dilation that leaves a window with every tap in the
+    padding (an input smaller than the dilation), where torch returns -inf
+    and an index outside the input.
     """
     op = "max_pool2d"
-    checks.dilation_one(op, dilation)
+    d = checks.dilation(op, dilation)
     x = checks.array(op, "input", input, ndim=(3, 4))
     unbatched = x.ndim == 3
     x = x[None] if unbatched else x  # (1, C, H, W)
@@ -305,17 +336,24 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     if 0 in x.shape[1:]:
         raise ValueError(f"{op}: input {x.shape} must have channels and a non-empty plane")
     k, s, p = _pool_args(op, kernel_size, stride, padding)
+    dilated = "" if d == (1, 1) else f" at dilation {d}"
     for axis, name in ((0, "height"), (1, "width")):
+        size = x.shape[2 + axis]
         # ceil_mode keeps a window that starts in the input and overhangs it
-        if pool.pool_output_size(x.shape[2 + axis], k[axis], s[axis], p[axis], ceil_mode) < 1:
-            raise ValueError(f"{op}: kernel_size {k} is larger than the padded input "
+        out = pool.pool_output_size(size, k[axis], s[axis], p[axis], ceil_mode, d[axis])
+        if out < 1:
+            raise ValueError(f"{op}: kernel_size {k}{dilated} is larger than the padded input "
                              f"{x.shape[2] + 2 * p[0]}x{x.shape[3] + 2 * p[1]} in {name} "
                              f"(input {x.shape}, stride {s}, padding {p}, ceil_mode {ceil_mode})")
+        empty = pool.empty_windows(size, k[axis], s[axis], p[axis], d[axis], out)
+        if empty:
+            raise ValueError(f"{op}: dilation {d} leaves {empty} window(s) wholly in the padding "
+                             f"in {name} (input {x.shape}, kernel_size {k}, stride {s}, padding {p})")
     impl = _impl("pool", op, backend)
     if return_indices:
-        y, switches = impl.max_pool2d(x, k, s, p, bool(ceil_mode))
+        y, switches = impl.max_pool2d(x, k, s, p, bool(ceil_mode), d)
         return (y[0], switches[0]) if unbatched else (y, switches)
-    y = impl.max_pool2d_values(x, k, s, p, bool(ceil_mode))
+    y = impl.max_pool2d_values(x, k, s, p, bool(ceil_mode), d)
     return y[0] if unbatched else y
 
 

@@ -1,6 +1,7 @@
 """npcnn.functional called as torch.nn.functional is (issue #25): torch's
-positional order and defaults, dilation and groups at their default of 1
-(refused by name otherwise), padding="same"/"valid", unbatched (C, H, W)
+positional order and defaults, dilation and groups (refused by name where
+torch refuses them; their values in test_dilation_groups.py),
+padding="same"/"valid", unbatched (C, H, W)
 inputs, None in adaptive output sizes and 0-d ReLU. Each form against torch
 with the parity helper: shape, dtype, values, switches exactly, gradients
 where npcnn has a backward."""
@@ -87,42 +88,93 @@ def test_softmax_positional_dtype_equal_torch(backend):
 
 
 # ----------------------------------------------------------------------------
-# 2. dilation and groups other than 1: refused by name
+# 2. dilation and groups: refused where torch refuses, with the argument named
 
 x4 = np.zeros((1, 2, 6, 6))
+t4 = torch.zeros(1, 2, 6, 6, dtype=torch.float64)
+
+
+def z(*shape):
+    return np.zeros(shape)
+
+
+def tz(*shape):
+    return torch.zeros(shape, dtype=torch.float64)
+
+
+# (npcnn's call, torch's same call, npcnn's message)
 REFUSED = [
-    (lambda b: F.conv2d(x4, np.zeros((2, 2, 3, 3)), None, 1, 0, 2, backend=b),
-     "conv2d: dilation=(2, 2) is not supported yet (only 1)"),
-    (lambda b: F.conv2d(x4, np.zeros((2, 2, 3, 3)), dilation=(1, 3), backend=b),
-     "conv2d: dilation=(1, 3) is not supported yet (only 1)"),
-    (lambda b: F.conv2d(x4, np.zeros((2, 1, 3, 3)), None, 1, 0, 1, 2, backend=b),
-     "conv2d: groups=2 is not supported yet (only 1)"),
-    (lambda b: F.conv2d_relu(x4, np.zeros((2, 2, 3, 3)), dilation=2, backend=b),
-     "conv2d: dilation=(2, 2) is not supported yet (only 1)"),
-    (lambda b: F.conv2d_backward(np.zeros((1, 2, 4, 4)), x4, np.zeros((2, 2, 3, 3)), groups=2, backend=b),
-     "conv2d_backward: groups=2 is not supported yet (only 1)"),
-    (lambda b: F.conv_transpose2d(x4, np.zeros((2, 2, 3, 3)), None, 1, 0, 0, 2, backend=b),
-     "conv_transpose2d: groups=2 is not supported yet (only 1)"),
-    (lambda b: F.conv_transpose2d(x4, np.zeros((2, 2, 3, 3)), None, 1, 0, 0, 1, 2, backend=b),
-     "conv_transpose2d: dilation=(2, 2) is not supported yet (only 1)"),
-    (lambda b: F.conv_transpose2d_backward(np.zeros((1, 2, 8, 8)), x4, np.zeros((2, 2, 3, 3)),
-                                           dilation=2, backend=b),
-     "conv_transpose2d_backward: dilation=(2, 2) is not supported yet (only 1)"),
-    (lambda b: F.max_pool2d(x4, 3, 2, 1, 2, backend=b),
-     "max_pool2d: dilation=(2, 2) is not supported yet (only 1)"),
+    (lambda b: F.conv2d(x4, z(2, 2, 3, 3), None, 1, 0, 0, backend=b),
+     lambda: TF.conv2d(t4, tz(2, 2, 3, 3), None, 1, 0, 0),
+     "conv2d: dilation must be >= 1, got (0, 0)"),
+    (lambda b: F.conv2d(x4, z(2, 2, 3, 3), dilation=(1, -1), backend=b),
+     lambda: TF.conv2d(t4, tz(2, 2, 3, 3), dilation=(1, -1)),
+     "conv2d: dilation must be >= 1, got (1, -1)"),
+    (lambda b: F.conv2d(x4, z(2, 2, 3, 3), None, 1, 0, 3, backend=b),
+     lambda: TF.conv2d(t4, tz(2, 2, 3, 3), None, 1, 0, 3),
+     "conv2d: kernel 3x3 at dilation (3, 3) spans 7x7 and is larger than the padded input 6x6 "
+     "(input (1, 2, 6, 6), weight (2, 2, 3, 3), padding (0, 0))"),
+    (lambda b: F.conv2d(x4, z(3, 1, 3, 3), None, 1, 0, 1, 2, backend=b),
+     lambda: TF.conv2d(t4, tz(3, 1, 3, 3), None, 1, 0, 1, 2),
+     "conv2d: groups=2 must divide the weight's 3 filters (C_out) (input (1, 2, 6, 6), weight (3, 1, 3, 3))"),
+    (lambda b: F.conv2d(x4, z(2, 2, 3, 3), groups=2, backend=b),
+     lambda: TF.conv2d(t4, tz(2, 2, 3, 3), groups=2),
+     "conv2d: weight (C_out, C_in/groups, kH, kW) with groups=2 expects 4 input channels but input has 2 "
+     "(input (1, 2, 6, 6), weight (2, 2, 3, 3))"),
+    (lambda b: F.conv2d_relu(x4, z(2, 1, 3, 3), groups=0, backend=b),
+     lambda: TF.relu(TF.conv2d(t4, tz(2, 1, 3, 3), groups=0)),
+     "conv2d: groups must be >= 1, got 0"),
+    (lambda b: F.conv2d_backward(z(1, 2, 4, 4), x4, z(2, 2, 3, 3), groups=2, backend=b),
+     lambda: TF.conv2d(t4, tz(2, 2, 3, 3), groups=2),
+     "conv2d_backward: weight (C_out, C_in/groups, kH, kW) with groups=2 expects 4 input channels but "
+     "input has 2 (input (1, 2, 6, 6), weight (2, 2, 3, 3))"),
+    (lambda b: F.conv_transpose2d(x4, z(2, 2, 3, 3), None, 1, 0, 0, 3, backend=b),
+     lambda: TF.conv_transpose2d(t4, tz(2, 2, 3, 3), None, 1, 0, 0, 3),
+     "conv_transpose2d: groups=3 must divide the weight's 2 input channels (C_in) "
+     "(input (1, 2, 6, 6), weight (2, 2, 3, 3))"),
+    (lambda b: F.conv_transpose2d(x4, z(2, 2, 3, 3), None, 1, 0, 2, 1, 2, backend=b),
+     lambda: TF.conv_transpose2d(t4, tz(2, 2, 3, 3), None, 1, 0, 2, 1, 2),
+     "conv_transpose2d: output_padding (2, 2) must be smaller than stride (1, 1) or dilation (2, 2)"),
+    (lambda b: F.conv_transpose2d_backward(z(1, 2, 8, 8), x4, z(2, 2, 3, 3), dilation=0, backend=b),
+     lambda: TF.conv_transpose2d(t4, tz(2, 2, 3, 3), dilation=0),
+     "conv_transpose2d_backward: dilation must be >= 1, got (0, 0)"),
+    (lambda b: F.max_pool2d(x4, 3, 2, 1, 0, backend=b),
+     lambda: TF.max_pool2d(t4, 3, 2, 1, 0),
+     "max_pool2d: dilation must be >= 1, got (0, 0)"),
+    (lambda b: F.max_pool2d(x4, 3, 1, 0, 3, backend=b),
+     lambda: TF.max_pool2d(t4, 3, 1, 0, 3),
+     "max_pool2d: kernel_size (3, 3) at dilation (3, 3) is larger than the padded input 6x6 in height "
+     "(input (1, 2, 6, 6), stride (1, 1), padding (0, 0), ceil_mode False)"),
     (lambda b: F.max_pool2d(x4, 3, 2, 1, True, backend=b),  # the old order's ceil_mode
+     lambda: TF.max_pool2d(t4, 3, 2, 1, True),
      "max_pool2d: dilation must be an int or a pair of ints, got True"),
-    (lambda b: F.conv2d(x4, np.zeros((2, 2, 3, 3)), groups=1.0, backend=b),
+    (lambda b: F.conv2d(x4, z(2, 2, 3, 3), groups=1.0, backend=b),
+     lambda: TF.conv2d(t4, tz(2, 2, 3, 3), groups=1.0),
      "conv2d: groups must be an int, got 1.0"),
 ]
 
 
 @pytest.mark.parametrize("case", range(len(REFUSED)))
-def test_dilation_and_groups_other_than_one_refused(case, backend):
-    call, message = REFUSED[case]
+def test_dilation_and_groups_refused_where_torch_refuses(case, backend):
+    call, torch_call, message = REFUSED[case]
+    with pytest.raises((RuntimeError, TypeError, ValueError)):
+        torch_call()
     with pytest.raises(ValueError) as error:
         call(backend)
     assert str(error.value) == message
+
+
+def test_max_pool2d_refuses_a_dilated_window_wholly_in_the_padding(backend):
+    """Stricter than torch on purpose: a 1x5 input pooled with kernel 2,
+    padding 1, dilation 2 has windows whose taps (-1, 1) miss the single
+    row; torch returns -inf there with an index outside the plane."""
+    x = np.zeros((1, 1, 1, 5))
+    y, indices = TF.max_pool2d(torch.tensor(x), 2, 1, 1, 2, return_indices=True)
+    assert torch.isinf(y).all() and (indices >= 5).any()
+    with pytest.raises(ValueError) as error:
+        F.max_pool2d(x, 2, 1, 1, 2, backend=backend)
+    assert str(error.value) == ("max_pool2d: dilation (2, 2) leaves 1 window(s) wholly in the padding in "
+                                "height (input (1, 1, 1, 5), kernel_size (2, 2), stride (1, 1), padding (1, 1))")
 
 
 # ----------------------------------------------------------------------------

@@ -10,12 +10,15 @@ A jitted, parallel loop copies every receptive field into a column, one
 BLAS product does all the multiply-adds, and col2im scatters columns back
 (accumulating) for the transposed direction. Dimension letters as in
 ``conv.py``; K = C*kH*kW (rows of a column matrix), L = Ho*Wo (one column
-per output position). The batch goes in chunks whose column matrix stays
+per output position). A dilated kernel only moves the taps the columns
+copy; groups split K (and the filters) into G blocks, each multiplied by
+its own group's weights (a stacked product). The batch goes in chunks whose column matrix stays
 near ``tuning.COLS_BUDGET`` bytes, in a reused workspace buffer.
 """
 import numpy as np
 from numba import njit, prange
 
+from .conv import conv_output_size, conv_transpose_output_size
 from .runtime import tuning, workspace
 from .runtime.jit import Kernel
 from .runtime.rows import copy_relu
@@ -23,14 +26,15 @@ from .runtime.rows import copy_relu
 
 def _valid_columns(W, Wo, sW, pW, q):
     """Output columns j whose input column j*sW - pW + q lies inside [0, W):
-    the half-open range [j0, j1) (empty when j1 <= j0)."""
+    the half-open range [j0, j1) (empty when j1 <= j0). q is the tap's
+    offset in the (dilated) kernel: q*dW for tap q."""
     j0 = max(0, (pW - q + sW - 1) // sW)
     j1 = min(Wo, max(0, (W - 1 + pW - q) // sW + 1))
     return j0, max(j0, j1)
 
 
-def _im2col_py(x, kH, kW, sH, sW, pH, pW, i0, i1, Wo, cols):
-    """cols[n, (c*kH + p)*kW + q, (i - i0)*Wo + j] = xpad[n, c, i*sH + p, j*sW + q]
+def _im2col_py(x, kH, kW, sH, sW, pH, pW, dH, dW, i0, i1, Wo, cols):
+    """cols[n, (c*kH + p)*kW + q, (i - i0)*Wo + j] = xpad[n, c, i*sH + p*dH, j*sW + q*dW]
     for the output rows i0 <= i < i1, written into ``cols`` (N, K, (i1-i0)*Wo).
 
     Per row of the output, the columns that fall in the padding are known in
@@ -42,10 +46,10 @@ def _im2col_py(x, kH, kW, sH, sW, pH, pW, i0, i1, Wo, cols):
         for p in range(kH):
             for q in range(kW):
                 row = (c * kH + p) * kW + q
-                j0, j1 = _valid_columns(W, Wo, sW, pW, q)
-                offset = q - pW
+                j0, j1 = _valid_columns(W, Wo, sW, pW, q * dW)
+                offset = q * dW - pW
                 for i in range(i0, i1):
-                    h = i * sH - pH + p
+                    h = i * sH - pH + p * dH
                     base = (i - i0) * Wo
                     if h < 0 or h >= H:
                         cols[n, row, base:base + Wo] = 0.0
@@ -59,8 +63,8 @@ def _im2col_py(x, kH, kW, sH, sW, pH, pW, i0, i1, Wo, cols):
                     cols[n, row, base + j1:base + Wo] = 0.0
 
 
-def _col2im_py(cols, C, H, W, kH, kW, sH, sW, pH, pW, Ho, Wo):
-    """The adjoint of im2col: x[n, c, i*sH + p - pH, j*sW + q - pW] += cols[...].
+def _col2im_py(cols, C, H, W, kH, kW, sH, sW, pH, pW, dH, dW, Ho, Wo):
+    """The adjoint of im2col: x[n, c, i*sH + p*dH - pH, j*sW + q*dW - pW] += cols[...].
 
     Positions that fall in the padding are dropped. Each (n, c) plane is
     written by one thread only, so the parallel accumulation has no races.
@@ -72,10 +76,10 @@ def _col2im_py(cols, C, H, W, kH, kW, sH, sW, pH, pW, Ho, Wo):
         for p in range(kH):
             for q in range(kW):
                 row = (c * kH + p) * kW + q
-                j0, j1 = _valid_columns(W, Wo, sW, pW, q)
-                offset = q - pW
+                j0, j1 = _valid_columns(W, Wo, sW, pW, q * dW)
+                offset = q * dW - pW
                 for i in range(Ho):
-                    h = i * sH - pH + p
+                    h = i * sH - pH + p * dH
                     if h < 0 or h >= H:
                         continue
                     base = i * Wo
@@ -128,11 +132,11 @@ def _blocks(N, K, Ho, Wo, itemsize):
                 yield slice(n, n + 1), i0, min(Ho, i0 + rows)
 
 
-def _columns(x, b, kH, kW, sH, sW, pH, pW, i0, i1, Wo):
+def _columns(x, b, kH, kW, sH, sW, pH, pW, dH, dW, i0, i1, Wo):
     """im2col of samples ``b``, output rows [i0, i1), in the shared buffer."""
     n, K = x[b].shape[0], x.shape[1] * kH * kW
     cols = workspace.buffer("columns", n * K * (i1 - i0) * Wo, x.dtype).reshape(n, K, (i1 - i0) * Wo)
-    _im2col(x[b], kH, kW, sH, sW, pH, pW, i0, i1, Wo, cols, work=cols.size)
+    _im2col(x[b], kH, kW, sH, sW, pH, pW, dH, dW, i0, i1, Wo, cols, work=cols.size)
     return cols  # (n, K, rows*Wo)
 
 
@@ -157,75 +161,98 @@ def _product_per_image(w, a):
     return np.ascontiguousarray(wide.reshape(-1, n, L).transpose(1, 0, 2))    # (n, R, L)
 
 
-def conv2d(x, weight, bias, stride, padding, relu):
-    """``conv.conv2d`` (``conv.conv2d_relu`` with ``relu``): y = W2 @ im2col(x) + b."""
-    (sH, sW), (pH, pW) = stride, padding
+def _grouped_product(w, a):
+    """w (G, R, Cg) times every image of a (n, G*Cg, L), group g's rows of w
+    with group g's rows of a: (n, G*R, L), the groups one after another."""
+    G, R, Cg = w.shape
+    if G == 1:
+        return _product_per_image(w[0], a)
+    n, _, L = a.shape
+    return np.matmul(w, a.reshape(n, G, Cg, L)).reshape(n, G * R, L)  # (n, G, R, L) stacked
+
+
+def conv2d(x, weight, bias, stride, padding, dilation, groups, relu):
+    """``conv.conv2d`` (``conv.conv2d_relu`` with ``relu``): y = W2 @ im2col(x) + b,
+    one product per group (group g's filters with its K/G rows of columns)."""
+    (sH, sW), (pH, pW), (dH, dW) = stride, padding, dilation
     N, C, H, W = x.shape
     F, _, kH, kW = weight.shape
-    Ho = (H + 2 * pH - kH) // sH + 1
-    Wo = (W + 2 * pW - kW) // sW + 1
+    Ho = conv_output_size(H, kH, sH, pH, dH)
+    Wo = conv_output_size(W, kW, sW, pW, dW)
     K, L = C * kH * kW, Ho * Wo
-    w2 = weight.reshape(F, K)
+    w2 = weight.reshape(groups, F // groups, K // groups)          # (G, Fg, Kg)
     y = np.empty((N, F, L), dtype=x.dtype)
     for b, i0, i1 in _blocks(N, K, Ho, Wo, x.itemsize):
-        cols = _columns(x, b, kH, kW, sH, sW, pH, pW, i0, i1, Wo)  # (n, K, rows*Wo)
-        if i1 - i0 == Ho:
-            np.matmul(w2, cols, out=y[b])                          # (n, F, L)
+        cols = _columns(x, b, kH, kW, sH, sW, pH, pW, dH, dW, i0, i1, Wo)  # (n, K, rows*Wo)
+        if groups == 1 and i1 - i0 == Ho:
+            np.matmul(w2[0], cols, out=y[b])                               # (n, F, L)
         else:
-            y[b, :, i0 * Wo:i1 * Wo] = np.matmul(w2, cols)
+            y[b, :, i0 * Wo:i1 * Wo] = _grouped_product(w2, cols)
     return _add_bias(y.reshape(N, F, Ho, Wo), bias, relu)
 
 
-def conv_transpose2d(x, weight, bias, stride, padding, output_padding):
-    """``conv.conv_transpose2d``: y = col2im(W2^T @ x) + b."""
-    (sH, sW), (pH, pW), (opH, opW) = stride, padding, output_padding
+def conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, dilation):
+    """``conv.conv_transpose2d``: y = col2im(W2^T @ x) + b, group by group."""
+    (sH, sW), (pH, pW), (opH, opW), (dH, dW) = stride, padding, output_padding, dilation
     N, C, H, W = x.shape
-    _, F, kH, kW = weight.shape
+    _, Fg, kH, kW = weight.shape
+    F = groups * Fg
     K, L = F * kH * kW, H * W
-    Ho = (H - 1) * sH - 2 * pH + kH + opH
-    Wo = (W - 1) * sW - 2 * pW + kW + opW
-    w2t = weight.reshape(C, K).T
+    Ho = conv_transpose_output_size(H, kH, sH, pH, opH, dH)
+    Wo = conv_transpose_output_size(W, kW, sW, pW, opW, dW)
+    w2t = weight.reshape(groups, C // groups, Fg * kH * kW).transpose(0, 2, 1)  # (G, Kg, Cg)
     x2 = x.reshape(N, C, L)
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     for b in _chunks(N, K * L * x.itemsize):
-        cols = _product_per_image(w2t, x2[b])  # (n, K, L)
-        y[b] = _col2im(cols, F, Ho, Wo, kH, kW, sH, sW, pH, pW, H, W, work=cols.size)
+        cols = _grouped_product(w2t, x2[b])  # (n, K, L)
+        y[b] = _col2im(cols, F, Ho, Wo, kH, kW, sH, sW, pH, pW, dH, dW, H, W, work=cols.size)
     return _add_bias(y, bias)
 
 
-def conv2d_backward(grad_output, x, weight, stride, padding):
-    """``conv.conv2d_backward``: dW = dY @ cols^T, dcols = W2^T @ dY."""
-    (sH, sW), (pH, pW) = stride, padding
+def conv2d_backward(grad_output, x, weight, stride, padding, dilation, groups):
+    """``conv.conv2d_backward``: dW = dY @ cols^T, dcols = W2^T @ dY, per group."""
+    (sH, sW), (pH, pW), (dH, dW) = stride, padding, dilation
     N, C, H, W = x.shape
     F, _, kH, kW = weight.shape
     _, _, Ho, Wo = grad_output.shape
+    G = groups
     K, L = C * kH * kW, Ho * Wo
-    w2 = weight.reshape(F, K)
+    w2 = weight.reshape(G, F // G, K // G)                             # (G, Fg, Kg)
     dy = grad_output.reshape(N, F, L)
     dx = np.empty_like(x)
-    dw = np.zeros((F, K), dtype=x.dtype)
+    dw = np.zeros((G, F // G, K // G), dtype=x.dtype)
     for b in _chunks(N, K * L * x.itemsize):
-        cols = _columns(x, b, kH, kW, sH, sW, pH, pW, 0, Ho, Wo)    # (n, K, L)
-        dw += np.matmul(dy[b], cols.transpose(0, 2, 1)).sum(axis=0)  # (F, K)
-        dcols = _product_per_image(w2.T, dy[b])                      # (n, K, L)
-        dx[b] = _col2im(dcols, C, H, W, kH, kW, sH, sW, pH, pW, Ho, Wo, work=dcols.size)
+        cols = _columns(x, b, kH, kW, sH, sW, pH, pW, dH, dW, 0, Ho, Wo)  # (n, K, L)
+        n = cols.shape[0]
+        dyg = dy[b].reshape(n, G, F // G, L)
+        colsg = cols.reshape(n, G, K // G, L)
+        dw += np.matmul(dyg, colsg.transpose(0, 1, 3, 2)).sum(axis=0)  # (G, Fg, Kg)
+        dcols = _grouped_product(w2.transpose(0, 2, 1), dy[b])        # (n, K, L)
+        dx[b] = _col2im(dcols, C, H, W, kH, kW, sH, sW, pH, pW, dH, dW, Ho, Wo, work=dcols.size)
     db = grad_output.sum(axis=(0, 2, 3))
     return dx, dw.reshape(weight.shape), db
 
 
-def conv_transpose2d_backward(grad_output, x, weight, stride, padding, output_padding):
-    """``conv.conv_transpose2d_backward``: dx = conv2d(dy, w), dW = x @ cols^T."""
-    (sH, sW), (pH, pW) = stride, padding
+def conv_transpose2d_backward(grad_output, x, weight, stride, padding, output_padding, groups, dilation):
+    """``conv.conv_transpose2d_backward``: dx = conv2d(dy, w), dW = x @ cols^T,
+    per group."""
+    (sH, sW), (pH, pW), (dH, dW) = stride, padding, dilation
     N, C, H, W = x.shape
-    _, F, kH, kW = weight.shape
-    K, L = F * kH * kW, H * W
-    w2 = weight.reshape(C, K)
-    x2 = x.reshape(N, C, L)
+    _, Fg, kH, kW = weight.shape
+    G = groups
+    K, L = G * Fg * kH * kW, H * W
+    w2 = weight.reshape(G, C // G, K // G)                              # (G, Cg, Kg)
+    x2 = x.reshape(N, G, C // G, L)
     dx = np.empty((N, C, L), dtype=x.dtype)
-    dw = np.zeros((C, K), dtype=x.dtype)
+    dw = np.zeros((G, C // G, K // G), dtype=x.dtype)
     for b in _chunks(N, K * L * x.itemsize):
-        cols = _columns(grad_output, b, kH, kW, sH, sW, pH, pW, 0, H, W)  # (n, K, L)
-        np.matmul(w2, cols, out=dx[b])                                 # (n, C, L)
-        dw += np.matmul(x2[b], cols.transpose(0, 2, 1)).sum(axis=0)    # (C, K)
+        cols = _columns(grad_output, b, kH, kW, sH, sW, pH, pW, dH, dW, 0, H, W)  # (n, K, L)
+        n = cols.shape[0]
+        colsg = cols.reshape(n, G, K // G, L)
+        if G == 1:
+            np.matmul(w2[0], cols, out=dx[b])                                  # (n, C, L)
+        else:
+            dx[b] = np.matmul(w2, colsg).reshape(n, C, L)                      # (n, G, Cg, L)
+        dw += np.matmul(x2[b], colsg.transpose(0, 1, 3, 2)).sum(axis=0)        # (G, Cg, Kg)
     db = grad_output.sum(axis=(0, 2, 3))
     return dx.reshape(N, C, H, W), dw.reshape(weight.shape), db

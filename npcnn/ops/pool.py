@@ -2,54 +2,73 @@
 readable NumPy reference (the specification; ``pool_numba.py`` must equal it).
 
 Dimension letters: N batch, C channels, H, W input size, Ho, Wo output
-size, kH, kW window, sH, sW stride, pH, pW padding. Arguments arrive checked
-and normalised (pairs) by ``npcnn.functional``.
+size, kH, kW window, sH, sW stride, pH, pW padding, dH, dW dilation (the
+distance between two taps of a window). Arguments arrive checked and
+normalised (pairs) by ``npcnn.functional``.
 """
 import math
 
 import numpy as np
 
 
-def pool_output_size(size, kernel, stride, pad, ceil_mode):
+def pool_output_size(size, kernel, stride, pad, ceil_mode, dilation=1):
     """Output length of a pooling window sliding over one axis, as torch.
 
-        out = floor((size + 2*pad - kernel) / stride) + 1      (ceil_mode False)
-        out = ceil((size + 2*pad - kernel) / stride) + 1       (ceil_mode True)
+        out = floor((size + 2*pad - dilation*(kernel-1) - 1) / stride) + 1   (ceil_mode False)
+        out = ceil((size + 2*pad - dilation*(kernel-1) - 1) / stride) + 1    (ceil_mode True)
 
     and with ceil_mode a last window that would start inside the right-hand
-    padding is dropped, so every window holds at least one real pixel.
+    padding is dropped. (A dilated window that starts in the left padding
+    may still hold no real pixel when size < dilation: ``empty_windows``.)
     """
-    span = size + 2 * pad - kernel
+    span = size + 2 * pad - dilation * (kernel - 1) - 1
     out = (math.ceil(span / stride) if ceil_mode else span // stride) + 1
     if ceil_mode and (out - 1) * stride >= size + pad:
         out -= 1
     return out
 
 
-def max_pool2d(x, kernel_size, stride, padding, ceil_mode):
+def empty_windows(size, kernel, stride, pad, dilation, out):
+    """How many of the ``out`` windows along one axis have every tap
+    i*stride - pad + p*dilation in the padding, none in [0, size). Only a
+    window starting in the left padding can (a window starting inside the
+    input holds its first tap), and only with dilation: torch returns -inf
+    there with an index outside the plane, which npcnn refuses."""
+    empty = 0
+    for i in range(out):
+        start = i * stride - pad
+        if start >= 0:
+            break
+        first = -(start // dilation)  # the first tap p with start + p*dilation >= 0
+        if first >= kernel or start + first * dilation >= size:
+            empty += 1
+    return empty
+
+
+def max_pool2d(x, kernel_size, stride, padding, ceil_mode, dilation=(1, 1)):
     """Max-pooling that also returns where each maximum came from.
 
     Inputs:
         x: (N, C, H, W)
     Returns:
-        y:        (N, C, Ho, Wo), Ho = pool_output_size(H, kH, sH, pH, ceil_mode)
+        y:        (N, C, Ho, Wo), Ho = pool_output_size(H, kH, sH, pH, ceil_mode, dH)
         switches: (N, C, Ho, Wo) int64, the flat index h*W + w, into the
                   unpadded input plane, of the maximum of each window
 
-        y[n,c,i,j] = max_{p,q} xpad[n,c,i*sH+p, j*sW+q]
+        y[n,c,i,j] = max_{p<kH, q<kW} xpad[n,c,i*sH+p*dH, j*sW+q*dW]
 
     xpad is padded with -inf, so padding never wins. Ties go to the first
     maximum in row-major window order (a later value must be strictly
     greater to take over), which is torch's rule: after a ReLU most windows
     are ties at zero, and the switches still equal torch's indices.
     """
-    (kH, kW), (sH, sW), (pH, pW) = kernel_size, stride, padding
+    (kH, kW), (sH, sW), (pH, pW), (dH, dW) = kernel_size, stride, padding, dilation
     N, C, H, W = x.shape
-    Ho = pool_output_size(H, kH, sH, pH, ceil_mode)
-    Wo = pool_output_size(W, kW, sW, pW, ceil_mode)
+    Ho = pool_output_size(H, kH, sH, pH, ceil_mode, dH)
+    Wo = pool_output_size(W, kW, sW, pW, ceil_mode, dW)
     # pad enough -inf below and right for the last (ceil_mode) windows too
-    extra_h = max(0, (Ho - 1) * sH + kH - (H + 2 * pH))
-    extra_w = max(0, (Wo - 1) * sW + kW - (W + 2 * pW))
+    extra_h = max(0, (Ho - 1) * sH + dH * (kH - 1) + 1 - (H + 2 * pH))
+    extra_w = max(0, (Wo - 1) * sW + dW * (kW - 1) + 1 - (W + 2 * pW))
     xpad = np.pad(x, ((0, 0), (0, 0), (pH, pH + extra_h), (pW, pW + extra_w)),
                   constant_values=-np.inf)
     i = np.arange(Ho)[:, None]  # (Ho, 1) output rows
@@ -58,18 +77,18 @@ def max_pool2d(x, kernel_size, stride, padding, ceil_mode):
     switches = np.full((N, C, Ho, Wo), -1, dtype=np.int64)
     for p in range(kH):          # row-major window order: p, then q
         for q in range(kW):
-            v = xpad[:, :, p:p + sH * Ho:sH, q:q + sW * Wo:sW]  # (N, C, Ho, Wo)
-            flat = (i * sH - pH + p) * W + (j * sW - pW + q)     # (Ho, Wo) index into x
+            v = xpad[:, :, p * dH:p * dH + sH * Ho:sH, q * dW:q * dW + sW * Wo:sW]  # (N, C, Ho, Wo)
+            flat = (i * sH - pH + p * dH) * W + (j * sW - pW + q * dW)  # (Ho, Wo) index into x
             better = v > y                                        # strict: first max wins
             y = np.where(better, v, y)
             switches = np.where(better, flat, switches)
     return y, switches
 
 
-def max_pool2d_values(x, kernel_size, stride, padding, ceil_mode):
+def max_pool2d_values(x, kernel_size, stride, padding, ceil_mode, dilation=(1, 1)):
     """``max_pool2d`` without the switches: y alone, for a forward pass
     that keeps nothing to project back (torch's ``return_indices=False``)."""
-    return max_pool2d(x, kernel_size, stride, padding, ceil_mode)[0]
+    return max_pool2d(x, kernel_size, stride, padding, ceil_mode, dilation)[0]
 
 
 def max_unpool2d(y, switches, output_size, out=None):

@@ -5,7 +5,7 @@ Same functions and signatures as ``pool.py`` (the specification). Each
 the N*C planes and every plane is written by one thread only.
 """
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from .runtime import tuning
 from .runtime.jit import Kernel
@@ -13,7 +13,14 @@ from .pool import adaptive_bounds, pool_output_size
 from .runtime.rows import fill_row
 
 
-def _max_pool_planes_py(x, kH, kW, sH, sW, pH, pW, Ho, Wo):
+def _first_tap(start, dilation):
+    """The first tap start + p*dilation (p >= 0) that is >= 0."""
+    return start if start >= 0 else start + ((-start + dilation - 1) // dilation) * dilation
+
+
+def _max_pool_planes_py(x, kH, kW, sH, sW, pH, pW, dH, dW, Ho, Wo):
+    """Every window's taps h0 + p*dH, w0 + q*dW that lie inside the image,
+    in row-major order; functional.max_pool2d refuses windows without any."""
     N, C, H, W = x.shape
     y = np.empty((N, C, Ho, Wo), dtype=x.dtype)
     switches = np.empty((N, C, Ho, Wo), dtype=np.int64)
@@ -22,16 +29,16 @@ def _max_pool_planes_py(x, kH, kW, sH, sW, pH, pW, Ho, Wo):
         plane = x[n, c]
         for i in range(Ho):
             h0 = i * sH - pH
-            ha, hb = max(h0, 0), min(h0 + kH, H)           # the window's rows inside the image
+            ha, hb = _first_tap(h0, dH), min(h0 + (kH - 1) * dH + 1, H)  # the window's rows inside
             for j in range(Wo):
                 w0 = j * sW - pW
-                wa, wb = max(w0, 0), min(w0 + kW, W)
+                wa, wb = _first_tap(w0, dW), min(w0 + (kW - 1) * dW + 1, W)
                 # start from the window's first element (in the input's dtype:
                 # no comparisons against a float64 -inf in a float32 loop)
                 best = plane[ha, wa]
                 arg = ha * W + wa
-                for h in range(ha, hb):                     # row-major window
-                    for w in range(wa, wb):
+                for h in range(ha, hb, dH):                 # row-major window
+                    for w in range(wa, wb, dW):
                         v = plane[h, w]
                         if v > best:                        # strict: first max wins
                             best = v
@@ -135,6 +142,7 @@ def _adaptive_avg_backward_planes_py(dy, h_bounds, w_bounds, H, W):
     return dx
 
 
+_first_tap = njit(cache=True, inline="always")(_first_tap)
 _max_pool_planes = Kernel(_max_pool_planes_py, cost=tuning.COST_ELEMENTWISE)
 _max_pool_2x2_planes = Kernel(_max_pool_2x2_planes_py, cost=tuning.COST_ELEMENTWISE)
 _max_pool_2x2_values = Kernel(_max_pool_2x2_values_py, cost=tuning.COST_ELEMENTWISE)
@@ -143,31 +151,31 @@ _adaptive_avg_planes = Kernel(_adaptive_avg_planes_py)
 _adaptive_avg_backward_planes = Kernel(_adaptive_avg_backward_planes_py)
 
 
-def _output_size(x, kernel_size, stride, padding, ceil_mode):
-    """(Ho, Wo), and whether the 2x2 stride-2 kernels apply: no padding and
-    no ceil_mode window past the edge."""
-    (kH, kW), (sH, sW), (pH, pW) = kernel_size, stride, padding
-    Ho = pool_output_size(x.shape[2], kH, sH, pH, ceil_mode)
-    Wo = pool_output_size(x.shape[3], kW, sW, pW, ceil_mode)
-    two_by_two = ((kH, kW, sH, sW, pH, pW) == (2, 2, 2, 2, 0, 0)
+def _output_size(x, kernel_size, stride, padding, ceil_mode, dilation):
+    """(Ho, Wo), and whether the 2x2 stride-2 kernels apply: no padding, no
+    dilation and no ceil_mode window past the edge."""
+    (kH, kW), (sH, sW), (pH, pW), (dH, dW) = kernel_size, stride, padding, dilation
+    Ho = pool_output_size(x.shape[2], kH, sH, pH, ceil_mode, dH)
+    Wo = pool_output_size(x.shape[3], kW, sW, pW, ceil_mode, dW)
+    two_by_two = ((kH, kW, sH, sW, pH, pW, dH, dW) == (2, 2, 2, 2, 0, 0, 1, 1)
                   and (Ho, Wo) == (x.shape[2] // 2, x.shape[3] // 2))
     return Ho, Wo, two_by_two
 
 
-def max_pool2d(x, kernel_size, stride, padding, ceil_mode):
+def max_pool2d(x, kernel_size, stride, padding, ceil_mode, dilation=(1, 1)):
     """See ``pool.max_pool2d``."""
-    Ho, Wo, two_by_two = _output_size(x, kernel_size, stride, padding, ceil_mode)
+    Ho, Wo, two_by_two = _output_size(x, kernel_size, stride, padding, ceil_mode, dilation)
     if two_by_two:
         return _max_pool_2x2_planes(x, Ho, Wo, work=x.size)
-    return _max_pool_planes(x, *kernel_size, *stride, *padding, Ho, Wo, work=x.size)
+    return _max_pool_planes(x, *kernel_size, *stride, *padding, *dilation, Ho, Wo, work=x.size)
 
 
-def max_pool2d_values(x, kernel_size, stride, padding, ceil_mode):
+def max_pool2d_values(x, kernel_size, stride, padding, ceil_mode, dilation=(1, 1)):
     """See ``pool.max_pool2d_values``."""
-    Ho, Wo, two_by_two = _output_size(x, kernel_size, stride, padding, ceil_mode)
+    Ho, Wo, two_by_two = _output_size(x, kernel_size, stride, padding, ceil_mode, dilation)
     if two_by_two:
         return _max_pool_2x2_values(x, Ho, Wo, work=x.size)
-    return max_pool2d(x, kernel_size, stride, padding, ceil_mode)[0]
+    return max_pool2d(x, kernel_size, stride, padding, ceil_mode, dilation)[0]
 
 
 def max_unpool2d(y, switches, output_size, out=None):
