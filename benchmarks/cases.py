@@ -14,6 +14,7 @@ import npcnn.functional as F
 from npcnn import deconv
 from npcnn.analysis import class_averages, select_per_class
 
+from . import traffic
 from .timing import Result, interleaved_ms, max_rel_diff, median_ms
 
 AGREE = 1e-4  # float32, relative to the largest magnitude
@@ -23,11 +24,11 @@ WINOGRAD = "npcnn-numba runs Winograd's F(2x2, 3x3): 4/9 of the multiplications 
 def _check(case, ours, theirs):
     diff = max_rel_diff(ours, theirs)
     if not diff <= AGREE:
-        raise AssertionError(f"{case}: npcnn and torch differ by {diff:.2e} (relative); not timing it")
+        raise AssertionError(f"{case}: it and torch differ by {diff:.2e} (relative); not timing it")
     return diff
 
 
-def _time_all(case, group, flops, impls, reference, repeats, budget_s, note=""):
+def _time_all(case, group, flops, impls, reference, repeats, budget_s, note="", bytes=0.0):
     """impls: {name: fn} (fn returns the output); reference: the torch output.
 
     Each implementation's repeats run back to back, as a user's calls would,
@@ -37,7 +38,7 @@ def _time_all(case, group, flops, impls, reference, repeats, budget_s, note=""):
     numpy's OpenBLAS threads, still spinning after npcnn's call, then took a
     core from torch, whose LeNet-5 forward at batch 500 went from 20 to 50
     ms."""
-    result = Result(case, group, flops, note=note)
+    result = Result(case, group, flops, note=note, bytes=bytes)
     for name, fn in impls.items():
         if name != "torch":
             result.max_rel_diff = max(result.max_rel_diff, _check(f"{case} [{name}]", fn(), reference))
@@ -49,68 +50,158 @@ def _t(a):
     return torch.from_numpy(a)
 
 
-# -- ops ------------------------------------------------------------------------
+def _with(impls, numpy_impl, kernel_impl):
+    """The implementations of an op row: torch and npcnn-numba, then
+    ``npcnn bench --kernel``'s function if given (the readable reference is
+    left out then: the row is about the user's kernel), else npcnn-numpy
+    where asked for."""
+    if kernel_impl is not None:
+        impls[KERNEL] = kernel_impl
+    elif numpy_impl is not None:
+        impls["npcnn-numpy"] = numpy_impl
+    return impls
 
-def conv_case(name, N, C, H, W, Fo, k, stride, pad, repeats, budget_s, numpy=True):
+
+KERNEL = "kernel"  # the name of ``npcnn bench --kernel``'s function in a row's timings
+
+
+# -- ops ------------------------------------------------------------------------
+# Each op case takes ``kernel``: a function with torch's signature for that op,
+# on NumPy arrays (``npcnn bench --kernel``), timed beside npcnn and torch.
+
+def conv_case(name, N, C, H, W, Fo, k, stride, pad, repeats, budget_s, numpy=True, dilation=1, groups=1,
+              kernel=None):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((N, C, H, W), dtype=np.float32)
-    w = (rng.standard_normal((Fo, C, k, k)) / np.sqrt(C * k * k)).astype(np.float32)
+    w = (rng.standard_normal((Fo, C // groups, k, k)) / np.sqrt(C // groups * k * k)).astype(np.float32)
     b = rng.standard_normal(Fo, dtype=np.float32)
-    Ho, Wo = (H + 2 * pad - k) // stride + 1, (W + 2 * pad - k) // stride + 1
-    flops = 2.0 * N * Fo * Ho * Wo * C * k * k
-    impls = {"torch": lambda: TF.conv2d(_t(x), _t(w), _t(b), stride, pad).numpy(),
-             "npcnn-numba": lambda: F.conv2d(x, w, b, stride, pad)}
-    if numpy:
-        impls["npcnn-numpy"] = lambda: F.conv2d(x, w, b, stride, pad, backend="numpy")
+    reach = dilation * (k - 1) + 1  # the span of a dilated kernel
+    Ho, Wo = (H + 2 * pad - reach) // stride + 1, (W + 2 * pad - reach) // stride + 1
+    flops = 2.0 * N * Fo * Ho * Wo * (C // groups) * k * k
+    args = (stride, pad, dilation, groups)
+    impls = _with({"torch": lambda: TF.conv2d(_t(x), _t(w), _t(b), *args).numpy(),
+                   "npcnn-numba": lambda: F.conv2d(x, w, b, *args)},
+                  (lambda: F.conv2d(x, w, b, *args, backend="numpy")) if numpy else None,
+                  (lambda: kernel(x, w, b, *args)) if kernel else None)
     with torch.no_grad():
         ref = impls["torch"]()
-    note = WINOGRAD if F.conv_path("conv2d", x, w, stride, pad) == "winograd" else ""
+    plain = dilation == 1 and groups == 1  # conv_path names the paths of plain convolutions
+    note = WINOGRAD if plain and F.conv_path("conv2d", x, w, stride, pad) == "winograd" else ""
     return _time_all(f"conv2d {name}", "op", flops, impls, ref, repeats, budget_s, note=note)
 
 
-def conv_transpose_case(name, N, C, H, W, Fo, k, stride, pad, repeats, budget_s, numpy=True):
+def conv_transpose_case(name, N, C, H, W, Fo, k, stride, pad, repeats, budget_s, numpy=True, kernel=None):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((N, C, H, W), dtype=np.float32)
     w = (rng.standard_normal((C, Fo, k, k)) / np.sqrt(C * k * k)).astype(np.float32)
     flops = 2.0 * N * C * H * W * Fo * k * k
-    impls = {"torch": lambda: TF.conv_transpose2d(_t(x), _t(w), None, stride, pad).numpy(),
-             "npcnn-numba": lambda: F.conv_transpose2d(x, w, None, stride, pad)}
-    if numpy:
-        impls["npcnn-numpy"] = lambda: F.conv_transpose2d(x, w, None, stride, pad, backend="numpy")
+    impls = _with({"torch": lambda: TF.conv_transpose2d(_t(x), _t(w), None, stride, pad).numpy(),
+                   "npcnn-numba": lambda: F.conv_transpose2d(x, w, None, stride, pad)},
+                  (lambda: F.conv_transpose2d(x, w, None, stride, pad, backend="numpy")) if numpy else None,
+                  (lambda: kernel(x, w, None, stride, pad)) if kernel else None)
     note = WINOGRAD if F.conv_path("conv_transpose2d", x, w, stride, pad) == "winograd" else ""
     return _time_all(f"conv_transpose2d {name}", "op", flops, impls, impls["torch"](), repeats, budget_s,
                      note=note)
 
 
-def pool_case(name, N, C, H, W, k, stride, repeats, budget_s, numpy=True):
+def pool_case(name, N, C, H, W, k, stride, repeats, budget_s, numpy=True, kernel=None):
     x = np.maximum(np.random.default_rng(2).standard_normal((N, C, H, W), dtype=np.float32), 0)
-    impls = {"torch": lambda: tuple(t.numpy() for t in TF.max_pool2d(_t(x), k, stride, return_indices=True)),
-             "npcnn-numba": lambda: F.max_pool2d(x, k, stride)}
-    if numpy:
-        impls["npcnn-numpy"] = lambda: F.max_pool2d(x, k, stride, backend="numpy")
-    return _time_all(f"max_pool2d+switches {name}", "op", 0, impls, impls["torch"](), repeats, budget_s,
-                     note="after a ReLU: half the windows tie")
+    impls = _with({"torch": lambda: tuple(t.numpy() for t in TF.max_pool2d(_t(x), k, stride, return_indices=True)),
+                   "npcnn-numba": lambda: F.max_pool2d(x, k, stride)},
+                  (lambda: F.max_pool2d(x, k, stride, backend="numpy")) if numpy else None,
+                  (lambda: kernel(x, k, stride, return_indices=True)) if kernel else None)
+    ref = impls["torch"]()
+    return _time_all(f"max_pool2d+switches {name}", "op", 0, impls, ref, repeats, budget_s,
+                     note="after a ReLU: half the windows tie",
+                     bytes=traffic.max_pool2d_bytes(x.shape, ref[0].shape, x.itemsize))
 
 
-def unpool_case(name, N, C, H, W, k, stride, repeats, budget_s, numpy=True):
+def unpool_case(name, N, C, H, W, k, stride, repeats, budget_s, numpy=True, kernel=None):
     x = np.random.default_rng(3).standard_normal((N, C, H, W), dtype=np.float32)
     y, s = F.max_pool2d(x, k, stride)
-    impls = {"torch": lambda: TF.max_unpool2d(_t(y), _t(s), k, stride, output_size=(H, W)).numpy(),
-             "npcnn-numba": lambda: F.max_unpool2d(y, s, k, stride, output_size=(H, W))}
-    if numpy:
-        impls["npcnn-numpy"] = lambda: F.max_unpool2d(y, s, k, stride, output_size=(H, W), backend="numpy")
-    return _time_all(f"max_unpool2d {name}", "op", 0, impls, impls["torch"](), repeats, budget_s)
+    impls = _with({"torch": lambda: TF.max_unpool2d(_t(y), _t(s), k, stride, output_size=(H, W)).numpy(),
+                   "npcnn-numba": lambda: F.max_unpool2d(y, s, k, stride, output_size=(H, W))},
+                  (lambda: F.max_unpool2d(y, s, k, stride, output_size=(H, W), backend="numpy"))
+                  if numpy else None,
+                  (lambda: kernel(y, s, k, stride, output_size=(H, W))) if kernel else None)
+    return _time_all(f"max_unpool2d {name}", "op", 0, impls, impls["torch"](), repeats, budget_s,
+                     bytes=traffic.max_unpool2d_bytes(y.shape, x.shape, x.itemsize))
 
 
-def linear_case(name, N, I, O, repeats, budget_s):
+def linear_case(name, N, I, O, repeats, budget_s, numpy=True, kernel=None):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((N, I), dtype=np.float32)
     w = (rng.standard_normal((O, I)) / np.sqrt(I)).astype(np.float32)
     b = rng.standard_normal(O, dtype=np.float32)
-    impls = {"torch": lambda: TF.linear(_t(x), _t(w), _t(b)).numpy(),
-             "npcnn-numba": lambda: F.linear(x, w, b),
-             "npcnn-numpy": lambda: F.linear(x, w, b, backend="numpy")}
+    impls = _with({"torch": lambda: TF.linear(_t(x), _t(w), _t(b)).numpy(),
+                   "npcnn-numba": lambda: F.linear(x, w, b)},
+                  (lambda: F.linear(x, w, b, backend="numpy")) if numpy else None,
+                  (lambda: kernel(x, w, b)) if kernel else None)
     return _time_all(f"linear {name}", "op", 2.0 * N * I * O, impls, impls["torch"](), repeats, budget_s)
+
+
+def relu_case(name, shape, repeats, budget_s, numpy=True, kernel=None):
+    """A ReLU on a conv's output (not in place: a new array, as a forward that
+    keeps the conv's output needs)."""
+    x = np.random.default_rng(8).standard_normal(shape, dtype=np.float32)
+    impls = _with({"torch": lambda: TF.relu(_t(x)).numpy(), "npcnn-numba": lambda: F.relu(x)},
+                  (lambda: F.relu(x, backend="numpy")) if numpy else None,
+                  (lambda: kernel(x)) if kernel else None)
+    return _time_all(f"relu {name}", "op", 0, impls, impls["torch"](), repeats, budget_s,
+                     bytes=traffic.relu_bytes(x.shape, x.itemsize))
+
+
+# The op rows of the bench, per op: (name, the case's arguments, whether the
+# readable reference is timed in a quick run too). ``npcnn bench --kernel``
+# times a user's kernel on the same rows.
+OP_ROWS = {
+    "conv2d": [
+        ("LeNet-5 conv_1 (500x1x28x28, 6 5x5 p2)", dict(N=500, C=1, H=28, W=28, Fo=6, k=5, stride=1, pad=2), True),
+        ("LeNet-5 conv_2 (500x6x14x14, 16 5x5)", dict(N=500, C=6, H=14, W=14, Fo=16, k=5, stride=1, pad=0), True),
+        ("VGG16 conv3_x 256->256 56x56", dict(N=1, C=256, H=56, W=56, Fo=256, k=3, stride=1, pad=1), False),
+        # MobileNet's depthwise 3x3 convolutions: one filter per channel (groups = channels)
+        ("MobileNet depthwise 3x3 32ch 112x112", dict(N=1, C=32, H=112, W=112, Fo=32, k=3, stride=1, pad=1,
+                                                      groups=32), False),
+        ("MobileNet depthwise 3x3 512ch 14x14", dict(N=1, C=512, H=14, W=14, Fo=512, k=3, stride=1, pad=1,
+                                                     groups=512), False),
+        # DeepLab's atrous 3x3 convolutions on a 33x33 map (a 513x513 image at output stride 16)
+        ("DeepLab dilated 3x3 rate 2 256->256 33x33", dict(N=1, C=256, H=33, W=33, Fo=256, k=3, stride=1, pad=2,
+                                                           dilation=2), False),
+        ("DeepLab dilated 3x3 rate 4 256->256 33x33", dict(N=1, C=256, H=33, W=33, Fo=256, k=3, stride=1, pad=4,
+                                                           dilation=4), False),
+    ],
+    "conv_transpose2d": [
+        ("LeNet-5 conv_2^T (500x16x10x10 -> 6)", dict(N=500, C=16, H=10, W=10, Fo=6, k=5, stride=1, pad=0), True),
+        ("VGG16 conv3_x^T 256->256 56x56", dict(N=1, C=256, H=56, W=56, Fo=256, k=3, stride=1, pad=1), False),
+    ],
+    "max_pool2d": [
+        ("LeNet-5 pool_1 (500x6x28x28, 2x2)", dict(N=500, C=6, H=28, W=28, k=2, stride=2), True),
+        ("VGG16 pool1 (1x64x224x224, 2x2)", dict(N=1, C=64, H=224, W=224, k=2, stride=2), True),
+    ],
+    "max_unpool2d": [
+        ("LeNet-5 pool_1 (500x6x28x28, 2x2)", dict(N=500, C=6, H=28, W=28, k=2, stride=2), True),
+        ("VGG16 pool1 (1x64x224x224, 2x2)", dict(N=1, C=64, H=224, W=224, k=2, stride=2), True),
+    ],
+    "relu": [
+        ("LeNet-5 conv_1's output (500x6x28x28)", dict(shape=(500, 6, 28, 28)), True),
+        ("VGG16 conv1_1's output (1x64x224x224)", dict(shape=(1, 64, 224, 224)), True),
+    ],
+    "linear": [
+        ("LeNet-5 fc_1 (500x400 -> 120)", dict(N=500, I=400, O=120), True),
+        ("VGG16 fc6 (1x25088 -> 4096)", dict(N=1, I=25088, O=4096), True),
+    ],
+}
+CASE_OF = {"conv2d": conv_case, "conv_transpose2d": conv_transpose_case, "max_pool2d": pool_case,
+           "max_unpool2d": unpool_case, "relu": relu_case, "linear": linear_case}
+
+
+def op_rows(op, repeats, budget_s, quick, kernel=None):
+    """The bench's rows of ``op``, timed: npcnn-numba and torch, and either
+    the readable reference (in a quick run only where it takes no more than
+    a second or so) or ``kernel``."""
+    return [CASE_OF[op](name, **shape, repeats=repeats, budget_s=budget_s, numpy=not quick or in_quick,
+                        kernel=kernel)
+            for name, shape, in_quick in OP_ROWS[op]]
 
 
 def sgemm_rate(n=2048, repeats=5):

@@ -3,6 +3,8 @@ one process, with the same thread count, and report a Markdown table, JSON
 and a bar chart.
 
     python -m benchmarks.run [--quick] [--out DIR]      (or: npcnn bench)
+    npcnn bench --kernel MODULE:FUNCTION --op OP [--quick] [--repeats N] [--out DIR]
+        (judge your own kernel: benchmarks/kernel_judge.py, benchmarks/README.md)
 """
 import argparse
 import json
@@ -19,7 +21,11 @@ from npcnn.atomic import atomic_path
 from npcnn.data import load_mnist, to_tensor
 
 from . import cases
+from .bandwidth import copy_bandwidth
+from .kernel_judge import judge
+from .op_sweep import OPS
 from .process import first_call_times, vgg16_forward_memory
+from .yardsticks import machine_lines, rate_cells
 
 # Targets, as the ratio npcnn-numba / torch in the same run (lower is better)
 # or as a fraction of the SGEMM rate; keyed by the start of a case's name.
@@ -51,24 +57,9 @@ def collect(quick):
     digits = load_mnist("mnist", "test", verbose=False)
     x_all = to_tensor(digits.images)
     y_all = digits.labels
-    results = [
-        cases.conv_case("LeNet-5 conv_1 (500x1x28x28, 6 5x5 p2)", 500, 1, 28, 28, 6, 5, 1, 2, reps, budget),
-        cases.conv_case("LeNet-5 conv_2 (500x6x14x14, 16 5x5)", 500, 6, 14, 14, 16, 5, 1, 0, reps, budget),
-        cases.conv_case("VGG16 conv3_x 256->256 56x56", 1, 256, 56, 56, 256, 3, 1, 1, reps, budget,
-                        numpy=not quick),
-        cases.conv_transpose_case("LeNet-5 conv_2^T (500x16x10x10 -> 6)", 500, 16, 10, 10, 6, 5, 1, 0,
-                                  reps, budget),
-        cases.conv_transpose_case("VGG16 conv3_x^T 256->256 56x56", 1, 256, 56, 56, 256, 3, 1, 1, reps,
-                                  budget, numpy=not quick),
-        cases.pool_case("LeNet-5 pool_1 (500x6x28x28, 2x2)", 500, 6, 28, 28, 2, 2, reps, budget),
-        cases.pool_case("VGG16 pool1 (1x64x224x224, 2x2)", 1, 64, 224, 224, 2, 2, reps, budget),
-        cases.unpool_case("LeNet-5 pool_1 (500x6x28x28, 2x2)", 500, 6, 28, 28, 2, 2, reps, budget),
-        cases.unpool_case("VGG16 pool1 (1x64x224x224, 2x2)", 1, 64, 224, 224, 2, 2, reps, budget),
-        cases.linear_case("LeNet-5 fc_1 (500x400 -> 120)", 500, 400, 120, reps, budget),
-        cases.linear_case("VGG16 fc6 (1x25088 -> 4096)", 1, 25088, 4096, reps, budget),
-        cases.forward_case("lenet5", 1, 28, 500, budget, flops=cases.LENET5_FLOPS),
-        cases.forward_case("lenet5", 500, 28, reps, budget, flops=cases.LENET5_FLOPS),
-    ]
+    results = [r for op in cases.OP_ROWS for r in cases.op_rows(op, reps, budget, quick)]
+    results += [cases.forward_case("lenet5", 1, 28, 500, budget, flops=cases.LENET5_FLOPS),
+                cases.forward_case("lenet5", 500, 28, reps, budget, flops=cases.LENET5_FLOPS)]
     if not quick:
         results.append(cases.forward_case("lenet5", 5000, 28, reps, budget, flops=cases.LENET5_FLOPS))
     x4 = x_all[[3, 2, 8, 61]]  # one 0, 1, 5 and 8 of the test set
@@ -82,14 +73,14 @@ def collect(quick):
     return results
 
 
-def report(results, sgemm, first_call, memory, threads, quick):
+def report(results, sgemm, copy, first_call, memory, threads, quick):
     lines = [f"npcnn benchmarks ({'quick' if quick else 'full'}), {time.strftime('%Y-%m-%d')}: "
              f"{os.cpu_count()} CPUs, {threads} threads for numba and torch, torch {torch.__version__}, "
              f"numba {numba.__version__}, numpy {np.__version__}; float32; median ms after warm-up.",
-             f"SGEMM (numpy float32 2048x2048 matmul): {sgemm:.1f} GFLOP/s.", "",
+             *machine_lines(sgemm, copy), "",
              "| case | npcnn-numpy ms | npcnn-numba ms | torch ms | numba / torch | target | "
-             "numba GFLOP/s | % of SGEMM | max rel diff |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "numba GFLOP/s | % of SGEMM | numba GB/s | % of copy | max rel diff |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
         ratio, target = r.ratio(), target_of(r.case)
         g = r.gflops("npcnn-numba")
@@ -99,12 +90,10 @@ def report(results, sgemm, first_call, memory, threads, quick):
                                                                else "**missed**")
         cell = lambda k: f"{r.ms[k]:.2f}" if k in r.ms else "-"  # noqa: E731
         lines.append(f"| {r.case} | {cell('npcnn-numpy')} | {cell('npcnn-numba')} | {cell('torch')} | "
-                     f"{ratio:.2f} | {mark} | {'' if g is None else f'{g:.1f}'} | "
-                     f"{'' if g is None else f'{100 * g / sgemm:.0f}%'} | {r.max_rel_diff:.1e} |")
+                     f"{ratio:.2f} | {mark} | {' | '.join(rate_cells(r, 'npcnn-numba', sgemm, copy))} | "
+                     f"{r.max_rel_diff:.1e} |")
     lines += [""] + [f"- {r.case}: {r.note}" for r in results if r.note]
-    lines += ["", "GFLOP/s count the multiply-adds of the direct sum, 2*N*F*C*kH*kW*Ho*Wo, whatever "
-              "the algorithm: on the Winograd path npcnn multiplies 4/9 of them, so its rate there is "
-              "an effective one."]
+    lines += ["", RATES_NOTE]
     cold, warm = first_call["cold"], first_call["warm"]
     lines += ["", f"numba first call (LeNet-5 forward, new process): cold cache {cold['first_call_s']:.2f} s, "
               f"warm cache {warm['first_call_s']:.2f} s (import {warm['import_s']:.2f} s); "
@@ -118,6 +107,13 @@ def report(results, sgemm, first_call, memory, threads, quick):
                      f"added by the forward itself: npcnn {n['forward_bytes'] / 2**20:.0f} MiB, "
                      f"torch {t['forward_bytes'] / 2**20:.0f} MiB.")
     return "\n".join(lines) + "\n"
+
+
+RATES_NOTE = ("GFLOP/s count the multiply-adds of the direct sum, 2*N*F*(C/groups)*kH*kW*Ho*Wo, whatever "
+              "the algorithm: on the Winograd path npcnn multiplies 4/9 of them, so its rate there is an "
+              "effective one. GB/s count the bytes a memory-bound op must read and write at the least "
+              "(benchmarks/traffic.py says which and why), against the copy bandwidth above; above 100% "
+              "the arrays were still in the cache.")
 
 
 def bar_chart(results, path):
@@ -161,30 +157,61 @@ def main(argv=None):
 
 def add_arguments(p):
     p.add_argument("--quick", action="store_true", help="fewer repeats and cases: under 2 minutes")
-    p.add_argument("--out", default="bench", help="folder for results.md, results.json, ratios.png")
+    p.add_argument("--out", default="bench", help="folder for results.md, results.json, ratios.png "
+                   "(with --kernel: kernel.md, kernel.json)")
     p.add_argument("--no-memory", action="store_true", help="skip the VGG16 peak-memory processes")
+    p.add_argument("--kernel", metavar="MODULE:FUNCTION",
+                   help="judge your own kernel instead (module:function or path/to/file.py:function, with "
+                   "torch's signature for --op, on NumPy arrays): checked against npcnn's reference on a sweep "
+                   "of hard cases, then, if it agrees, timed beside npcnn and torch; see benchmarks/README.md")
+    p.add_argument("--op", choices=OPS, help="the op --kernel implements")
+    p.add_argument("--repeats", type=positive_int, metavar="N",
+                   help="with --kernel: timed calls per implementation and row (default 9, 3 with --quick)")
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def run(args, extra_sections=()):
     """The bench; ``extra_sections``: callables(quick) -> (title, markdown, data), run after the
-    kernels (``npcnn bench`` adds the explorer's latency this way)."""
+    kernels (``npcnn bench`` adds the explorer's latency this way). With ``--kernel``, the
+    judge of a user's kernel instead (``kernel_judge``)."""
     threads = numba.config.NUMBA_NUM_THREADS
     torch.set_num_threads(threads)
+    if (args.kernel is None) != (args.op is None):
+        raise ValueError("--kernel and --op go together: --kernel MODULE:FUNCTION --op OP")
+    if args.repeats is not None and args.kernel is None:
+        raise ValueError("--repeats is for --kernel (the bench itself takes --quick)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.kernel is not None:
+        text, rejected = judge(args.kernel, args.op, out, args.quick, args.repeats)
+        print(text)
+        if rejected:
+            raise ValueError(rejected)  # after kernel.md and kernel.json are written: one line, exit 1
+        print(f"wrote {out / 'kernel.md'}, {out / 'kernel.json'}")
+        return 0
     start = time.perf_counter()
     sgemm = cases.sgemm_rate(repeats=3 if args.quick else 7)
+    copy = copy_bandwidth(repeats=3 if args.quick else 7)
     results = collect(args.quick)
     first_call = first_call_times()
     memory = None if args.no_memory else vgg16_forward_memory(threads)
-    text = report(results, sgemm, first_call, memory, threads, args.quick)
+    text = report(results, sgemm, copy, first_call, memory, threads, args.quick)
     sections = [make(args.quick) for make in (*sections_of_the_bench(), *extra_sections)]
     text += "".join(f"\n## {title}\n\n{markdown}\n" for title, markdown, _ in sections)
     print(text)
     data = dict(machine=dict(cpus=os.cpu_count(), threads=threads, platform=platform.platform(),
                              torch=str(torch.__version__), numba=numba.__version__, numpy=np.__version__),
-                quick=args.quick, sgemm_gflops=sgemm, first_call=first_call, memory=memory,
-                results=[dict(case=r.case, group=r.group, ms=r.ms, flops=r.flops, ratio=r.ratio(),
+                quick=args.quick, sgemm_gflops=sgemm, copy_bandwidth=copy, first_call=first_call, memory=memory,
+                results=[dict(case=r.case, group=r.group, ms=r.ms, flops=r.flops, bytes=r.bytes, ratio=r.ratio(),
                               target=target_of(r.case), max_rel_diff=r.max_rel_diff, note=r.note)
                          for r in results],
                 sections={title: values for title, _, values in sections},

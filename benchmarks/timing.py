@@ -15,9 +15,13 @@ class Result:
     ms: dict = field(default_factory=dict)   # implementation -> median milliseconds
     max_rel_diff: float = 0.0                # npcnn vs torch, checked before timing
     note: str = ""
+    bytes: float = 0.0       # bytes a call must read + write at the least (traffic.py; 0: not counted)
 
     def gflops(self, impl):
         return self.flops / (self.ms[impl] * 1e6) if self.flops and impl in self.ms else None
+
+    def gbps(self, impl):
+        return self.bytes / (self.ms[impl] * 1e6) if self.bytes and impl in self.ms else None
 
     def ratio(self, impl="npcnn-numba", base="torch"):
         if impl in self.ms and base in self.ms and self.ms[base] > 0:

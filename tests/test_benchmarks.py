@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import cases
+from benchmarks import bandwidth, cases, traffic
 from benchmarks.process import first_call_times
 from benchmarks.run import bar_chart, report
 from benchmarks import timing
@@ -20,6 +20,9 @@ def test_cases_run_and_agree_with_torch(tmp_path, monkeypatch):
          cases.pool_case("tiny", 2, 3, 9, 9, 3, 2, 1, None),
          cases.unpool_case("tiny", 2, 3, 8, 8, 2, 2, 1, None),
          cases.linear_case("tiny", 3, 20, 7, 1, None),
+         cases.relu_case("tiny", (2, 3, 5, 5), 1, None),
+         cases.conv_case("tiny depthwise", 1, 4, 9, 9, 4, 3, 1, 1, 1, None, groups=4),
+         cases.conv_case("tiny dilated", 1, 3, 9, 9, 4, 3, 1, 2, 1, None, dilation=2),
          cases.forward_case("lenet5", 2, 28, 1, None, flops=cases.LENET5_FLOPS)]
     test = load_mnist("mnist5k", "test", verbose=False)
     x, y = to_tensor(test.images[:300]), test.labels[:300]
@@ -28,11 +31,54 @@ def test_cases_run_and_agree_with_torch(tmp_path, monkeypatch):
     for result in r:
         assert result.max_rel_diff <= cases.AGREE, result.case
         assert set(result.ms) >= {"torch", "npcnn-numba"} and all(v > 0 for v in result.ms.values())
-    text = report(r, 100.0, {"cold": {"first_call_s": 1, "import_s": 1, "second_call_s": 0.001},
-                             "warm": {"first_call_s": 0.1, "import_s": 0.2, "second_call_s": 0.001}},
+    copy = dict(numba=20.0, numpy=10.0, best=20.0, array_bytes=2 ** 27)
+    text = report(r, 100.0, copy, {"cold": {"first_call_s": 1, "import_s": 1, "second_call_s": 0.001},
+                                   "warm": {"first_call_s": 0.1, "import_s": 0.2, "second_call_s": 0.001}},
                   None, 2, True)
     assert text.count("\n| ") == len(r) + 2 and "lenet5 forward batch 2" in text
+    assert "Copy bandwidth" in text and "20.0 GB/s" in text
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in text.splitlines() if line.startswith("| ")}
+    for case in ("max_pool2d+switches tiny", "max_unpool2d tiny", "relu tiny"):  # memory-bound: GB/s
+        assert rows[case][6] == rows[case][7] == "" and rows[case][8] and rows[case][9].endswith("%"), case
+    for case in ("conv2d tiny depthwise", "linear tiny"):  # compute-bound: GFLOP/s
+        assert rows[case][6] and rows[case][8] == rows[case][9] == "", case
     assert bar_chart(r, tmp_path / "ratios.png").stat().st_size > 1000
+
+
+def test_the_minimum_traffic_of_the_memory_bound_ops():
+    """A 2x2 pool of a 4x4 float32 plane reads 16 floats and writes 4 floats
+    and 4 int64 switches; unpooling reads those back and writes 16 floats."""
+    assert traffic.max_pool2d_bytes((1, 1, 4, 4), (1, 1, 2, 2), 4) == 16 * 4 + 4 * 4 + 4 * 8
+    assert traffic.max_pool2d_bytes((1, 1, 4, 4), (1, 1, 2, 2), 4, switches=False) == 16 * 4 + 4 * 4
+    assert traffic.max_unpool2d_bytes((1, 1, 2, 2), (1, 1, 4, 4), 4) == 4 * (4 + 8) + 16 * 4
+    assert traffic.relu_bytes((2, 3), 8) == 2 * 6 * 8
+
+
+def test_the_copy_bandwidth_copies_and_reports_rates():
+    src, dst = np.arange(1000, dtype=np.float32), np.zeros(1000, np.float32)
+    bandwidth._copy(src, dst)
+    assert np.array_equal(src, dst)
+    rates = bandwidth.copy_bandwidth(nbytes=2 ** 20, repeats=2)
+    assert rates["array_bytes"] == 2 ** 20 and rates["best"] == max(rates["numba"], rates["numpy"]) > 0
+    assert bandwidth.array_bytes() >= bandwidth.MIN_ARRAY_BYTES
+    with pytest.raises(ValueError, match="nbytes"):
+        bandwidth.copy_bandwidth(nbytes=2)
+
+
+def test_every_op_row_names_a_case_and_runs_its_kernel_argument(monkeypatch):
+    """The bench's op rows are the rows ``--kernel`` times: each op has a
+    case function, and a kernel given to it is timed and checked."""
+    monkeypatch.setattr(timing, "SETTLE_MAX_S", 0)
+    assert set(cases.OP_ROWS) == set(cases.CASE_OF)
+    calls = []
+
+    def kernel(x):  # a ReLU that counts its calls
+        calls.append(1)
+        return np.maximum(x, 0)
+    r = cases.relu_case("tiny", (2, 3), 1, None, kernel=kernel)
+    assert calls and set(r.ms) == {"torch", "npcnn-numba", cases.KERNEL}
+    with pytest.raises(AssertionError, match="differ"):
+        cases.relu_case("tiny", (2, 3), 1, None, kernel=lambda x: x)
 
 
 def test_a_disagreeing_implementation_is_refused():
