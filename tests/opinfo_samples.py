@@ -24,6 +24,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as TF
+from torch.testing._internal.opinfo.core import SampleInput
 
 import npcnn.functional as F
 from parity import assert_close, check_op
@@ -207,7 +208,19 @@ def conv_transpose2d(sample, backend):
 
 def max_pool2d(sample, backend):
     """Values and switches (exactly); the gradient through npcnn's own
-    switches (themselves compared with torch's) against torch's autograd."""
+    switches (themselves compared with torch's) against torch's autograd.
+    Then the same with the input rounded down to integers: OpInfo's draws
+    are all distinct, so only ties (most windows here) test the rule that
+    the first maximum in row-major window order wins, as in torch."""
+    _max_pool2d(sample, backend)
+    floored = SampleInput(torch.floor(sample.input), args=sample.args, kwargs=sample.kwargs)
+    try:
+        _max_pool2d(floored, backend)
+    except AssertionError as e:
+        raise AssertionError(f"with the input rounded down to integers (ties): {e}") from e
+
+
+def _max_pool2d(sample, backend):
     call = Call(sample, F.max_pool2d, backend)
     options = {k: v for k, v in call.named.items() if k not in ("input", "backend")}
     options["return_indices"] = True
