@@ -62,12 +62,19 @@ def run_tally(model, source, stats, args, label):
         model.save(weights)
         with dask_client(args.scheduler) as client:
             if client is not None:
-                print(f"{label}: on the Dask scheduler {client.scheduler.address} "
-                      f"(dashboard: {client.dashboard_link or 'none'})")
+                print(f"{label}: on the Dask scheduler {client.scheduler.address}{_dashboard(client)}")
             total = -(-len(source) // args.shard_size)
             with progress_bar(total, label, unit="shard") as progress:
                 return tally(weights, source, stats, client=client, shard_size=args.shard_size,
                              progress=lambda done, _: progress(done))
+
+
+def _dashboard(client):
+    """", dashboard: <link>" when the scheduler serves one: ``client.dashboard_link``
+    makes a link from the configured template even where none was started
+    (our local clusters start none)."""
+    services = client.scheduler_info().get("services", {})
+    return f", dashboard: {client.dashboard_link}" if "dashboard" in services else ""
 
 
 def source_of(data):
