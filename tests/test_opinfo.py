@@ -14,7 +14,6 @@ how many it refused.
 import collections
 from typing import Callable, NamedTuple
 
-import numpy as np
 import pytest
 import torch
 
