@@ -222,13 +222,14 @@ def test_conv2d_relu_on_every_path(case, dtype, with_bias):
     assert (F.conv2d(x, w, b, stride, pad) < 0).any()  # the ReLU had something to do
 
 
-@pytest.mark.parametrize("op,paths", [("conv2d", ["direct", "winograd", "im2col"]),
+@pytest.mark.parametrize("op,paths", [("conv2d", ["direct", "winograd", "im2col", "depthwise"]),
                                       ("conv_transpose2d", ["winograd", "flipped direct", "flipped im2col",
-                                                            "col2im"])])
+                                                            "col2im", "depthwise"])])
 def test_each_path_name_runs_its_algorithm(op, paths, monkeypatch):
     """The numba backend dispatches on the name ``conv_numba.path`` returns,
     so the tests that assert a name test that algorithm: forced to each
-    name in turn, a 3x3 stride-1 case gives the reference's numbers."""
+    name in turn, a 3x3 stride-1 case gives the reference's numbers (the
+    depthwise kernels sum over every channel of a group, here one group)."""
     from npcnn.ops import conv_numba
     rng = np.random.default_rng(11)
     x = rng.standard_normal((2, 4, 9, 8))

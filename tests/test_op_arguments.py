@@ -3,9 +3,11 @@ npcnn refuses exactly when torch refuses, with a ValueError naming the op
 and the argument, and otherwise returns what torch returns.
 
 Each draw mixes ordinary values with the edges torch checks: zero and
-negative strides and paddings, empty kernels and inputs, kernels larger than
-the padded input, strides far beyond the input, pooling padding above half
-the kernel, output sizes beside the one pooling came from.
+negative strides, paddings and dilations, empty kernels and inputs, kernels
+(dilated or not) larger than the padded input, strides far beyond the
+input, groups that do or do not divide the channels, output_padding against
+stride and dilation, pooling padding above half the kernel, output sizes
+beside the one pooling came from.
 """
 import numpy as np
 import pytest
@@ -23,6 +25,10 @@ STRIDES = [-1, 0, 1, 2, 3, 7, 2**31, 2**62]
 # allocate (and zero) gigabytes before it fails.
 SMALL_STRIDES = [-1, 0, 1, 2, 3, 7]
 PADDINGS = [-1, 0, 1, 2, 3]
+# Small on purpose: a transposed convolution's output grows with its
+# dilation, and torch allocates it before any check could fail.
+DILATIONS = [-1, 0, 1, 1, 1, 1, 2, 2, 3]
+GROUPS = [-1, 0, 1, 1, 1, 1, 2, 2, 3]
 # What torch raises for a bad argument, across its Python and C++ layers.
 TORCH_REFUSALS = (RuntimeError, ValueError, IndexError, OverflowError)
 
@@ -72,7 +78,7 @@ def torch_grads(forward, g, *arrays):
     return tuple(t.grad for t in tensors)
 
 
-CONV_NAMES = ["stride", "padding", "kernel", "weight", "input", "output_padding"]
+CONV_NAMES = ["stride", "padding", "kernel", "weight", "input", "output_padding", "dilation", "groups"]
 
 
 def empty_input_reason(x):
@@ -84,38 +90,50 @@ def empty_input_reason(x):
     return None
 
 
-def conv_draw(rng):
-    N, C, F_out = (int(rng.choice([0, 1, 2])) if rng.random() < 0.15 else int(rng.integers(1, 3))
+def conv_draw(rng, transposed=False):
+    """(x, w, b, stride, padding, dilation, groups): the weight in conv2d's
+    layout (C_out, C_in/groups, kH, kW), or conv_transpose2d's (C_in,
+    C_out/groups, kH, kW). Its channels mostly fit the groups drawn, and
+    sometimes (a draw of one or two) do not."""
+    groups = int(rng.choice(GROUPS))
+    per_group = groups if groups > 0 else 1
+    N, C, F_out = (int(rng.choice([0, 1, 2])) if rng.random() < 0.15 else int(rng.integers(1, 3)) * per_group
                    for _ in range(3))
     H, W = (int(rng.choice(SIZES)) for _ in range(2))
     kH, kW = (int(rng.choice(KERNELS)) for _ in range(2))
     x = rng.standard_normal((N, C, H, W))
-    return x, rng.standard_normal((F_out, C, kH, kW)), rng.standard_normal(F_out), \
-        pick(rng, STRIDES), pick(rng, PADDINGS)
+    if rng.random() < 0.15:
+        w_in, w_out = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    else:
+        w_in, w_out = (C, F_out // per_group) if transposed else (C // per_group, F_out)
+    w = rng.standard_normal((w_in, w_out, kH, kW) if transposed else (w_out, w_in, kH, kW))
+    out_channels = w_out * max(groups, 1) if transposed else w_out
+    return x, w, rng.standard_normal(out_channels), pick(rng, STRIDES), pick(rng, PADDINGS), \
+        pick(rng, DILATIONS), groups
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_conv2d_arguments(seed, backend):
     rng = np.random.default_rng(seed)
     for _ in range(DRAWS):
-        x, w, b, s, p = conv_draw(rng)
-        args = f"x {x.shape}, w {w.shape}, stride={s}, padding={p}"
-        ref = lambda: TF.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), s, p)
+        x, w, b, s, p, d, G = conv_draw(rng)
+        args = f"x {x.shape}, w {w.shape}, stride={s}, padding={p}, dilation={d}, groups={G}"
+        ref = lambda: TF.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), s, p, d, G)
         why = empty_input_reason(x)
-        assert_same_verdict("conv2d", args, lambda: F.conv2d(x, w, b, s, p, backend=backend), ref,
+        assert_same_verdict("conv2d", args, lambda: F.conv2d(x, w, b, s, p, d, G, backend=backend), ref,
                             CONV_NAMES, why)
-        assert_same_verdict("conv2d", args, lambda: F.conv2d_relu(x, w, b, s, p, backend=backend),
+        assert_same_verdict("conv2d", args, lambda: F.conv2d_relu(x, w, b, s, p, d, G, backend=backend),
                             lambda: torch.relu(ref()), CONV_NAMES, why)
 
         def backward():
-            y = F.conv2d(x, w, b, s, p, backend=backend)
+            y = F.conv2d(x, w, b, s, p, d, G, backend=backend)
             g = np.random.default_rng(0).standard_normal(y.shape)
-            return F.conv2d_backward(g, x, w, s, p, backend=backend)
+            return F.conv2d_backward(g, x, w, s, p, d, G, backend=backend)
 
         def torch_backward():
             y = ref()
             g = np.random.default_rng(0).standard_normal(tuple(y.shape))
-            return torch_grads(lambda x, w, b: TF.conv2d(x, w, b, s, p), g, x, w, b)
+            return torch_grads(lambda x, w, b: TF.conv2d(x, w, b, s, p, d, G), g, x, w, b)
 
         assert_same_verdict("conv2d", args, backward, torch_backward, CONV_NAMES, why)
 
@@ -124,30 +142,30 @@ def test_conv2d_arguments(seed, backend):
 def test_conv_transpose2d_arguments(seed, backend):
     rng = np.random.default_rng(100 + seed)
     for _ in range(DRAWS):
-        x, w, b, s, p = conv_draw(rng)
-        w = w.transpose(1, 0, 2, 3).copy()  # (C_in, C_out, kH, kW)
+        x, w, b, s, p, d, G = conv_draw(rng, transposed=True)
         op = pick(rng, [-1, 0, 1, 2])
-        args = f"x {x.shape}, w {w.shape}, stride={s}, padding={p}, output_padding={op}"
-        ref = lambda: TF.conv_transpose2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), s, p, op)
+        args = (f"x {x.shape}, w {w.shape}, stride={s}, padding={p}, output_padding={op}, groups={G}, "
+                f"dilation={d}")
+        ref = lambda: TF.conv_transpose2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), s, p, op, G, d)
         why = empty_input_reason(x)
         assert_same_verdict("conv_transpose2d", args,
-                            lambda: F.conv_transpose2d(x, w, b, s, p, op, backend=backend), ref, CONV_NAMES,
-                            why)
+                            lambda: F.conv_transpose2d(x, w, b, s, p, op, G, d, backend=backend), ref,
+                            CONV_NAMES, why)
 
         def backward():
-            y = F.conv_transpose2d(x, w, b, s, p, op, backend=backend)
+            y = F.conv_transpose2d(x, w, b, s, p, op, G, d, backend=backend)
             g = np.random.default_rng(0).standard_normal(y.shape)
-            return F.conv_transpose2d_backward(g, x, w, s, p, op, backend=backend)
+            return F.conv_transpose2d_backward(g, x, w, s, p, op, G, d, backend=backend)
 
         def torch_backward():
             y = ref()
             g = np.random.default_rng(0).standard_normal(tuple(y.shape))
-            return torch_grads(lambda x, w, b: TF.conv_transpose2d(x, w, b, s, p, op), g, x, w, b)
+            return torch_grads(lambda x, w, b: TF.conv_transpose2d(x, w, b, s, p, op, G, d), g, x, w, b)
 
         assert_same_verdict("conv_transpose2d", args, backward, torch_backward, CONV_NAMES, why)
 
 
-POOL_NAMES = ["kernel_size", "stride", "padding", "output_size", "input"]
+POOL_NAMES = ["kernel_size", "stride", "padding", "output_size", "input", "dilation"]
 
 
 def pool_draw(rng):
@@ -156,19 +174,22 @@ def pool_draw(rng):
     # a stride of None is the kernel size, as in torch
     stride = None if rng.random() < 0.2 else pick(rng, STRIDES)
     return rng.standard_normal((N, C, H, W)), pick(rng, KERNELS), stride, pick(rng, PADDINGS), \
-        bool(rng.random() < 0.4)
+        pick(rng, DILATIONS), bool(rng.random() < 0.4)
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_max_pool2d_arguments(seed, backend):
     rng = np.random.default_rng(200 + seed)
     for _ in range(DRAWS):
-        x, k, s, p, ceil = pool_draw(rng)
-        args = f"x {x.shape}, kernel_size={k}, stride={s}, padding={p}, ceil_mode={ceil}"
-        assert_same_verdict(
-            "max_pool2d", args, lambda: F.max_pool2d(x, k, s, p, ceil_mode=ceil, backend=backend),
-            lambda: TF.max_pool2d(torch.tensor(x), k, s, p, ceil_mode=ceil, return_indices=True),
-            POOL_NAMES)
+        x, k, s, p, d, ceil = pool_draw(rng)
+        args = f"x {x.shape}, kernel_size={k}, stride={s}, padding={p}, dilation={d}, ceil_mode={ceil}"
+        ref = lambda: TF.max_pool2d(torch.tensor(x), k, s, p, d, ceil, return_indices=True)
+        expected, _ = outcome(ref)
+        why = None
+        if expected is not None and torch.isinf(expected[0]).any():
+            why = "a dilated window wholly in the padding: torch's -inf, at an index outside the input"
+        assert_same_verdict("max_pool2d", args, lambda: F.max_pool2d(x, k, s, p, d, ceil, backend=backend),
+                            ref, POOL_NAMES, why)
 
 
 def _unpool_reference(y, indices, plane):

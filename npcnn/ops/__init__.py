@@ -4,7 +4,7 @@ specification), ``X_numba.py`` the jitted kernels that must equal it.
 | reference       | kernels                                                      |
 | --------------- | ------------------------------------------------------------ |
 | conv.py         | conv_numba.py (chooses a path), conv_direct_numba.py,        |
-|                 | im2col_numba.py, winograd_numba.py                           |
+|                 | im2col_numba.py, winograd_numba.py, depthwise_numba.py       |
 | winograd.py     | winograd_numba.py (the same F(2x2, 3x3) in bands)            |
 | pool.py         | pool_numba.py                                                |
 | linear.py       | linear_numba.py                                              |
