@@ -85,8 +85,9 @@ def conv_case(name, N, C, H, W, Fo, k, stride, pad, repeats, budget_s, numpy=Tru
                   (lambda: kernel(x, w, b, *args)) if kernel else None)
     with torch.no_grad():
         ref = impls["torch"]()
-    plain = dilation == 1 and groups == 1  # conv_path names the paths of plain convolutions
-    note = WINOGRAD if plain and F.conv_path("conv2d", x, w, stride, pad) == "winograd" else ""
+    path = F.conv_path("conv2d", x, w, *args)
+    note = WINOGRAD if path == "winograd" else "" if (dilation, groups) == (1, 1) else \
+        f"npcnn-numba runs its {path} path (ops/conv_numba.py)"
     return _time_all(f"conv2d {name}", "op", flops, impls, ref, repeats, budget_s, note=note)
 
 
@@ -161,9 +162,9 @@ OP_ROWS = {
         ("VGG16 conv3_x 256->256 56x56", dict(N=1, C=256, H=56, W=56, Fo=256, k=3, stride=1, pad=1), False),
         # MobileNet's depthwise 3x3 convolutions: one filter per channel (groups = channels)
         ("MobileNet depthwise 3x3 32ch 112x112", dict(N=1, C=32, H=112, W=112, Fo=32, k=3, stride=1, pad=1,
-                                                      groups=32), False),
+                                                      groups=32), True),
         ("MobileNet depthwise 3x3 512ch 14x14", dict(N=1, C=512, H=14, W=14, Fo=512, k=3, stride=1, pad=1,
-                                                     groups=512), False),
+                                                     groups=512), True),
         # DeepLab's atrous 3x3 convolutions on a 33x33 map (a 513x513 image at output stride 16)
         ("DeepLab dilated 3x3 rate 2 256->256 33x33", dict(N=1, C=256, H=33, W=33, Fo=256, k=3, stride=1, pad=2,
                                                            dilation=2), False),

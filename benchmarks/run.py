@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -152,7 +153,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="npcnn bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
-    return run(p.parse_args(argv))
+    args = p.parse_args(argv)
+    try:
+        return run(args)
+    except ValueError as err:  # bad input, or a rejected kernel: one line, as npcnn bench prints it
+        print(f"{p.prog}: error: {err}", file=sys.stderr)
+        return 1
 
 
 def add_arguments(p):

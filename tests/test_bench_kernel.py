@@ -102,3 +102,8 @@ def test_repeats_must_be_positive(tmp_path, capsys):
 
 def test_every_op_of_the_judge_has_bench_rows():
     assert set(op_sweep.OPS) <= set(cases.OP_ROWS) and all(cases.OP_ROWS[op] for op in op_sweep.OPS)
+
+
+def test_benchmarks_readme_shows_the_example_as_it_is():
+    readme = (Path(EXAMPLE).parent.parent / "README.md").read_text()
+    assert f"```python\n{Path(EXAMPLE).read_text()}```" in readme

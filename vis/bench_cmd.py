@@ -4,7 +4,9 @@ import argparse
 from .arguments import BadArgument
 from .paths import output_dir, writing_into
 
-EXAMPLE = "example: npcnn bench --quick --out out/bench"
+EXAMPLE = ("example: npcnn bench --quick --out out/bench\n"
+           "         npcnn bench --kernel benchmarks/examples/naive_conv2d.py:conv2d --op conv2d --quick "
+           "--out out/kernel")
 
 
 def add_parser(sub):
@@ -13,7 +15,10 @@ def add_parser(sub):
                        description="Time npcnn (numpy and numba backends) against torch on the CPU: "
                        "ops at LeNet-5 and VGG16 shapes and whole pipelines; then the attribution methods' "
                        "images/s, the data-set statistics on 1 and 2 Dask workers and the explorer's "
-                       "latency; results.md, results.json and ratios.png.", epilog=EXAMPLE,
+                       "latency; results.md, results.json and ratios.png. With --kernel, judge your own kernel instead: "
+                       "checked against npcnn's reference on a sweep of hard cases, then timed beside npcnn and "
+                       "torch on the bench's shapes (kernel.md, kernel.json; exit 1 if it disagrees).",
+                       epilog=EXAMPLE,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     p.set_defaults(run=run)
