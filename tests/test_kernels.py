@@ -211,3 +211,60 @@ def test_parallel_kernels_called_from_two_threads(tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stderr[-500:]
     assert done.stdout.split() == ["[True,", "True]"]
+
+
+# (N, C, H, W, k, padding): blocks of lanes cut by N (16 float32 or 8
+# float64 images a vector), tiles of 4 output pixels cut by Ho*Wo and
+# wrapping across output rows, non-square, padding 0 to 2
+# (and at least 64 taps C*kH*kW)
+LANES = [(37, 6, 13, 11, 5, 0), (21, 8, 9, 12, 3, 2), (16, 3, 7, 7, 5, 1), (19, 64, 6, 5, 1, 0)]
+
+
+@pytest.mark.parametrize("case", LANES, ids=[str(c) for c in LANES])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_the_kernel_vectorised_over_images(threading, dtype, case):
+    """conv_lanes_numba (register tiles of 4 filters x 4 pixels over blocks
+    of images) equals torch for every filter count 1-9 (F % 4 = 0-3, odd
+    and even), with and without its ReLU, and is the direct path's choice
+    for such a batch; forward and transposed (the flipped filters)."""
+    from npcnn.ops import conv_direct_numba, conv_lanes_numba
+    N, C, H, W, k, pad = case
+    rng = np.random.default_rng(N + C)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    assert conv_direct_numba.uses_lanes(x.shape, (1, C, k, k), dtype, N * C)
+    for Fo in range(1, 10):
+        w = (rng.standard_normal((Fo, C, k, k)) / k).astype(dtype)
+        b = rng.standard_normal(Fo).astype(dtype)
+        for relu, torch_op in ((False, TF.conv2d), (True, lambda *a: TF.relu(TF.conv2d(*a)))):
+            check_op(lambda x, w, b: conv_lanes_numba.conv2d(x, w, b, (pad, pad), relu, work=x.size * w.size),
+                     lambda x, w, b: torch_op(x, w, b, 1, pad), [x, w, b])
+        assert F.conv_path("conv2d", x, w, 1, pad) == "direct"
+        check_op(lambda x, w, b: F.conv2d_relu(x, w, b, 1, pad), lambda x, w, b: TF.relu(TF.conv2d(x, w, b, 1, pad)),
+                 [x, w, b])
+    wt = (rng.standard_normal((C, 3, k, k)) / k).astype(dtype)    # C -> 3 channels, transposed
+    padding = min(pad, k - 1)
+    assert F.conv_path("conv_transpose2d", x, wt, 1, padding) == "flipped direct"
+    check_op(lambda x, w: F.conv_transpose2d(x, w, None, 1, padding),
+             lambda x, w: TF.conv_transpose2d(x, w, None, 1, padding), [x, wt])
+
+
+def test_which_batches_run_the_kernel_vectorised_over_images():
+    """A vector's worth of images at least, filters of 64 taps or more,
+    mostly nonzero channels: the deconvnet's signals (one channel in 16),
+    LeNet-5's conv_1 (25 taps) and small batches keep the wide-row kernel,
+    which leaves zero channels out."""
+    from npcnn.ops.conv_direct_numba import uses_lanes
+    w = (16, 6, 5, 5)
+    assert uses_lanes((16, 6, 14, 14), w, np.float32, 16 * 6)
+    assert uses_lanes((8, 6, 14, 14), w, np.float64, 8 * 6)
+    assert not uses_lanes((15, 6, 14, 14), w, np.float32, 15 * 6)
+    assert not uses_lanes((7, 6, 14, 14), w, np.float64, 7 * 6)
+    assert not uses_lanes((500, 1, 28, 28), (6, 1, 5, 5), np.float32, 500)
+    assert not uses_lanes((64, 16, 5, 5), (6, 16, 5, 5), np.float32, 64)
+    assert uses_lanes((64, 16, 5, 5), (6, 16, 5, 5), np.float32, 64 * 8)
+    # a sparse batch through F.conv2d: the wide-row kernel, torch's numbers
+    x = _zero_channels((40, 6, 14, 12), np.float32, seed=8)
+    x[3:] = 0
+    x[3:, 1] = 1.0
+    w = (np.random.default_rng(9).standard_normal((16, 6, 5, 5)) / 10).astype(np.float32)
+    check_op(lambda x, w: F.conv2d(x, w, None, 1, 1), lambda x, w: TF.conv2d(x, w, None, 1, 1), [x, w])

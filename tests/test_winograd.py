@@ -118,3 +118,73 @@ def test_the_numpy_reference_equals_the_direct_sum(case):
     for bias in (b, None):
         ours = winograd.conv2d_3x3(x, w, bias, (pad, pad))
         assert_close("winograd reference", ours, conv.conv2d(x, w, bias, (1, 1), (pad, pad)))
+
+
+# -- the transformed filters kept between calls (npcnn/ops/runtime/weight_cache.py)
+
+@pytest.fixture
+def empty_cache():
+    from npcnn.ops.runtime import weight_cache
+    weight_cache.clear()
+    yield weight_cache
+    weight_cache.clear()
+
+
+def test_the_same_weights_are_transformed_once(empty_cache):
+    """A second call with the same weights, or with a copy of them, gets the
+    kept transform (the same read-only array); a weight of the same shape
+    with other values gets its own."""
+    calls = []
+
+    def compute(w):
+        calls.append(w.copy())
+        return w * 2
+
+    w = np.arange(12.0).reshape(3, 4)
+    first = empty_cache.derived("test", w, compute)
+    assert empty_cache.derived("test", w, compute) is first
+    assert empty_cache.derived("test", w.copy(), compute) is first
+    assert not first.flags.writeable
+    other = empty_cache.derived("test", w + 1, compute)
+    assert other is not first and len(calls) == 2
+    assert empty_cache.derived("test", w, compute) is first and len(calls) == 2
+    assert empty_cache.derived("another name", w, compute) is not first and len(calls) == 3
+    zero, negative_zero = np.zeros(3), -np.zeros(3)       # equal as numbers, not as bits
+    assert empty_cache.derived("test", zero, compute) is not empty_cache.derived("test", negative_zero, compute)
+
+
+def test_a_weight_changed_in_place_or_replaced_is_transformed_again(empty_cache):
+    """Never a stale transform: a writeable weight changed in place (in its
+    last element, and from 0.0 to -0.0, which compare equal as numbers),
+    and new weights at the address of freed ones, each give torch's
+    numbers on the Winograd path, forward and transposed."""
+    x, w, b = _inputs(2, 64, 24, 20, (64, 64, 3, 3), np.float32)
+    for op in OPS:
+        ours, theirs, _ = OPS[op]
+        assert_winograd(op, x, w, 1)
+        check_op(lambda x, w, b: ours(x, w, b, 1, 1), lambda x, w, b: theirs(x, w, b, 1, 1), [x, w, b])
+        w.reshape(-1)[-1] += 1.0
+        check_op(lambda x, w, b: ours(x, w, b, 1, 1), lambda x, w, b: theirs(x, w, b, 1, 1), [x, w, b])
+        w[0, 0] = 0.0
+        ours(x, w, b, 1, 1)
+        w[0, 0] = -0.0
+        check_op(lambda x, w, b: ours(x, w, b, 1, 1), lambda x, w, b: theirs(x, w, b, 1, 1), [x, w, b])
+    rng = np.random.default_rng(11)
+    for _ in range(5):   # fresh weights, typically at the address (and id) the last ones had
+        fresh = rng.standard_normal((64, 64, 3, 3)).astype(np.float32) / 24
+        check_op(lambda x, w, b: F.conv2d(x, w, b, 1, 1), lambda x, w, b: TF.conv2d(x, w, b, 1, 1), [x, fresh, b])
+        del fresh
+
+
+def test_the_cache_keeps_to_its_bytes(empty_cache, monkeypatch):
+    """Past ``tuning.WEIGHT_CACHE_BYTES`` the least recently used entries
+    go; a value larger than the whole budget is returned and not kept."""
+    monkeypatch.setattr(tuning, "WEIGHT_CACHE_BYTES", 3 * 2 * 800)     # three entries of 100 + 100 doubles
+    weights = [np.full(100, float(k)) for k in range(5)]
+    values = [empty_cache.derived("test", w, lambda w: w + 1) for w in weights]
+    assert empty_cache.held_bytes() == 3 * 1600
+    assert empty_cache.derived("test", weights[4], lambda w: w + 1) is values[4]
+    assert empty_cache.derived("test", weights[0], lambda w: w + 1) is not values[0]
+    big = np.zeros(1000)
+    assert empty_cache.derived("test", big, lambda w: w + 1) is not empty_cache.derived("test", big, lambda w: w + 1)
+    assert empty_cache.held_bytes() <= tuning.WEIGHT_CACHE_BYTES

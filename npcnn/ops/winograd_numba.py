@@ -40,7 +40,7 @@ it to the same tolerances as the other paths.
 from numba import njit, prange
 import numpy as np
 
-from .runtime import tuning, workspace
+from .runtime import tuning, weight_cache, workspace
 from .runtime.jit import Kernel
 from .runtime.rows import copy_relu
 
@@ -150,27 +150,42 @@ _transform_tiles = Kernel(_transform_tiles_py)
 _untransform_tiles = Kernel(_untransform_tiles_py)
 
 
+def _filters(weight):
+    """U (16, F, C): U[e] = (G g G^T)[e] for all F*C filters g at once,
+    vec(G g G^T) = (G kron G) vec(g)."""
+    F, C = weight.shape[:2]
+    U = np.empty((16, F * C), dtype=weight.dtype)
+    np.matmul(_G_KRON_G.astype(weight.dtype), weight.reshape(F * C, 9).T, out=U)
+    return U.reshape(16, F, C)
+
+
+def _flipped_filters(weight):
+    """U (16, C, F) of the flipped filters J weight[c, f] J (J reverses the
+    order): vec(J g J) is vec(g) reversed, so U[e] = (G kron G)[:, ::-1]
+    vec(weight[c, f]), with no flipped copy of the weights."""
+    C, F = weight.shape[:2]
+    U = np.empty((16, C * F), dtype=weight.dtype)
+    np.matmul(_G_KRON_G[:, ::-1].astype(weight.dtype), weight.reshape(C * F, 9).T, out=U)
+    return U.reshape(16, C, F)
+
+
 def conv2d_3x3(x, weight, bias, padding, relu=False):
     """``conv.conv2d`` at stride 1 for 3x3 filters (see the module
-    docstring); ``conv.conv2d_relu`` with ``relu``."""
-    F, C = weight.shape[:2]
-    # U[e] = (G g G^T)[e] for all F*C filters g at once: vec(G g G^T) = (G kron G) vec(g)
-    U = workspace.buffer("winograd U", 16 * F * C, x.dtype).reshape(16, F * C)
-    np.matmul(_G_KRON_G.astype(x.dtype, copy=False), weight.reshape(F * C, 9).T, out=U)
-    return _convolve(x, U.reshape(16, F, C), bias, padding, relu)
+    docstring); ``conv.conv2d_relu`` with ``relu``. The transformed filters
+    are kept for the next call with the same weights
+    (``runtime/weight_cache.py``)."""
+    U = weight_cache.derived("winograd U", weight, _filters)
+    return _convolve(x, U, bias, padding, relu)
 
 
 def conv_transpose2d_3x3(x, weight, bias, padding):
     """``conv.conv_transpose2d`` at stride 1 for 3x3 filters: the convolution
-    with the flipped filters w'[f, c] = J weight[c, f] J (J reverses the
-    order), at padding 2 - p. No flipped copy is made: vec(J g J) is vec(g)
-    reversed, so U[e] = (G kron G)[:, ::-1] vec(weight[c, f]), computed for
-    every (c, f) and read transposed, as (F, C)."""
-    C, F = weight.shape[:2]
+    with the flipped filters w'[f, c] = J weight[c, f] J at padding 2 - p;
+    their transform U (16, C, F), read transposed as (F, C), is kept as
+    ``conv2d_3x3``'s is."""
     pH, pW = padding
-    U = workspace.buffer("winograd U", 16 * C * F, x.dtype).reshape(16, C * F)
-    np.matmul(_G_KRON_G[:, ::-1].astype(x.dtype), weight.reshape(C * F, 9).T, out=U)
-    return _convolve(x, U.reshape(16, C, F).transpose(0, 2, 1), bias, (2 - pH, 2 - pW))
+    U = weight_cache.derived("winograd U flipped", weight, _flipped_filters)
+    return _convolve(x, U.transpose(0, 2, 1), bias, (2 - pH, 2 - pW))
 
 
 def _convolve(x, U, bias, padding, relu=False):

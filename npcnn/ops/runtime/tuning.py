@@ -24,6 +24,18 @@ DIRECT_MAX_WEIGHTS = 4096
 # The direct kernel spreads images over threads: a single image larger than
 # this goes to BLAS, which spreads one product.
 DIRECT_MAX_SINGLE_IMAGE_PIXELS = 64 * 64
+# From this many images (float32; half as many float64, whose vectors
+# hold half as many lanes) the direct path runs the kernel vectorised over
+# images: below one vector of lanes the empty ones are wasted work.
+DIRECT_LANES_MIN_IMAGES = 16
+# ... for filters of at least this many taps (C*kH*kW): with fewer, copying
+# the images into lanes and the outputs back costs more than the sums save
+# (LeNet-5's conv_1 has one channel of 25 taps) ...
+DIRECT_LANES_MIN_TAPS = 64
+# ... and if at least this share of the (image, channel) pairs is nonzero: it
+# computes every channel, where the wide-row kernel skips the zero ones
+# (the deconvnet's signals hold one channel in sixteen).
+DIRECT_LANES_MIN_ACTIVE = 0.5
 # With fewer input or output channels Winograd's 16 products are thin and
 # its transforms cost more than they save.
 WINOGRAD_MIN_CHANNELS = 64
@@ -49,6 +61,11 @@ WINOGRAD_BAND_BYTES = 16 * 2**20
 # size is a multiple of 4 KiB makes a kernel writing one position of every
 # plane hit one cache set 16 times (4K aliasing).
 PLANE_SKEW = 64
+
+# Bytes of transformed filters (and the copies of the weights they came
+# from) kept for the next call with the same weights: VGG16's Winograd
+# layers, forward and transposed, fit.
+WEIGHT_CACHE_BYTES = 256 * 2**20
 
 # --- dense layers (linear_numba.py) --------------------------------------------
 # Dense layers up to this many weights over a batch run the jitted tile

@@ -1,0 +1,180 @@
+"""The direct convolution vectorised over images: stride 1, few channels, a batch.
+
+The direct kernel's batched variant (``conv_direct_numba.conv2d`` chooses
+it; it is the "direct" path of ``conv_numba.py``'s table). The
+specification is ``conv.conv2d`` at stride 1:
+
+    y[n,f,i,j] = b[f] + sum_{c,p,q} xpad[n,c,i+p, j+q] * w[f,c,p,q]
+
+Images go in blocks of L, the lanes of one vector (``runtime.simd``: 16
+float32, 8 float64), and a block is copied into a buffer in which the L
+images' values of one padded pixel are side by side, xb[(c, h, w), l]. A
+tap t = (c, p, q) of output pixel (i, j) is then one aligned vector of L
+images at a fixed offset, and every output of the block is a sum of
+vectors times scalar weights.
+
+The sums run in register tiles: FILTERS filters x PIXELS output pixels
+(in row-major order, so a tile may wrap to the next row; no column is
+computed and dropped) are FILTERS * PIXELS vector accumulators, summed over
+every tap before they are stored. Each tap loads PIXELS vectors and
+FILTERS broadcast weights for FILTERS * PIXELS multiply-adds. (The wide-row
+kernel of ``conv_direct_numba.py`` keeps its accumulators in memory and
+loads and stores them every four taps.) The last F % 4 filters go two at
+a time, an odd filter beside a zero one; pixels past Ho*Wo in the last tile
+repeat the last pixel and are not written.
+
+Dimension letters as in ``conv.py``; L lanes, B = ceil(N / L) blocks, T
+taps per filter, P = Ho*Wo output pixels.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .runtime import simd, tuning, workspace
+from .runtime.jit import Kernel
+from .runtime.simd import fma, load, splat, splat_at, store
+
+FILTERS = 4   # filters in a register tile
+PIXELS = 4    # output pixels in a register tile
+
+
+def _pack_py(x, pH, pW, Hp, Wp, xb):
+    """xb[k, ((c*Hp + h)*Wp + w)*L + l] = xpad[k*L + l, c, h, w]: the padded
+    images of block k, lanes side by side; images past N and the padding
+    are zero."""
+    N, C, H, W = x.shape
+    B, L = xb.shape[0], xb.shape[1] // (C * Hp * Wp)
+    for k in prange(B):
+        block = xb[k]
+        block[:] = 0
+        for l in range(min(L, N - k * L)):
+            image = x[k * L + l]
+            for c in range(C):
+                for h in range(H):
+                    row = image[c, h]
+                    start = ((c * Hp + h + pH) * Wp + pW) * L + l
+                    for w in range(W):
+                        block[start + w * L] = row[w]
+
+
+def _four_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, s, Pr):
+    """tile[((f0 + g)*Pr + p)*L : +L] = sum_t wt[t*Fp + f0 + g] * x[b_p + offsets[t] : +L]
+    for g < 4 and the four pixels p whose vectors start at b0 .. b3 (tile
+    offset s for the first): 16 accumulators, stored once."""
+    L = simd.lanes_of(x)
+    z = splat(0.0, x)
+    a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = z
+    a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = z
+    for t in range(offsets.shape[0]):
+        o, k = offsets[t], t * Fp + f0
+        v0, v1, v2, v3 = load(x, b0 + o), load(x, b1 + o), load(x, b2 + o), load(x, b3 + o)
+        w = splat_at(wt, k)
+        a00, a01, a02, a03 = fma(v0, w, a00), fma(v1, w, a01), fma(v2, w, a02), fma(v3, w, a03)
+        w = splat_at(wt, k + 1)
+        a10, a11, a12, a13 = fma(v0, w, a10), fma(v1, w, a11), fma(v2, w, a12), fma(v3, w, a13)
+        w = splat_at(wt, k + 2)
+        a20, a21, a22, a23 = fma(v0, w, a20), fma(v1, w, a21), fma(v2, w, a22), fma(v3, w, a23)
+        w = splat_at(wt, k + 3)
+        a30, a31, a32, a33 = fma(v0, w, a30), fma(v1, w, a31), fma(v2, w, a32), fma(v3, w, a33)
+    row = Pr * L                               # between one filter's pixels and the next's
+    store(tile, s, a00), store(tile, s + L, a01), store(tile, s + 2 * L, a02), store(tile, s + 3 * L, a03)
+    s += row
+    store(tile, s, a10), store(tile, s + L, a11), store(tile, s + 2 * L, a12), store(tile, s + 3 * L, a13)
+    s += row
+    store(tile, s, a20), store(tile, s + L, a21), store(tile, s + 2 * L, a22), store(tile, s + 3 * L, a23)
+    s += row
+    store(tile, s, a30), store(tile, s + L, a31), store(tile, s + 2 * L, a32), store(tile, s + 3 * L, a33)
+
+
+def _two_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, s, Pr):
+    """``_four_filters`` for filters f0 and f0 + 1 only: 8 accumulators."""
+    L = simd.lanes_of(x)
+    z = splat(0.0, x)
+    a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = z
+    for t in range(offsets.shape[0]):
+        o, k = offsets[t], t * Fp + f0
+        v0, v1, v2, v3 = load(x, b0 + o), load(x, b1 + o), load(x, b2 + o), load(x, b3 + o)
+        w = splat_at(wt, k)
+        a00, a01, a02, a03 = fma(v0, w, a00), fma(v1, w, a01), fma(v2, w, a02), fma(v3, w, a03)
+        w = splat_at(wt, k + 1)
+        a10, a11, a12, a13 = fma(v0, w, a10), fma(v1, w, a11), fma(v2, w, a12), fma(v3, w, a13)
+    store(tile, s, a00), store(tile, s + L, a01), store(tile, s + 2 * L, a02), store(tile, s + 3 * L, a03)
+    s += Pr * L
+    store(tile, s, a10), store(tile, s + L, a11), store(tile, s + 2 * L, a12), store(tile, s + 3 * L, a13)
+
+
+def _conv_lanes_py(xb, wt, Fp, offsets, bases, bias, relu, tiles, y):
+    """y (N, F, Ho, Wo) from the packed blocks xb (``_pack``), the weights
+    wt[t*Fp + f] (filters padded to an even Fp with zeros), the tap offsets
+    and each output pixel's first vector, bases (Pr,). Block k's sums go to
+    tiles[k] (Fp, Pr, L) first; then each image's lane is copied out with
+    the bias (and max(y, 0) with ``relu``)."""
+    N, F, Ho, Wo = y.shape
+    B, L, Pr = xb.shape[0], simd.lanes_of(xb), bases.shape[0]
+    P = Ho * Wo
+    y2 = y.reshape(N, F * P)
+    for k in prange(B):
+        x, tile = xb[k], tiles[k]
+        for p0 in range(0, Pr, PIXELS):
+            b0, b1, b2, b3 = bases[p0], bases[p0 + 1], bases[p0 + 2], bases[p0 + 3]
+            f0 = 0
+            while f0 + FILTERS <= Fp:
+                _four_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, (f0 * Pr + p0) * L, Pr)
+                f0 += FILTERS
+            if f0 < Fp:
+                _two_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, (f0 * Pr + p0) * L, Pr)
+        images = min(L, N - k * L)
+        for f in range(F):
+            bf = bias[f]
+            for p in range(P):
+                s = (f * Pr + p) * L
+                for l in range(images):
+                    v = tile[s + l] + bf
+                    if relu:
+                        v = 0.0 if v <= 0 else v   # NaN stays NaN (``activation.relu``)
+                    y2[k * L + l, f * P + p] = v
+
+
+_pack = Kernel(_pack_py)
+_four_filters = njit(cache=True)(_four_filters)
+_two_filters = njit(cache=True)(_two_filters)
+# work: multiply-adds
+_conv_lanes = Kernel(_conv_lanes_py, cost=tuning.COST_MULTIPLY_ADD)
+
+
+def _aligned(name, shape, dtype):
+    """A workspace buffer of this shape whose rows start on a vector
+    boundary (an unaligned vector load costs two)."""
+    L = simd.lanes(dtype)
+    size = int(np.prod(shape))
+    raw = workspace.buffer(name, size + L, dtype)
+    skip = (-raw.ctypes.data % simd.VECTOR_BYTES) // raw.itemsize
+    return raw[skip:skip + size].reshape(shape)
+
+
+def conv2d(x, weight, bias, padding, relu, work):
+    """``conv.conv2d`` at stride 1 (``conv.conv2d_relu`` with ``relu``);
+    x C-contiguous, bias an array. ``work``: the multiply-adds, which choose
+    the serial or the parallel compilation."""
+    (pH, pW) = padding
+    N, C, H, W = x.shape
+    F, _, kH, kW = weight.shape
+    L = simd.lanes(x.dtype)
+    Hp, Wp = H + 2 * pH, W + 2 * pW
+    Ho, Wo = Hp - kH + 1, Wp - kW + 1
+    P = Ho * Wo
+    B = -(-N // L)                                   # blocks of L images
+    Pr = -(-P // PIXELS) * PIXELS                    # pixels, in whole tiles
+    Fp = F + F % 2                                   # filters, in pairs
+    xb = _aligned("lanes x", (B, C * Hp * Wp * L), x.dtype)
+    _pack(x, pH, pW, Hp, Wp, xb, work=xb.size)
+    wt = np.zeros((kH * kW * C, Fp), dtype=x.dtype)  # wt[t, f] = w[f, c, p, q], t = (c*kH + p)*kW + q
+    wt[:, :F] = weight.reshape(F, C * kH * kW).T
+    c, p, q = np.meshgrid(np.arange(C), np.arange(kH), np.arange(kW), indexing="ij")
+    offsets = (((c * Hp + p) * Wp + q) * L).ravel()  # (T,), in tap order
+    pixel = np.minimum(np.arange(Pr), P - 1)         # the last tile's extra pixels repeat the last
+    bases = ((pixel // Wo * Wp + pixel % Wo) * L).astype(np.int64)
+    tiles = _aligned("lanes tiles", (B, Fp * Pr * L), x.dtype)
+    y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
+    _conv_lanes(xb, wt.ravel(), Fp, offsets.astype(np.int64), bases, bias, relu, tiles, y,
+                work=work)
+    return y

@@ -1,0 +1,198 @@
+"""Vectors of 64 bytes for the jitted kernels: 16 float32 or 8 float64 lanes.
+
+LLVM vectorises a plain loop over contiguous elements, but it keeps a
+kernel's accumulators in memory whenever they live in an array: numba
+cannot tell LLVM that the accumulator array and the inputs never overlap,
+so every multiply-add then loads and stores its accumulator. A register-
+blocked kernel (a tile of outputs summed over all its taps before it is
+written) needs its accumulators to be values. These functions give a
+kernel such values: ``load`` a vector of lanes from an array, ``fma`` into
+it, ``store`` it back. Each is one LLVM vector instruction; a kernel's
+vector variables live in registers (AVX-512 has 32 of them), or are split
+into halves where the CPU has 32-byte vectors only.
+
+    acc = splat(b, x)              # every lane b (x: any array of the dtype)
+    acc = fma(load(x, i), w, acc)  # acc + x[i:i+lanes] * w, rounded once
+    store(y, j, acc)               # y[j:j+lanes] = acc
+
+The arrays are 1-d and C-contiguous, and [i, i + lanes) must lie inside
+them: nothing is checked (a kernel proves it once, outside its loops).
+Called from plain Python (NUMBA_DISABLE_JIT=1) they do the same with
+NumPy arrays, so a kernel can be stepped through in a debugger.
+"""
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.core.datamodel import models, register_default
+from numba.extending import intrinsic, overload
+
+VECTOR_BYTES = 64
+
+
+def lanes(dtype):
+    """Lanes of a vector of ``dtype``: 16 float32, 8 float64."""
+    return VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
+def lanes_of(array):
+    """Lanes of a vector of ``array``'s dtype (in jitted code too)."""
+    return VECTOR_BYTES // array.itemsize
+
+
+@overload(lanes_of, inline="always")
+def _lanes_of_jit(array):
+    return lambda array: VECTOR_BYTES // array.itemsize
+
+
+class Vector(types.Type):
+    """A numba type: ``count`` lanes of the float type ``dtype``."""
+
+    def __init__(self, dtype, count):
+        self.dtype, self.count = dtype, count
+        super().__init__(name=f"Vector({dtype}, {count})")
+
+
+@register_default(Vector)
+class _VectorModel(models.PrimitiveModel):
+    """Held in LLVM as <count x float> (or double): a register, not memory."""
+
+    def __init__(self, dmm, fe_type):
+        element = dmm.lookup(fe_type.dtype).get_value_type()
+        super().__init__(dmm, fe_type, ir.VectorType(element, fe_type.count))
+
+
+def _vector_type(dtype):
+    return Vector(dtype, VECTOR_BYTES // (dtype.bitwidth // 8))
+
+
+@intrinsic
+def _splat(typingctx, value, like):
+    vty = _vector_type(like.dtype)
+
+    def codegen(context, builder, sig, args):
+        scalar = context.cast(builder, args[0], sig.args[0], vty.dtype)
+        llty = context.get_value_type(vty)
+        vec = ir.Constant(llty, ir.Undefined)
+        for k in range(vty.count):
+            vec = builder.insert_element(vec, scalar, ir.Constant(ir.IntType(32), k))
+        return vec
+    return vty(value, like), codegen
+
+
+def _element_pointer(context, builder, arrty, array, index):
+    ary = context.make_array(arrty)(context, builder, array)
+    return builder.gep(ary.data, [index])
+
+
+@intrinsic
+def _load(typingctx, array, index):
+    vty = _vector_type(array.dtype)
+
+    def codegen(context, builder, sig, args):
+        ptr = _element_pointer(context, builder, sig.args[0], args[0], args[1])
+        vptr = builder.bitcast(ptr, context.get_value_type(vty).as_pointer())
+        return builder.load(vptr, align=array.dtype.bitwidth // 8)
+    return vty(array, types.intp), codegen
+
+
+@intrinsic
+def _splat_at(typingctx, array, index):
+    vty = _vector_type(array.dtype)
+
+    def codegen(context, builder, sig, args):
+        value = builder.load(_element_pointer(context, builder, sig.args[0], args[0], args[1]))
+        vec = ir.Constant(context.get_value_type(vty), ir.Undefined)
+        for k in range(vty.count):
+            vec = builder.insert_element(vec, value, ir.Constant(ir.IntType(32), k))
+        return vec
+    return vty(array, types.intp), codegen
+
+
+@intrinsic
+def _store(typingctx, array, index, vector):
+    def codegen(context, builder, sig, args):
+        ptr = _element_pointer(context, builder, sig.args[0], args[0], args[1])
+        vptr = builder.bitcast(ptr, args[2].type.as_pointer())
+        builder.store(args[2], vptr, align=array.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+    return types.none(array, types.intp, vector), codegen
+
+
+@intrinsic
+def _fma(typingctx, a, b, acc):
+    def codegen(context, builder, sig, args):
+        vty = args[0].type
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
+                                            f"llvm.fma.v{a.count}f{a.dtype.bitwidth}")
+        return builder.call(fn, list(args))
+    return a(a, a, a), codegen
+
+
+@intrinsic
+def _lane(typingctx, vector, k):
+    def codegen(context, builder, sig, args):
+        return builder.extract_element(args[0], args[1])
+    return vector.dtype(vector, types.intp), codegen
+
+
+# The plain-Python versions (what the kernels compute), and their jitted forms.
+
+def splat(value, like):
+    """A vector whose every lane is ``value``, of ``like``'s dtype."""
+    return np.full(lanes(like.dtype), value, dtype=like.dtype)
+
+
+def load(array, i):
+    """array[i:i + lanes], a vector."""
+    return array[i:i + lanes(array.dtype)].copy()
+
+
+def store(array, i, vector):
+    """array[i:i + lanes] = vector."""
+    array[i:i + vector.size] = vector
+
+
+def splat_at(array, i):
+    """A vector whose every lane is array[i]."""
+    return np.full(lanes(array.dtype), array[i], dtype=array.dtype)
+
+
+def fma(a, b, acc):
+    """acc + a * b, lane by lane (fused: rounded once when jitted)."""
+    return acc + a * b
+
+
+def lane(vector, k):
+    """Lane k of ``vector``, a scalar."""
+    return vector[k]
+
+
+@overload(splat, inline="always")
+def _splat_jit(value, like):
+    return lambda value, like: _splat(value, like)
+
+
+@overload(load, inline="always")
+def _load_jit(array, i):
+    return lambda array, i: _load(array, i)
+
+
+@overload(store, inline="always")
+def _store_jit(array, i, vector):
+    return lambda array, i, vector: _store(array, i, vector)
+
+
+@overload(splat_at, inline="always")
+def _splat_at_jit(array, i):
+    return lambda array, i: _splat_at(array, i)
+
+
+@overload(fma, inline="always")
+def _fma_jit(a, b, acc):
+    return lambda a, b, acc: _fma(a, b, acc)
+
+
+@overload(lane, inline="always")
+def _lane_jit(vector, k):
+    return lambda vector, k: _lane(vector, k)
