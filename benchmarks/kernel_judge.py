@@ -81,20 +81,16 @@ def _first_line(err):
 
 # -- the sweep ----------------------------------------------------------------------
 
-def _arrays_of(out, op):
-    """The arrays of a result, in a fixed order: (output,) or, for
-    max_pool2d, (output, indices)."""
-    if op == "max_pool2d":
-        if not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise TypeError(f"returned {type(out).__name__}, not the pair (output, indices) "
-                            f"(called with return_indices=True)")
-        return tuple(out)
-    return (out,)
-
-
 def difference(case, out, ref):
     """None where ``out`` agrees with ``ref``, else what differs, in one line."""
-    for k, (a, r) in enumerate(zip(_arrays_of(out, case.op), _arrays_of(ref, case.op))):
+    if case.op == "max_pool2d":  # (output, indices), as return_indices=True asks
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            return (f"returned a {type(out).__name__}, not the pair (output, indices) "
+                    f"(max_pool2d is called with return_indices=True)")
+        pairs = zip(out, ref)
+    else:
+        pairs = [(out, ref)]
+    for k, (a, r) in enumerate(pairs):
         what = "indices" if k == 1 else "output"
         if not isinstance(a, np.ndarray):
             return f"{what} is a {type(a).__module__}.{type(a).__name__}, not a NumPy array"
@@ -124,13 +120,13 @@ def check(fn, op):
         ref = case.reference()
         inputs = [a.copy() for a in case.arrays()]
         try:
-            detail = None
             out = case.call(lambda *a, **k: _watching_inputs(fn, inputs, a, k))
-            detail = difference(case, out, ref)
         except _ChangedInput as changed:
             detail = str(changed)
         except Exception as err:  # noqa: BLE001 - the user's kernel failing is a verdict, not a crash
             detail = f"raised {_first_line(err)}"
+        else:
+            detail = difference(case, out, ref)
         verdicts.append(dict(case=case.name, call=case.describe(), ok=detail is None, detail=detail or ""))
     return verdicts
 
@@ -161,8 +157,8 @@ def time_rows(fn, op, quick, repeats=None):
         try:
             results.append(cases.CASE_OF[op](name, **shape, repeats=repeats or reps, budget_s=budget,
                                              numpy=False, kernel=fn))
-        except AssertionError as err:  # _time_all's agreement check, before any timing
-            return results, f"{op} {name}: {err}"
+        except AssertionError as err:  # _time_all's agreement check, before any timing: it names the row
+            return results, str(err)
         except Exception as err:  # noqa: BLE001 - the kernel raised on a bench shape
             return results, f"{op} {name}: the kernel raised {_first_line(err)}"
     return results, None

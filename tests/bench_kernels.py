@@ -52,3 +52,19 @@ def linear_writing_into_its_input(input, weight, bias=None):
 
 
 NOT_A_FUNCTION = 3
+
+
+def max_pool2d_without_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                               return_indices=False):
+    """Ignores return_indices: the values alone."""
+    return max_pool2d_first_tie(input, kernel_size, stride)[0]
+
+
+def conv2d_raising(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    raise NotImplementedError("dilation\nnot yet")
+
+
+def conv2d_wrong_at_width_13(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Right on the sweep (no input there is 13 wide), wrong on a bench row that is."""
+    y = conv2d(input, weight, bias, stride, padding, dilation, groups)
+    return y + 1 if input.shape[-1] == 13 else y

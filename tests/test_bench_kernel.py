@@ -38,12 +38,29 @@ def test_the_example_is_timed_beside_npcnn_and_torch(tmp_path, monkeypatch, caps
     assert "| conv2d tiny depthwise dilated |" in text and "Copy bandwidth" in text and "Rejected" not in text
 
 
+def test_a_kernel_that_disagrees_with_torch_on_a_bench_row_is_rejected_there(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(timing, "SETTLE_MAX_S", 0)
+    monkeypatch.setattr(bandwidth, "MIN_ARRAY_BYTES", 2 ** 20)
+    monkeypatch.setattr(bandwidth, "CACHE_MULTIPLE", 0)
+    monkeypatch.setitem(cases.OP_ROWS, "conv2d", [
+        ("tiny 13 wide", dict(N=1, C=2, H=5, W=13, Fo=3, k=3, stride=1, pad=1), True)])
+    code = main(["bench", "--kernel", "bench_kernels:conv2d_wrong_at_width_13", "--op", "conv2d", "--quick",
+                 "--repeats", "1", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and "on a bench row: conv2d tiny 13 wide" in err
+    data = json.loads((tmp_path / "kernel.json").read_text())
+    assert data["first_failure"] is None and data["bench_failure"].startswith("conv2d tiny 13 wide")
+
+
 @pytest.mark.parametrize("name,op,first_case,detail", [
     ("conv2d_without_padding", "conv2d", "stride 2, padding 1: 8x9 does not tile (positional)", "has shape"),
     ("max_pool2d_last_tie", "max_pool2d", "2x2 after a ReLU: ties at zero, float32", "indices differ"),
     ("max_unpool2d_overwriting", "max_unpool2d", "3x3 stride 2, overlapping: repeated indices add up",
      "output differs"),
     ("linear_writing_into_its_input", "linear", "(4, 5) -> 3 with bias, float64", "changed an input"),
+    ("max_pool2d_without_indices", "max_pool2d", "2x2 after a ReLU: ties at zero, float32",
+     "not the pair (output, indices)"),
+    ("conv2d_raising", "conv2d", "3x3 kernel with bias, float64", "raised NotImplementedError: dilation"),
 ])
 def test_a_flawed_kernel_is_rejected_naming_the_first_failing_case(name, op, first_case, detail, tmp_path,
                                                                    capsys):

@@ -53,6 +53,7 @@ def test_overlapping_unpool_cases_repeat_indices():
     assert any(len(np.unique(row)) < row.size for row in indices)
 
 
+@pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel lengths")
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.op}: {c.name}" for c in CASES])
 def test_npcnn_reference_equals_torch(case):
     with torch.no_grad():
