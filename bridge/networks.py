@@ -27,8 +27,8 @@ TORCH_LAYERS = {
 
 
 def torch_model(name, dtype=torch.float32):
-    """``torch.nn.Module`` of ``"simplecnn" | "lenet5" | "alexnet" | "vgg16"``
-    (or a ``Spec``), with torch's default initialisation, in eval mode."""
+    """``torch.nn.Module`` of a spec's name (``npcnn.SPECS``) or a ``Spec``,
+    with torch's default initialisation, in eval mode."""
     spec = name if isinstance(name, Spec) else get_spec(name)
     groups = OrderedDict()  # top-level child name -> module or OrderedDict of children
     for layer_name, kind, arguments in spec.layers:

@@ -7,6 +7,7 @@ on one machine give the same weights bit for bit.
 The recipe: Adam, learning rate 2e-3 decayed by cosine annealing to zero
 over the run, batch 128, no augmentation. On full MNIST that takes LeNet-5
 and SimpleCNN to about 99 % test accuracy in a few epochs on two CPU cores.
+Every MNIST-shaped network of the specs trains (``TRAINABLE``).
 """
 import contextlib
 import math
@@ -19,12 +20,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as TF
 
+from npcnn.architectures import SPECS
 from npcnn.data import MNIST_MEAN, MNIST_STD, to_tensor
 
 from .checkpoint import save_checkpoint
 from .networks import torch_model
 
-TRAINABLE = ("lenet5", "simplecnn")
+# every network of the specs that takes one MNIST digit
+TRAINABLE = tuple(name for name, spec in SPECS.items() if spec.input_shape == (1, 28, 28))
 
 
 @dataclass
@@ -85,7 +88,7 @@ def _deterministic(seed, device):
 
 
 def _loss(module, logits_or_logp, target):
-    # LeNet-5 ends in log_softmax (NLL on its output); SimpleCNN in logits
+    # LeNet-5 ends in log_softmax (NLL on its output); the others in logits
     if isinstance(module[-1], torch.nn.LogSoftmax):
         return TF.nll_loss(logits_or_logp, target)
     return TF.cross_entropy(logits_or_logp, target)

@@ -10,7 +10,7 @@ and walk down to the pixels, layer by layer:
                share a switch add up: overlapping pools)
     ReLU       rectify the signal: max(g, 0)
     conv       filter with the transposed filters: conv_transpose2d(g, W),
-               no bias
+               no bias, the conv's own groups and dilation
     dropout    nothing (inference)
 
 Only the ReLU rule changes between the three methods (``rule=``):
@@ -100,7 +100,7 @@ def backward_from(model, acts, layer, signal, rule="deconvnet"):
     g = signal
     for i in range(model.layer_names.index(name), -1, -1):
         step = STEPS.get(model.layers[walk.names[i]].kind)
-        if step is None:  # not reachable from a projectable layer of the four specs
+        if step is None:  # not reachable from a projectable layer of the specs
             raise ValueError(f"backward_from: cannot pass through layer {walk.names[i]!r} "
                              f"({model.layers[walk.names[i]].kind})")
         g = step(model.layers[walk.names[i]], g, i, walk)
@@ -164,15 +164,22 @@ def _rectify(layer, g, i, walk):
 
 
 def _filter(layer, g, i, walk):
-    """conv: the transposed filters, no bias, with the output_padding that
-    gives back the input's size where the stride dropped rows or columns."""
+    """conv: the transposed filters, no bias, with the conv's groups and
+    dilation (each group's signal goes back through its own filters only,
+    along the same spaced taps), and the output_padding that gives back the
+    input's size where the stride dropped rows or columns."""
     w = layer.params["weight"]
     stride = checks.pair("conv2d", "stride", layer.stride)
     padding = checks.pair("conv2d", "padding", layer.padding)
+    dilation = checks.pair("conv2d", "dilation", layer.dilation)
     (kH, kW), (H, W) = w.shape[2:], walk.input_shape(i)[2:]
-    output_padding = ((H + 2 * padding[0] - kH) % stride[0], (W + 2 * padding[1] - kW) % stride[1])
+    # the rows the stride stepped over: those past the last window, whose
+    # reach is dilation * (k - 1) + 1
+    output_padding = ((H + 2 * padding[0] - dilation[0] * (kH - 1) - 1) % stride[0],
+                      (W + 2 * padding[1] - dilation[1] * (kW - 1) - 1) % stride[1])
     # only where g is nonzero, while that is a small part of it (sparse_signal.py)
-    return sparse_signal.conv_transpose2d(g, w, stride, padding, output_padding, walk.backend, walk.shortcuts)
+    return sparse_signal.conv_transpose2d(g, w, stride, padding, output_padding, layer.groups, dilation,
+                                          walk.backend, walk.shortcuts)
 
 
 def _pass(layer, g, i, walk):

@@ -27,28 +27,40 @@ class Layer:
 
 
 class Conv2d(Layer):
+    """torch's ``nn.Conv2d``, in its argument order. With ``groups`` the
+    input and output channels split into that many groups, each filtered
+    only by its own: weight (C_out, C_in/groups, kH, kW), as torch's
+    (groups = C_in is a depthwise conv). ``dilation`` spaces the kernel's
+    taps that far apart."""
     kind = "conv2d"
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 dtype=np.float32):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, dtype=np.float32):
         super().__init__()
         kH, kW = (kernel_size, kernel_size) if np.isscalar(kernel_size) else tuple(kernel_size)
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+            raise ValueError(f"Conv2d: groups must be a positive int, got {groups!r}")
+        for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if channels % groups:
+                raise ValueError(f"Conv2d: {name} ({channels}) must be divisible by groups ({groups})")
         self.arguments = dict(in_channels=in_channels, out_channels=out_channels,
-                              kernel_size=kernel_size, stride=stride, padding=padding)
-        self.stride, self.padding = stride, padding
-        self.params["weight"] = np.zeros((out_channels, in_channels, kH, kW), dtype=dtype)
+                              kernel_size=kernel_size, stride=stride, padding=padding,
+                              dilation=dilation, groups=groups)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self.params["weight"] = np.zeros((out_channels, in_channels // groups, kH, kW), dtype=dtype)
         if bias:
             self.params["bias"] = np.zeros(out_channels, dtype=dtype)
 
     @property
     def fan_in(self):
+        """C_in/groups * kH * kW: the inputs one output unit sums, as torch's."""
         return int(np.prod(self.params["weight"].shape[1:]))
 
     def forward(self, x, backend, relu=False):
         """The conv's output; with ``relu``, the ReLU of it (F.conv2d_relu)."""
         op = F.conv2d_relu if relu else F.conv2d
         return op(x, self.params["weight"], self.params.get("bias"), self.stride, self.padding,
-                  backend=backend)
+                  self.dilation, self.groups, backend=backend)
 
 
 class Linear(Layer):

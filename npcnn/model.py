@@ -73,8 +73,10 @@ class Model:
     @classmethod
     def from_spec(cls, spec, dtype=np.float32, seed=None, backend="numba", initialise=True):
         """Build a network from its spec, initialised as torch initialises it:
-        weights and biases uniform in +-1/sqrt(fan_in) (a ``seed`` makes it
-        repeatable; the numbers differ from torch's own random stream).
+        weights and biases uniform in +-1/sqrt(fan_in), where fan_in counts the
+        inputs one output unit sums (C_in/groups * kH * kW for a conv). A
+        ``seed`` makes it repeatable; the numbers differ from torch's own
+        random stream.
         ``initialise=False`` leaves the parameters at zero, for a loader that
         fills every one of them next (VGG16's 138 M draws take a second or two)."""
         spec = spec if isinstance(spec, Spec) else get_spec(spec)
@@ -246,12 +248,21 @@ class Model:
             value = np.asarray(state[key])
             if value.shape != target.shape:
                 raise ValueError(f"load_state_dict ({self.arch}): {key} has shape {value.shape} "
-                                 f"in the file but {target.shape} in the model")
+                                 f"in the file but {target.shape} in the model{self._layout(key)}")
             if not np.isfinite(value).all():
                 raise ValueError(f"load_state_dict ({self.arch}): {key} holds non-finite values "
                                  f"(NaN or inf), shape {value.shape}")
             target[...] = value
         return self
+
+    def _layout(self, key):
+        """For a grouped conv's weight, the layout behind its shape: a file
+        from a network without the groups has C_in where this has C_in/groups."""
+        name, _, param = key.rpartition(".")
+        layer = self.layers[name]
+        if layer.kind != "conv2d" or param != "weight" or layer.groups == 1:
+            return ""
+        return f" (weight (C_out, C_in/groups, kH, kW) with groups={layer.groups})"
 
     def astype(self, dtype):
         """Convert every parameter to ``dtype`` in place (float32 or float64)."""
@@ -315,7 +326,7 @@ class Model:
 
 
 def build(arch, dtype=np.float32, seed=None, backend="numba"):
-    """A freshly initialised ``Model`` of ``"simplecnn" | "lenet5" | "alexnet" | "vgg16"``."""
+    """A freshly initialised ``Model`` of a spec's name (``npcnn.SPECS``) or a ``Spec``."""
     return Model.from_spec(arch, dtype=dtype, seed=seed, backend=backend)
 
 

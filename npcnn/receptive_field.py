@@ -1,8 +1,9 @@
 """Which input pixels a unit of a layer can see.
 
 Walking up the layers, a unit's receptive field grows by (k - 1) * jump
-per conv or pool (k its kernel) and its jump (the input distance between
-neighbouring units) multiplies by the stride:
+per conv or pool (k its kernel's reach: d * (k - 1) + 1 for a kernel of k
+taps dilated by d) and its jump (the input distance between neighbouring
+units) multiplies by the stride:
 
     size_out  = size_in + (k - 1) * jump_in
     jump_out  = jump_in * s
@@ -18,8 +19,13 @@ _GEOMETRY = ("conv2d", "max_pool2d")
 
 
 def _geometry(layer):
+    """(reach, stride, padding) of a conv or pool, each an (h, w) pair.
+    Groups do not change what a unit sees in the plane, only which
+    channels."""
     args = layer.arguments
-    k = checks.pair(layer.kind, "kernel_size", args["kernel_size"])
+    taps = checks.pair(layer.kind, "kernel_size", args["kernel_size"])
+    d = checks.pair(layer.kind, "dilation", args.get("dilation", 1))
+    k = (d[0] * (taps[0] - 1) + 1, d[1] * (taps[1] - 1) + 1)
     s = checks.pair(layer.kind, "stride", args.get("stride") or args["kernel_size"])
     p = checks.pair(layer.kind, "padding", args.get("padding", 0))
     return k, s, p
