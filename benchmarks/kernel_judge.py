@@ -181,7 +181,7 @@ def markdown(spec, op, verdicts, results, failure, sgemm, copy):
         return "\n".join(lines) + "\n"
     lines += ["", *machine_lines(sgemm, copy), "",
               "| case | kernel ms | npcnn-numba ms | torch ms | kernel / torch | kernel / npcnn-numba | "
-              "kernel GFLOP/s | % of SGEMM | kernel GB/s | % of copy | max rel diff |",
+              "kernel GFLOP/s | % of SGEMM | kernel GB/s | % of copy | max rel diff to torch |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
         lines.append(f"| {r.case} | {r.ms[cases.KERNEL]:.2f} | {r.ms['npcnn-numba']:.2f} | {r.ms['torch']:.2f} | "

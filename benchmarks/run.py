@@ -191,14 +191,16 @@ def run(args, extra_sections=()):
     judge of a user's kernel instead (``kernel_judge``)."""
     threads = numba.config.NUMBA_NUM_THREADS
     torch.set_num_threads(threads)
-    if (args.kernel is None) != (args.op is None):
+    # a caller that builds its own Namespace (vis/demo.py) gives only --quick, --out and --no-memory
+    kernel, op, repeats = (getattr(args, name, None) for name in ("kernel", "op", "repeats"))
+    if (kernel is None) != (op is None):
         raise ValueError("--kernel and --op go together: --kernel MODULE:FUNCTION --op OP")
-    if args.repeats is not None and args.kernel is None:
+    if repeats is not None and kernel is None:
         raise ValueError("--repeats is for --kernel (the bench itself takes --quick)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.kernel is not None:
-        text, rejected = judge(args.kernel, args.op, out, args.quick, args.repeats)
+    if kernel is not None:
+        text, rejected = judge(kernel, op, out, args.quick, repeats)
         print(text)
         if rejected:
             raise ValueError(rejected)  # after kernel.md and kernel.json are written: one line, exit 1

@@ -202,3 +202,22 @@ def test_no_import_cycle_between_vis_and_benchmarks():
                     and (root / "benchmarks" / f"{parts[1]}.py").exists():
                 reached.add(parts[1])
                 todo.append(parts[1])
+
+
+def test_the_bench_runs_from_a_namespace_without_the_kernel_arguments(tmp_path, monkeypatch):
+    """vis/demo.py builds its own Namespace (quick, out, no_memory): the bench,
+    not the kernel judge, must start from it."""
+    import argparse
+
+    from benchmarks import run
+
+    class Reached(Exception):
+        pass
+
+    def collect(quick):
+        raise Reached
+    monkeypatch.setattr(run, "collect", collect)
+    monkeypatch.setattr(cases, "sgemm_rate", lambda repeats: 100.0)
+    monkeypatch.setattr(run, "copy_bandwidth", lambda repeats: dict(numba=1.0, numpy=1.0, best=1.0, array_bytes=1))
+    with pytest.raises(Reached):
+        run.run(argparse.Namespace(quick=True, out=str(tmp_path), no_memory=True))
