@@ -121,6 +121,27 @@ def test_a_projection_of_its_own_forward_equals_the_reference(backend, digits):
                                  bridge.project_reference(module, x, layer, channel, "max"), np.float64)
 
 
+def test_a_dilated_stride_that_steps_over_rows_projects_back_to_the_input_size(backend):
+    """The output_padding of the deconvnet's transposed filtering is the rows
+    past the conv's last window, whose reach is dilation * (k - 1) + 1, not
+    k: here 20 + 2 - 5 = 17 rows, stride 3, so 2 left over (k alone would
+    say 1). Two-tap kernels dilated by 3, grouped, as well."""
+    spec = npcnn.Spec("strided", (1, 20, 20), (
+        conv("conv_1", 1, 4, 3, stride=3, padding=1, dilation=2), relu("relu_1"),     # (4, 6, 6)
+        conv("conv_2", 4, 6, 2, dilation=3, groups=2), relu("relu_2")))               # (6, 3, 3)
+    torch.manual_seed(4)
+    module = bridge.torch_model(spec, dtype=torch.float64)
+    model = bridge.from_torch(module, arch=spec, backend=backend)
+    x = np.random.default_rng(1).standard_normal((2, 1, 20, 20))
+    _, acts = model.forward(x, record=True)
+    reference = bridge.ReferenceDeconvnet(module)
+    for layer in deconv.projectable_layers(model):
+        for select in ("map", "max"):
+            ours = deconv.project_channels(model, x, layer, [0, 5 if "2" in layer else 3], select, acts=acts)
+            ref = reference.project(x, layer, [0, 5 if "2" in layer else 3], select)
+            assert_projections_equal(f"{layer} {select}", ours, ref, np.float64)
+
+
 class NoShortcuts(sparse_signal.Shortcuts):
     def __init__(self):
         self.box = self.channels = False
