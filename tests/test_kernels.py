@@ -231,7 +231,7 @@ def test_the_kernel_vectorised_over_images(threading, dtype, case):
     N, C, H, W, k, pad = case
     rng = np.random.default_rng(N + C)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    assert conv_direct_numba.uses_lanes(x.shape, (1, C, k, k), dtype, N * C)
+    assert conv_direct_numba.uses_lanes(x.shape, (1, C, k, k), dtype, 1.0)
     for Fo in range(1, 10):
         w = (rng.standard_normal((Fo, C, k, k)) / k).astype(dtype)
         b = rng.standard_normal(Fo).astype(dtype)
@@ -255,16 +255,18 @@ def test_which_batches_run_the_kernel_vectorised_over_images():
     which leaves zero channels out."""
     from npcnn.ops.conv_direct_numba import uses_lanes
     w = (16, 6, 5, 5)
-    assert uses_lanes((16, 6, 14, 14), w, np.float32, 16 * 6)
-    assert uses_lanes((8, 6, 14, 14), w, np.float64, 8 * 6)
-    assert not uses_lanes((15, 6, 14, 14), w, np.float32, 15 * 6)
-    assert not uses_lanes((7, 6, 14, 14), w, np.float64, 7 * 6)
-    assert not uses_lanes((500, 1, 28, 28), (6, 1, 5, 5), np.float32, 500)
-    assert not uses_lanes((64, 16, 5, 5), (6, 16, 5, 5), np.float32, 64)
-    assert uses_lanes((64, 16, 5, 5), (6, 16, 5, 5), np.float32, 64 * 8)
-    # a sparse batch through F.conv2d: the wide-row kernel, torch's numbers
-    x = _zero_channels((40, 6, 14, 12), np.float32, seed=8)
-    x[3:] = 0
-    x[3:, 1] = 1.0
+    assert uses_lanes((16, 6, 14, 14), w, np.float32, 1.0)
+    assert uses_lanes((8, 6, 14, 14), w, np.float64, 1.0)
+    assert not uses_lanes((15, 6, 14, 14), w, np.float32, 1.0)
+    assert not uses_lanes((7, 6, 14, 14), w, np.float64, 1.0)
+    assert not uses_lanes((500, 1, 28, 28), (6, 1, 5, 5), np.float32, 1.0)
+    assert not uses_lanes((64, 16, 5, 5), (6, 16, 5, 5), np.float32, 1 / 16)
+    assert uses_lanes((64, 16, 5, 5), (6, 16, 5, 5), np.float32, 0.5)
+    # batches judged sparse (the wide-row kernel) and dense (the lanes) by
+    # their first 16 images, the rest of the batch otherwise: torch's numbers
     w = (np.random.default_rng(9).standard_normal((16, 6, 5, 5)) / 10).astype(np.float32)
-    check_op(lambda x, w: F.conv2d(x, w, None, 1, 1), lambda x, w: TF.conv2d(x, w, None, 1, 1), [x, w])
+    sparse_first = _zero_channels((40, 6, 14, 12), np.float32, seed=8)
+    sparse_first[:16, 1:] = 0
+    dense_first = sparse_first[::-1].copy()
+    for x in (sparse_first, dense_first):
+        check_op(lambda x, w: F.conv2d(x, w, None, 1, 1), lambda x, w: TF.conv2d(x, w, None, 1, 1), [x, w])

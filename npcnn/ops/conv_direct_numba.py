@@ -258,25 +258,28 @@ _taps_one_filter = njit(cache=True, fastmath={"contract"})(_taps_one_filter)
 _conv_direct = Kernel(_conv_direct_py, cost=tuning.COST_MULTIPLY_ADD)
 
 
-def uses_lanes(x_shape, weight_shape, dtype, active_pairs):
+def uses_lanes(x_shape, weight_shape, dtype, active_share):
     """Whether ``conv2d`` runs the kernel vectorised over images
     (``conv_lanes_numba.py``) for a batch of this shape and dtype in which
-    ``active_pairs`` (image, channel) pairs hold a nonzero: a batch of at
-    least ``tuning.DIRECT_LANES_MIN_IMAGES`` images (float32; the same
-    number of vectors in float64, whose vectors hold half as many images),
-    filters of at least ``tuning.DIRECT_LANES_MIN_TAPS`` taps, and channels
-    mostly nonzero (``tuning.DIRECT_LANES_MIN_ACTIVE``). The others, and
-    the deconvnet's signals with one channel in sixteen, run the wide-row
-    kernel above, which leaves their zero channels out."""
+    a share ``active_share`` of the (image, channel) pairs hold a nonzero:
+    a batch of at least ``tuning.DIRECT_LANES_MIN_IMAGES`` images (float32;
+    the same number of vectors in float64, whose vectors hold half as many
+    images), filters of at least ``tuning.DIRECT_LANES_MIN_TAPS`` taps, and
+    channels mostly nonzero (``tuning.DIRECT_LANES_MIN_ACTIVE``). The
+    others, and the deconvnet's signals with one channel in sixteen, run
+    the wide-row kernel above, which leaves their zero channels out."""
     N, C = x_shape[:2]
     images = tuning.DIRECT_LANES_MIN_IMAGES * simd.lanes(dtype) // simd.lanes(np.float32)
     taps = C * weight_shape[2] * weight_shape[3]
-    return (N >= images and taps >= tuning.DIRECT_LANES_MIN_TAPS
-            and active_pairs >= tuning.DIRECT_LANES_MIN_ACTIVE * N * C)
+    return N >= images and taps >= tuning.DIRECT_LANES_MIN_TAPS and active_share >= tuning.DIRECT_LANES_MIN_ACTIVE
 
 
 def conv2d(x, weight, bias, padding, relu):
-    """``conv.conv2d`` at stride 1 (``conv.conv2d_relu`` with ``relu``)."""
+    """``conv.conv2d`` at stride 1 (``conv.conv2d_relu`` with ``relu``).
+    Whether the batch's channels are mostly nonzero is judged on its first
+    vector of images (``simd.lanes``): the deconvnet's batches are sparse
+    throughout, a forward's dense throughout, and a scan of the whole batch
+    costs a tenth of the convolution."""
     (pH, pW) = padding
     N, C, H, W = x.shape
     F, _, kH, kW = weight.shape
@@ -285,13 +288,16 @@ def conv2d(x, weight, bias, padding, relu):
     active = np.empty((N, C), dtype=np.int64)
     per_channel = F * kH * kW * (H + 2 * pH - kH + 1) * (W + 2 * pW - kW + 1)  # multiply-adds
     dense = N * C * per_channel
-    if _conv_direct.serial_at(dense) and not uses_lanes(x.shape, weight.shape, x.dtype, N * C):
+    if uses_lanes(x.shape, weight.shape, x.dtype, 1.0):
+        sample = x[:simd.lanes(x.dtype)]
+        share = _nonzero_channels.serial(sample, active).sum() / sample.shape[0] / C
+        if uses_lanes(x.shape, weight.shape, x.dtype, share):
+            return conv_lanes_numba.conv2d(x, weight, b, padding, relu, work=dense)
+    if _conv_direct.serial_at(dense):
         # one thread even if every channel is active: the kernel finds
         # them as it goes, which spares a call (LeNet-5 at batch 1)
         count = np.empty(N, dtype=np.int64)
         return _conv_direct(x, active, count, weight, b, relu, pH, pW, True, work=dense)
     # the work, and so the thread count, depends on the channels active
     count = _nonzero_channels(x, active, work=x.size)
-    if uses_lanes(x.shape, weight.shape, x.dtype, count.sum()):
-        return conv_lanes_numba.conv2d(x, weight, b, padding, relu, work=dense)
     return _conv_direct(x, active, count, weight, b, relu, pH, pW, False, work=count.sum() * per_channel)

@@ -37,23 +37,22 @@ FILTERS = 4   # filters in a register tile
 PIXELS = 4    # output pixels in a register tile
 
 
-def _pack_py(x, pH, pW, Hp, Wp, xb):
-    """xb[k, ((c*Hp + h)*Wp + w)*L + l] = xpad[k*L + l, c, h, w]: the padded
+def _pack(x, k, pH, pW, Hp, Wp, block):
+    """block[((c*Hp + h)*Wp + w)*L + l] = xpad[k*L + l, c, h, w]: the padded
     images of block k, lanes side by side; images past N and the padding
     are zero."""
     N, C, H, W = x.shape
-    B, L = xb.shape[0], xb.shape[1] // (C * Hp * Wp)
-    for k in prange(B):
-        block = xb[k]
-        block[:] = 0
-        for l in range(min(L, N - k * L)):
-            image = x[k * L + l]
-            for c in range(C):
-                for h in range(H):
-                    row = image[c, h]
-                    start = ((c * Hp + h + pH) * Wp + pW) * L + l
-                    for w in range(W):
-                        block[start + w * L] = row[w]
+    L = simd.lanes_of(block)
+    block[:] = 0
+    images = x.reshape(N, C * H * W)
+    for l in range(min(L, N - k * L)):
+        image = images[k * L + l]
+        for c in range(C):
+            for h in range(H):
+                source = (c * H + h) * W
+                start = ((c * Hp + h + pH) * Wp + pW) * L + l
+                for w in range(W):
+                    block[start + w * L] = image[source + w]
 
 
 def _four_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, s, Pr):
@@ -102,8 +101,9 @@ def _two_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, s, Pr):
     store(tile, s, a10), store(tile, s + L, a11), store(tile, s + 2 * L, a12), store(tile, s + 3 * L, a13)
 
 
-def _conv_lanes_py(xb, wt, Fp, offsets, bases, bias, relu, tiles, y):
-    """y (N, F, Ho, Wo) from the packed blocks xb (``_pack``), the weights
+def _conv_lanes_py(x, pH, pW, Hp, Wp, xb, wt, Fp, offsets, bases, bias, relu, tiles, y):
+    """y (N, F, Ho, Wo) from x: each block of images is packed into xb[k]
+    (``_pack``), then convolved with the weights
     wt[t*Fp + f] (filters padded to an even Fp with zeros), the tap offsets
     and each output pixel's first vector, bases (Pr,). Block k's sums go to
     tiles[k] (Fp, Pr, L) first; then each image's lane is copied out with
@@ -113,15 +113,16 @@ def _conv_lanes_py(xb, wt, Fp, offsets, bases, bias, relu, tiles, y):
     P = Ho * Wo
     y2 = y.reshape(N, F * P)
     for k in prange(B):
-        x, tile = xb[k], tiles[k]
+        packed, tile = xb[k], tiles[k]
+        _pack(x, k, pH, pW, Hp, Wp, packed)
         for p0 in range(0, Pr, PIXELS):
             b0, b1, b2, b3 = bases[p0], bases[p0 + 1], bases[p0 + 2], bases[p0 + 3]
             f0 = 0
             while f0 + FILTERS <= Fp:
-                _four_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, (f0 * Pr + p0) * L, Pr)
+                _four_filters(packed, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, (f0 * Pr + p0) * L, Pr)
                 f0 += FILTERS
             if f0 < Fp:
-                _two_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, (f0 * Pr + p0) * L, Pr)
+                _two_filters(packed, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, (f0 * Pr + p0) * L, Pr)
         images = min(L, N - k * L)
         for f in range(F):
             bf = bias[f]
@@ -134,7 +135,7 @@ def _conv_lanes_py(xb, wt, Fp, offsets, bases, bias, relu, tiles, y):
                     y2[k * L + l, f * P + p] = v
 
 
-_pack = Kernel(_pack_py)
+_pack = njit(cache=True)(_pack)
 _four_filters = njit(cache=True)(_four_filters)
 _two_filters = njit(cache=True)(_two_filters)
 # work: multiply-adds
@@ -166,7 +167,6 @@ def conv2d(x, weight, bias, padding, relu, work):
     Pr = -(-P // PIXELS) * PIXELS                    # pixels, in whole tiles
     Fp = F + F % 2                                   # filters, in pairs
     xb = _aligned("lanes x", (B, C * Hp * Wp * L), x.dtype)
-    _pack(x, pH, pW, Hp, Wp, xb, work=xb.size)
     wt = np.zeros((kH * kW * C, Fp), dtype=x.dtype)  # wt[t, f] = w[f, c, p, q], t = (c*kH + p)*kW + q
     wt[:, :F] = weight.reshape(F, C * kH * kW).T
     c, p, q = np.meshgrid(np.arange(C), np.arange(kH), np.arange(kW), indexing="ij")
@@ -175,6 +175,6 @@ def conv2d(x, weight, bias, padding, relu, work):
     bases = ((pixel // Wo * Wp + pixel % Wo) * L).astype(np.int64)
     tiles = _aligned("lanes tiles", (B, Fp * Pr * L), x.dtype)
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
-    _conv_lanes(xb, wt.ravel(), Fp, offsets.astype(np.int64), bases, bias, relu, tiles, y,
+    _conv_lanes(x, pH, pW, Hp, Wp, xb, wt.ravel(), Fp, offsets.astype(np.int64), bases, bias, relu, tiles, y,
                 work=work)
     return y
