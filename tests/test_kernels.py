@@ -270,3 +270,14 @@ def test_which_batches_run_the_kernel_vectorised_over_images():
     dense_first = sparse_first[::-1].copy()
     for x in (sparse_first, dense_first):
         check_op(lambda x, w: F.conv2d(x, w, None, 1, 1), lambda x, w: TF.conv2d(x, w, None, 1, 1), [x, w])
+
+
+def test_a_cost_named_in_tuning_is_read_at_each_call(monkeypatch):
+    """A kernel whose cost is a name in ``tuning`` (the dense tiles') follows
+    a change of that value, as every threshold there does."""
+    from npcnn.ops.linear_numba import _linear_tiles
+    work = 500 * 120 * 400                     # LeNet-5's fc_1 at batch 500
+    monkeypatch.setattr(tuning, "COST_DENSE_MULTIPLY_ADD", 1 / 512)
+    assert _linear_tiles.serial_at(work)
+    monkeypatch.setattr(tuning, "COST_DENSE_MULTIPLY_ADD", 1 / 128)
+    assert not _linear_tiles.serial_at(work)

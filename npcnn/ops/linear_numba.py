@@ -96,7 +96,7 @@ def _sum_rows_py(dy):
 
 _add_bias_rows = Kernel(_add_bias_rows_py)
 _sum_rows = Kernel(_sum_rows_py)
-_linear_tiles = Kernel(_linear_tiles_py, cost=tuning.COST_MULTIPLY_ADD, fastmath={"reassoc", "contract"})
+_linear_tiles = Kernel(_linear_tiles_py, cost="COST_DENSE_MULTIPLY_ADD", fastmath={"reassoc", "contract"})
 
 
 def linear(x, weight, bias):

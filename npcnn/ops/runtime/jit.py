@@ -36,10 +36,11 @@ class Kernel:
     """``Kernel(fn, cost)(*args, work=n)``: run the parallel or serial compilation of fn.
 
     ``work`` is the caller's count of elements (or of multiply-adds);
-    ``cost`` weighs it (``tuning.COST_ELEMENTWISE`` and the like), so that
-    cheap elementwise kernels stay serial up to about a million elements,
-    where waking the threads starts to pay. ``fastmath`` goes to both
-    compilations (numba's flags, e.g. {"reassoc"}).
+    ``cost`` weighs it (a number, or the name of one in ``tuning``, such as
+    "COST_ELEMENTWISE", read at each call), so that cheap elementwise
+    kernels stay serial up to about a million elements, where waking the
+    threads starts to pay. ``fastmath`` goes to both compilations (numba's
+    flags, e.g. {"reassoc"}).
     """
 
     def __init__(self, fn, cost=1.0, fastmath=False):
@@ -50,7 +51,8 @@ class Kernel:
 
     def serial_at(self, work):
         """Whether a call with this ``work`` runs the serial compilation."""
-        return work * self.cost < tuning.PARALLEL_MIN_WORK
+        cost = getattr(tuning, self.cost) if isinstance(self.cost, str) else self.cost
+        return work * cost < tuning.PARALLEL_MIN_WORK
 
     def __call__(self, *args, work):
         if self.serial_at(work):

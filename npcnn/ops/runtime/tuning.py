@@ -14,8 +14,12 @@ PARALLEL_MIN_WORK = 1 << 16
 # Weights of the work a caller counts: an element of an elementwise pass
 # (ReLU, pooling, unpooling, bias add, channel scan) is cheap ...
 COST_ELEMENTWISE = 1 / 16
-# ... and so is one multiply-add (direct conv, dense tiles): threads from 8M of them.
+# ... and so is one multiply-add of a convolution: threads from 8M of them.
 COST_MULTIPLY_ADD = 1 / 128
+# The dense tile kernel's multiply-adds run from cache near one core's peak,
+# so a second thread pays for waking only from 4x as many (a LeNet-5 fc
+# layer stays on one thread, as torch's small products are quick to start).
+COST_DENSE_MULTIPLY_ADD = 1 / 512
 
 # --- which convolution path (conv_numba.path) ---------------------------------
 # Few, small filters: shifted copies of the image beat a thin BLAS product;
