@@ -170,16 +170,21 @@ def _filter(layer, g, i, walk):
     input's size where the stride dropped rows or columns."""
     w = layer.params["weight"]
     stride = checks.pair("conv2d", "stride", layer.stride)
-    padding = checks.pair("conv2d", "padding", layer.padding)
     dilation = checks.pair("conv2d", "dilation", layer.dilation)
+    before, after = layer.padding_sides()
+    # torch's padding="same" pads one row (column) more after than before
+    # where dilation * (k - 1) is odd: the transposed conv, padded as before,
+    # gives those back too, and they are cut off below
+    extra = (after[0] - before[0], after[1] - before[1])
     (kH, kW), (H, W) = w.shape[2:], walk.input_shape(i)[2:]
     # the rows the stride stepped over: those past the last window, whose
     # reach is dilation * (k - 1) + 1
-    output_padding = ((H + 2 * padding[0] - dilation[0] * (kH - 1) - 1) % stride[0],
-                      (W + 2 * padding[1] - dilation[1] * (kW - 1) - 1) % stride[1])
+    output_padding = ((H + extra[0] + 2 * before[0] - dilation[0] * (kH - 1) - 1) % stride[0],
+                      (W + extra[1] + 2 * before[1] - dilation[1] * (kW - 1) - 1) % stride[1])
     # only where g is nonzero, while that is a small part of it (sparse_signal.py)
-    return sparse_signal.conv_transpose2d(g, w, stride, padding, output_padding, layer.groups, dilation,
-                                          walk.backend, walk.shortcuts)
+    g = sparse_signal.conv_transpose2d(g, w, stride, before, output_padding, layer.groups, dilation,
+                                       walk.backend, walk.shortcuts)
+    return g if extra == (0, 0) else np.ascontiguousarray(g[:, :, :H, :W])
 
 
 def _pass(layer, g, i, walk):

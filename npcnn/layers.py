@@ -8,6 +8,7 @@ torch's state_dict: ``weight``, ``bias``) and has ``forward(x, backend)``.
 """
 import numpy as np
 
+from . import checks
 from . import functional as F
 
 
@@ -31,15 +32,14 @@ class Conv2d(Layer):
     input and output channels split into that many groups, each filtered
     only by its own: weight (C_out, C_in/groups, kH, kW), as torch's
     (groups = C_in is a depthwise conv). ``dilation`` spaces the kernel's
-    taps that far apart."""
+    taps that far apart. ``padding`` may be torch's "same" or "valid"."""
     kind = "conv2d"
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, dtype=np.float32):
         super().__init__()
         kH, kW = (kernel_size, kernel_size) if np.isscalar(kernel_size) else tuple(kernel_size)
-        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-            raise ValueError(f"Conv2d: groups must be a positive int, got {groups!r}")
+        groups = checks.groups("Conv2d", groups)  # the weight's shape depends on it
         for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
             if channels % groups:
                 raise ValueError(f"Conv2d: {name} ({channels}) must be divisible by groups ({groups})")
@@ -55,6 +55,21 @@ class Conv2d(Layer):
     def fan_in(self):
         """C_in/groups * kH * kW: the inputs one output unit sums, as torch's."""
         return int(np.prod(self.params["weight"].shape[1:]))
+
+    def padding_sides(self):
+        """``((top, left), (bottom, right))``: the rows and columns of zeros
+        the conv adds before and after its input. Given as numbers, both
+        sides alike; torch's "valid" is 0; "same" (stride 1) pads
+        dilation * (k - 1) in all, half before and the odd one after, the
+        rule of ``F.conv2d``."""
+        if self.padding == "valid":
+            return (0, 0), (0, 0)
+        if self.padding != "same":
+            p = checks.pair("Conv2d", "padding", self.padding)
+            return p, p
+        d = checks.pair("Conv2d", "dilation", self.dilation)
+        total = [d[a] * (self.params["weight"].shape[2 + a] - 1) for a in (0, 1)]
+        return (total[0] // 2, total[1] // 2), (total[0] - total[0] // 2, total[1] - total[1] // 2)
 
     def forward(self, x, backend, relu=False):
         """The conv's output; with ``relu``, the ReLU of it (F.conv2d_relu)."""

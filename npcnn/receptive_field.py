@@ -27,7 +27,10 @@ def _geometry(layer):
     d = checks.pair(layer.kind, "dilation", args.get("dilation", 1))
     k = (d[0] * (taps[0] - 1) + 1, d[1] * (taps[1] - 1) + 1)
     s = checks.pair(layer.kind, "stride", args.get("stride") or args["kernel_size"])
-    p = checks.pair(layer.kind, "padding", args.get("padding", 0))
+    if layer.kind == "conv2d":
+        p = layer.padding_sides()[0]  # what the top and left get, torch's "same" too
+    else:
+        p = checks.pair(layer.kind, "padding", args.get("padding", 0))
     return k, s, p
 
 

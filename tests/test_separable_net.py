@@ -142,6 +142,47 @@ def test_a_dilated_stride_that_steps_over_rows_projects_back_to_the_input_size(b
             assert_projections_equal(f"{layer} {select}", ours, ref, np.float64)
 
 
+SAME = npcnn.Spec("same", (1, 12, 12), (
+    conv("conv_1", 1, 4, 2, padding="same"), relu("relu_1"),                          # 0 before, 1 after
+    conv("conv_2", 4, 4, 3, padding="same", dilation=2, groups=4), relu("relu_2"),    # 2 and 2
+    conv("conv_3", 4, 6, 2, padding="same", dilation=3, groups=2), relu("relu_3")))   # 1 and 2
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")  # torch's note on a copy
+def test_same_padding_projects_and_sees_as_torch_pads(backend):
+    """torch's padding="same" puts the odd row and column of dilation*(k - 1)
+    after the input: the deconvnet gives back and cuts off that extra row,
+    and the receptive field starts where the padding before puts it. Each
+    layer's projection equals the reference; with positive weights, a unit's
+    gradient fills exactly the window ``unit_window`` names."""
+    torch.manual_seed(5)
+    module = bridge.torch_model(SAME, dtype=torch.float64)
+    model = bridge.from_torch(module, arch=SAME, backend=backend)
+    assert model["conv_3"].padding_sides() == ((1, 1), (2, 2))
+    x = np.random.default_rng(2).standard_normal((2, 1, 12, 12))
+    _, acts = model.forward(x, record=True)
+    assert acts["relu_3"].shape == (2, 6, 12, 12)
+    reference = bridge.ReferenceDeconvnet(module)
+    for layer in deconv.projectable_layers(model):
+        for select in ("map", "max"):
+            assert_projections_equal(f"{layer} {select}", deconv.project_channels(model, x, layer, [1, 3], select,
+                                                                                  acts=acts),
+                                     reference.project(x, layer, [1, 3], select), np.float64)
+    for value in model.state_dict().values():
+        np.abs(value, out=value)
+    x = np.abs(x) + 0.5
+    _, acts = model.forward(x, record=True)
+    assert receptive_field(model, "conv_3")[0] == (2 + 4 + 3,) * 2
+    for i, j in ((5, 6), (0, 0), (11, 11), (11, 1)):
+        signal = np.zeros_like(acts["conv_3"])
+        signal[1, 4, i, j] = 1.0
+        grad = deconv.backward_from(model, acts, "conv_3", signal, rule="saliency")[1, 0]
+        h0, h1, w0, w1 = unit_window(model, "conv_3", i, j, (12, 12))
+        window = np.zeros_like(grad, dtype=bool)
+        window[h0:h1, w0:w1] = True
+        np.testing.assert_array_equal(grad != 0, window, err_msg=f"unit ({i}, {j})")
+
+
 class NoShortcuts(sparse_signal.Shortcuts):
     def __init__(self):
         self.box = self.channels = False
