@@ -123,16 +123,15 @@ def _conv_lanes_py(x, pH, pW, Hp, Wp, xb, wt, Fp, offsets, bases, bias, relu, ti
                 f0 += FILTERS
             if f0 < Fp:
                 _two_filters(packed, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, (f0 * Pr + p0) * L, Pr)
-        images = min(L, N - k * L)
-        for f in range(F):
-            bf = bias[f]
-            for p in range(P):
-                s = (f * Pr + p) * L
-                for l in range(images):
-                    v = tile[s + l] + bf
+        for l in range(min(L, N - k * L)):     # image k*L + l: contiguous writes, reads L apart
+            out = y2[k * L + l]
+            for f in range(F):
+                bf, s = bias[f], f * Pr * L + l
+                for p in range(P):
+                    v = tile[s + p * L] + bf
                     if relu:
                         v = 0.0 if v <= 0 else v   # NaN stays NaN (``activation.relu``)
-                    y2[k * L + l, f * P + p] = v
+                    out[f * P + p] = v
 
 
 _pack = njit(cache=True)(_pack)
