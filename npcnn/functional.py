@@ -92,9 +92,11 @@ def _conv_args(op, input, weight, bias, stride, padding, groups, transposed):
                          f"(input {x.shape}, weight {w.shape})")
     expected = w.shape[0] if transposed else w.shape[1] * G
     if expected != x.shape[1]:
-        layout = "(C_in, C_out/groups, kH, kW)" if transposed else "(C_out, C_in/groups, kH, kW)"
+        per_group = "/groups" if G > 1 else ""
+        layout = f"(C_in, C_out{per_group}, kH, kW)" if transposed else f"(C_out, C_in{per_group}, kH, kW)"
+        with_groups = f" with groups={G}" if G > 1 else ""
         raise ValueError(
-            f"{op}: weight {layout} with groups={G} expects {expected} input channels but "
+            f"{op}: weight {layout}{with_groups} expects {expected} input channels but "
             f"input has {x.shape[1]} (input {x.shape}, weight {w.shape})")
     if 0 in w.shape:
         raise ValueError(f"{op}: weight {w.shape} is empty: it needs at least one filter, one "
@@ -107,8 +109,9 @@ def _conv_args(op, input, weight, bias, stride, padding, groups, transposed):
         b = checks.array(op, "bias", bias, ndim=1, dtype=x.dtype)
         checks.finite(op, "bias", b)
         if b.shape != (out_channels,):
+            with_groups = f" and groups={G}" if G > 1 else ""
             raise ValueError(f"{op}: bias must have shape ({out_channels},) to match "
-                             f"weight {w.shape} and groups={G}, got {b.shape}")
+                             f"weight {w.shape}{with_groups}, got {b.shape}")
     s = checks.positive(op, "stride", checks.pair(op, "stride", stride))
     p = checks.non_negative(op, "padding", checks.pair(op, "padding", padding))
     return x, w, b, s, p, G

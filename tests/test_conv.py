@@ -247,5 +247,5 @@ def test_conv_path_checks_its_arguments_as_the_op_does():
         F.conv_path("pool", x, w)
     with pytest.raises(ValueError, match="conv2d: stride must be >= 1"):
         F.conv_path("conv2d", x, w, stride=0)
-    with pytest.raises(ValueError, match=r"conv_transpose2d: weight \(C_in, C_out/groups, kH, kW\) with groups=1 expects 4"):
+    with pytest.raises(ValueError, match=r"conv_transpose2d: weight \(C_in, C_out, kH, kW\) expects 4"):
         F.conv_path("conv_transpose2d", x, w)
