@@ -1,5 +1,5 @@
-"""npcnn.Model against its torch twin: every named activation, the four
-networks, both dtypes; weights through .npz; hooks, names and errors."""
+"""npcnn.Model against its torch twin: every named activation, the
+networks of the specs, both dtypes; weights through .npz; hooks, names and errors."""
 import numpy as np
 import pytest
 import torch
@@ -9,7 +9,7 @@ import bridge
 import npcnn
 from parity import assert_close
 
-SMALL_INPUT = {"simplecnn": (2, 1, 28, 28), "lenet5": (2, 1, 28, 28),
+SMALL_INPUT = {"simplecnn": (2, 1, 28, 28), "lenet5": (2, 1, 28, 28), "separable": (2, 1, 28, 28),
                "alexnet": (1, 3, 67, 67), "vgg16": (1, 3, 32, 32)}
 
 
@@ -120,7 +120,7 @@ def test_unknown_layer_lists_the_valid_ones():
 
 
 def test_state_dict_keys_and_parameter_counts_match_torch():
-    for arch, count in {"simplecnn": 52138, "lenet5": 61706, "alexnet": 61100840,
+    for arch, count in {"simplecnn": 52138, "lenet5": 61706, "separable": 36906, "alexnet": 61100840,
                         "vgg16": 138357544}.items():
         module = bridge.torch_model(arch)
         model = npcnn.build(arch)
@@ -177,6 +177,25 @@ def test_layer_errors_name_the_layer():
     model = npcnn.build("lenet5")
     with pytest.raises(ValueError, match=r"layer conv_1 \(conv2d\): conv2d: weight .* input has 3"):
         model(np.zeros((1, 3, 28, 28), dtype=np.float32))
+
+
+def test_a_conv_layer_takes_nn_conv2d_arguments_in_their_order(backend):
+    """Conv2d(in, out, kernel_size, stride, padding, dilation, groups, bias),
+    positionally as torch: the grouped weight layout, no bias, the same
+    output; torch's initialisation bound 1/sqrt(C_in/groups * kH * kW)."""
+    from npcnn.layers import Conv2d
+    layer = Conv2d(12, 18, 3, 2, 2, 2, 3, False, dtype=np.float64)
+    torch.manual_seed(0)
+    twin = torch.nn.Conv2d(12, 18, 3, 2, 2, 2, 3, False, dtype=torch.float64)
+    assert layer.params["weight"].shape == tuple(twin.weight.shape) == (18, 4, 3, 3)
+    assert "bias" not in layer.params and twin.bias is None and layer.fan_in == 4 * 9
+    layer.params["weight"][...] = twin.weight.detach().numpy()
+    x = np.random.default_rng(0).standard_normal((2, 12, 11, 9))
+    assert_close("grouped dilated conv", layer.forward(x, backend), twin(torch.from_numpy(x)))
+    with pytest.raises(ValueError, match=r"Conv2d: out_channels \(18\) must be divisible by groups \(4\)"):
+        Conv2d(12, 18, 3, groups=4)
+    with pytest.raises(ValueError, match=r"Conv2d: groups must be >= 1, got 0"):
+        Conv2d(12, 18, 3, groups=0)
 
 
 def test_non_finite_weights_are_refused_at_load():

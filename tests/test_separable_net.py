@@ -55,8 +55,9 @@ def test_its_weights_round_trip_through_the_bridge(tmp_path):
     back = bridge.to_torch(model)
     assert all(torch.equal(a, b) for a, b in zip(module.state_dict().values(), back.state_dict().values()))
     bridge.save_checkpoint(tmp_path / "separable.pt", module)
+    torch.save(module.state_dict(), tmp_path / "plain.pt")      # no metadata: the keys name the network
     again = npcnn.load(model.save(tmp_path / "separable.npz"))
-    for loaded in (bridge.load(tmp_path / "separable.pt"), again):
+    for loaded in (bridge.load(tmp_path / "separable.pt"), bridge.load(tmp_path / "plain.pt"), again):
         assert loaded.arch == "separable"
         for key, value in model.state_dict().items():
             np.testing.assert_array_equal(loaded.state_dict()[key], value)
