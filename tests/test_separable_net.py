@@ -75,10 +75,14 @@ def test_every_layer_equals_the_torch_twin(dtype, backend, digits):
     """float64: 1e-10, float32: 1e-5 (atol and rtol), on real digits."""
     module, model = twins(dtype, backend)
     tol = {np.float64: 1e-10, np.float32: 1e-5}[dtype]
-    rows = bridge.compare_activations(model, module, to_tensor(digits, dtype=dtype), atol=tol, rtol=tol)
+    x = to_tensor(digits, dtype=dtype)
+    rows = bridge.compare_activations(model, module, x, atol=tol, rtol=tol)
     assert len(rows) == 11
     bad = [(r.layer, r.max_abs) for r in rows if not r.within]
     assert not bad, bad
+    # a plain forward runs each conv with its ReLU as one op (the plan); the same numbers
+    assert [how for _, layer, how in model.plan() if layer.kind == "conv2d"] == ["conv+relu"] * 4
+    np.testing.assert_array_equal(model(x), model.forward(x, record=True)[0])
 
 
 def assert_projections_equal(name, ours, ref, dtype):
