@@ -188,3 +188,27 @@ def test_the_cache_keeps_to_its_bytes(empty_cache, monkeypatch):
     big = np.zeros(1000)
     assert empty_cache.derived("test", big, lambda w: w + 1) is not empty_cache.derived("test", big, lambda w: w + 1)
     assert empty_cache.held_bytes() <= tuning.WEIGHT_CACHE_BYTES
+
+
+# -- the 16 products in one kernel (npcnn/ops/plane_products_numba.py)
+
+@pytest.mark.parametrize("threads", ["parallel", "serial"])
+def test_the_plane_products_equal_matmul(threads, dtype, monkeypatch):
+    """M[e] = U[e] @ V[e] for every row count 1-9 (whole and cut tiles of 4
+    rows) and column counts of 1 to 6 vectors (whole tiles of 4 vectors and
+    the vectors past them), float32 and float64, both compilations; the
+    skew columns of the planes and the rows past F are left alone."""
+    from npcnn.ops import plane_products_numba
+    from npcnn.ops.runtime import simd
+    monkeypatch.setattr(tuning, "PARALLEL_MIN_WORK", 0 if threads == "parallel" else 1 << 62)
+    rng = np.random.default_rng(3)
+    L = simd.lanes(dtype)
+    for Fo, C, vectors in [(1, 3, 1), (4, 5, 4), (5, 7, 5), (6, 2, 2), (7, 9, 6), (8, 1, 3), (9, 4, 8)]:
+        Pp = vectors * L
+        U = rng.standard_normal((16, Fo * C)).astype(dtype)
+        V = rng.standard_normal((16, C * Pp + 7)).astype(dtype)
+        M = np.full((16, Fo * Pp + 7), 99.0, dtype=dtype)
+        plane_products_numba.products(U, V, M, Fo, C, Pp)
+        want = U.reshape(16, Fo, C) @ V[:, :C * Pp].reshape(16, C, Pp)
+        assert_close(f"F={Fo} C={C} Pp={Pp}", M[:, :Fo * Pp].reshape(16, Fo, Pp), want)
+        assert (M[:, Fo * Pp:] == 99.0).all()

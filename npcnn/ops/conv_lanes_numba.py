@@ -141,16 +141,6 @@ _two_filters = njit(cache=True)(_two_filters)
 _conv_lanes = Kernel(_conv_lanes_py, cost=tuning.COST_MULTIPLY_ADD)
 
 
-def _aligned(name, shape, dtype):
-    """A workspace buffer of this shape whose rows start on a vector
-    boundary (an unaligned vector load costs two)."""
-    L = simd.lanes(dtype)
-    size = int(np.prod(shape))
-    raw = workspace.buffer(name, size + L, dtype)
-    skip = (-raw.ctypes.data % simd.VECTOR_BYTES) // raw.itemsize
-    return raw[skip:skip + size].reshape(shape)
-
-
 def conv2d(x, weight, bias, padding, relu, work):
     """``conv.conv2d`` at stride 1 (``conv.conv2d_relu`` with ``relu``);
     x C-contiguous, bias an array. ``work``: the multiply-adds, which choose
@@ -165,14 +155,14 @@ def conv2d(x, weight, bias, padding, relu, work):
     B = -(-N // L)                                   # blocks of L images
     Pr = -(-P // PIXELS) * PIXELS                    # pixels, in whole tiles
     Fp = F + F % 2                                   # filters, in pairs
-    xb = _aligned("lanes x", (B, C * Hp * Wp * L), x.dtype)
+    xb = workspace.buffer("lanes x", B * C * Hp * Wp * L, x.dtype).reshape(B, C * Hp * Wp * L)
     wt = np.zeros((kH * kW * C, Fp), dtype=x.dtype)  # wt[t, f] = w[f, c, p, q], t = (c*kH + p)*kW + q
     wt[:, :F] = weight.reshape(F, C * kH * kW).T
     c, p, q = np.meshgrid(np.arange(C), np.arange(kH), np.arange(kW), indexing="ij")
     offsets = (((c * Hp + p) * Wp + q) * L).ravel()  # (T,), in tap order
     pixel = np.minimum(np.arange(Pr), P - 1)         # the last tile's extra pixels repeat the last
     bases = ((pixel // Wo * Wp + pixel % Wo) * L).astype(np.int64)
-    tiles = _aligned("lanes tiles", (B, Fp * Pr * L), x.dtype)
+    tiles = workspace.buffer("lanes tiles", B * Fp * Pr * L, x.dtype).reshape(B, Fp * Pr * L)
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     _conv_lanes(x, pH, pW, Hp, Wp, xb, wt.ravel(), Fp, offsets.astype(np.int64), bases, bias, relu, tiles, y,
                 work=work)

@@ -40,7 +40,8 @@ it to the same tolerances as the other paths.
 from numba import njit, prange
 import numpy as np
 
-from .runtime import tuning, weight_cache, workspace
+from . import plane_products_numba
+from .runtime import simd, tuning, weight_cache, workspace
 from .runtime.jit import Kernel
 from .runtime.rows import copy_relu
 
@@ -63,10 +64,10 @@ def _sub(out, a, b):
 # ``workspace.planes`` as arguments): LLVM vectorises those, where one loop
 # writing 16 planes through strided views stays scalar.
 
-def _transform_tiles_py(x, pH, pW, th, tw, g0, g1, V):
-    """V[4r + s, c*P + p] = (B^T d B)[r, s] for the tiles d of the zero-padded
+def _transform_tiles_py(x, pH, pW, th, tw, g0, g1, Pp, V):
+    """V[4r + s, c*Pp + p] = (B^T d B)[r, s] for the tiles d of the zero-padded
     input in the global tile rows [g0, g1) (tile row g is row g % th of
-    image g // th), p = (g - g0)*tw + j, P = (g1 - g0)*tw.
+    image g // th), p = (g - g0)*tw + j < P = (g1 - g0)*tw <= Pp.
 
     B^T d combines the four input rows of a tile row, (d0 - d2, d1 + d2,
     d2 - d1, d1 - d3), along the whole row (rows in the padding are zero);
@@ -74,7 +75,6 @@ def _transform_tiles_py(x, pH, pW, th, tw, g0, g1, V):
     from the combined rows split into their even and odd columns."""
     N, C, H, W = x.shape
     R = g1 - g0
-    P = R * tw
     items = C * R
     chunks = min(items, 256)                    # the scratch rows are allocated per chunk
     for chunk in prange(chunks):
@@ -96,7 +96,7 @@ def _transform_tiles_py(x, pH, pW, th, tw, g0, g1, V):
                 for k in range(tw + 1):
                     rows[0, r, k] = combined[r, 2 * k]
                     rows[1, r, k] = combined[r, 2 * k + 1]
-            p0 = c * P + gr * tw
+            p0 = c * Pp + gr * tw
             for r in range(4):
                 e, o = rows[0, r], rows[1, r]          # columns 2j: e[j], 2j+1: o[j], 2j+2: e[j+1], 2j+3: o[j+1]
                 _sub(V[4 * r, p0:p0 + tw], e[:tw], e[1:])
@@ -105,8 +105,8 @@ def _transform_tiles_py(x, pH, pW, th, tw, g0, g1, V):
                 _sub(V[4 * r + 3, p0:p0 + tw], o[:tw], o[1:])
 
 
-def _untransform_tiles_py(M, bias, relu, th, tw, g0, g1, y):
-    """y[n, f, 2ti + a, 2j + b] = (A^T m A)[a, b] + bias[f], m = M[:, f*P + p],
+def _untransform_tiles_py(M, bias, relu, th, tw, g0, g1, Pp, y):
+    """y[n, f, 2ti + a, 2j + b] = (A^T m A)[a, b] + bias[f], m = M[:, f*Pp + p],
     for the tiles of the global tile rows [g0, g1); the half tiles past an
     odd Ho or Wo are dropped. With ``relu``, max(y, 0) instead, applied to
     each output row while it is in cache.
@@ -116,7 +116,6 @@ def _untransform_tiles_py(M, bias, relu, th, tw, g0, g1, y):
     way into output columns 2j and 2j + 1."""
     N, F, Ho, Wo = y.shape
     R = g1 - g0
-    P = R * tw
     items = F * R
     chunks = min(items, 256)
     for chunk in prange(chunks):
@@ -124,7 +123,7 @@ def _untransform_tiles_py(M, bias, relu, th, tw, g0, g1, y):
         for fg in range(chunk * items // chunks, (chunk + 1) * items // chunks):
             f, gr = fg // R, fg % R
             n, i = (g0 + gr) // th, 2 * ((g0 + gr) % th)
-            p0, bf = f * P + gr * tw, bias[f]
+            p0, bf = f * Pp + gr * tw, bias[f]
             for s in range(4):
                 m0, m1, m2, m3 = (M[s, p0:p0 + tw], M[4 + s, p0:p0 + tw],
                                   M[8 + s, p0:p0 + tw], M[12 + s, p0:p0 + tw])
@@ -160,13 +159,13 @@ def _filters(weight):
 
 
 def _flipped_filters(weight):
-    """U (16, C, F) of the flipped filters J weight[c, f] J (J reverses the
-    order): vec(J g J) is vec(g) reversed, so U[e] = (G kron G)[:, ::-1]
-    vec(weight[c, f]), with no flipped copy of the weights."""
+    """U (16, F, C) of the flipped filters w'[f, c] = J weight[c, f] J (J
+    reverses the order): vec(J g J) is vec(g) reversed, so U[e] = (G kron
+    G)[:, ::-1] vec(weight[c, f]), with no flipped copy of the weights."""
     C, F = weight.shape[:2]
     U = np.empty((16, C * F), dtype=weight.dtype)
     np.matmul(_G_KRON_G[:, ::-1].astype(weight.dtype), weight.reshape(C * F, 9).T, out=U)
-    return U.reshape(16, C, F)
+    return np.ascontiguousarray(U.reshape(16, C, F).transpose(0, 2, 1))
 
 
 def conv2d_3x3(x, weight, bias, padding, relu=False):
@@ -181,33 +180,38 @@ def conv2d_3x3(x, weight, bias, padding, relu=False):
 def conv_transpose2d_3x3(x, weight, bias, padding):
     """``conv.conv_transpose2d`` at stride 1 for 3x3 filters: the convolution
     with the flipped filters w'[f, c] = J weight[c, f] J at padding 2 - p;
-    their transform U (16, C, F), read transposed as (F, C), is kept as
-    ``conv2d_3x3``'s is."""
+    their transform is kept as ``conv2d_3x3``'s is."""
     pH, pW = padding
     U = weight_cache.derived("winograd U flipped", weight, _flipped_filters)
-    return _convolve(x, U.transpose(0, 2, 1), bias, (2 - pH, 2 - pW))
+    return _convolve(x, U, bias, (2 - pH, 2 - pW))
 
 
 def _convolve(x, U, bias, padding, relu=False):
     """y from x and the transformed filters U (16, F, C): input transform,
-    16 products and output transform (and ReLU), band by band."""
+    16 products (``plane_products_numba``) and output transform (and
+    ReLU), band by band. A band's P tiles take rows of Pp elements in V
+    and M, P rounded up to whole vectors."""
     pH, pW = padding
     N, C, H, W = x.shape
     F = U.shape[1]
     Ho, Wo = H + 2 * pH - 2, W + 2 * pW - 2
     th, tw = (Ho + 1) // 2, (Wo + 1) // 2
     dt = x.dtype
+    L = simd.lanes(dt)
     b = np.zeros(F, dtype=dt) if bias is None else bias
     y = np.empty((N, F, Ho, Wo), dtype=dt)
     R = N * th                                  # tile rows of the whole batch
     rows = max(1, min(R, tuning.WINOGRAD_BAND_BYTES // (16 * (C + F) * tw * x.itemsize)))
+    planes = U.reshape(16, F * C)
     for g0 in range(0, R, rows):
         g1 = min(R, g0 + rows)
         P = (g1 - g0) * tw
-        V = workspace.planes("winograd V", 16, C * P, dt)
-        M = workspace.planes("winograd M", 16, F * P, dt)
-        _transform_tiles(x, pH, pW, th, tw, g0, g1, V, work=V.size)
-        for e in range(16):
-            np.matmul(U[e], V[e, :C * P].reshape(C, P), out=M[e, :F * P].reshape(F, P))
-        _untransform_tiles(M, b, relu, th, tw, g0, g1, y, work=M.size)
+        Pp = -(-P // L) * L
+        V = workspace.planes("winograd V", 16, C * Pp, dt)
+        M = workspace.planes("winograd M", 16, F * Pp, dt)
+        if Pp > P:                              # columns no tile fills: zeros, not stale bits
+            V[:, :C * Pp].reshape(16, C, Pp)[:, :, P:] = 0
+        _transform_tiles(x, pH, pW, th, tw, g0, g1, Pp, V, work=16 * C * P)
+        plane_products_numba.products(planes, V, M, F, C, Pp)
+        _untransform_tiles(M, b, relu, th, tw, g0, g1, Pp, y, work=16 * F * P)
     return y

@@ -21,12 +21,19 @@ def _buffers():
     return _local.__dict__.setdefault("buffers", {})
 
 
+ALIGN = 64  # bytes: a vector of ``simd`` (a load that crosses a cache line costs two)
+
+
 def buffer(name, size, dtype):
-    """A 1-D array of ``size`` elements, shared by every caller of ``name``."""
+    """A 1-D array of ``size`` elements, shared by every caller of ``name``,
+    starting on an ``ALIGN``-byte boundary."""
     key, buffers = (name, np.dtype(dtype)), _buffers()
     buf = buffers.get(key)
     if buf is None or buf.size < size:
-        buf = buffers[key] = np.empty(size, dtype=dtype)
+        itemsize = np.dtype(dtype).itemsize
+        raw = np.empty(size + ALIGN // itemsize, dtype=dtype)
+        skip = (-raw.ctypes.data % ALIGN) // itemsize
+        buf = buffers[key] = raw[skip:skip + size]
     return buf[:size]
 
 
