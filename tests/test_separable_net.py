@@ -197,8 +197,15 @@ class NoShortcuts(sparse_signal.Shortcuts):
 SPARSE_CASES = {"depthwise_1": (14, 0), "pointwise_1": (14, 0), "grouped_2": (7, 1)}
 
 
+def _spy(monkeypatch, name):
+    calls = []
+    original = getattr(sparse_signal, name)
+    monkeypatch.setattr(sparse_signal, name, lambda *a: calls.append(1) or original(*a))
+    return calls
+
+
 @pytest.mark.parametrize("layer", SPARSE_CASES)
-def test_the_sparse_shortcuts_keep_each_group_apart(layer, backend):
+def test_the_sparse_shortcuts_keep_each_group_apart(layer, backend, monkeypatch):
     """The deconvnet's conv step on a signal in a few channels and a small
     box goes by the box (stride 1) and channel by channel, each channel
     through its own group's filters; it must equal the dense grouped,
@@ -216,9 +223,15 @@ def test_the_sparse_shortcuts_keep_each_group_apart(layer, backend):
     assert dense.shape == (3, conv.arguments["in_channels"], 14, 14)
     assert_close(f"{layer} torch", dense, torch.nn.functional.conv_transpose2d(
         torch.from_numpy(g), torch.from_numpy(w), None, *args))
+    boxes, by_channel = _spy(monkeypatch, "_in_box"), _spy(monkeypatch, "_by_channel")
     for shortcuts in (sparse_signal.Shortcuts(), NoShortcuts()):
         sparse = sparse_signal.conv_transpose2d(g, w, *args, backend, shortcuts)
         assert_close(f"{layer} {type(shortcuts).__name__}", sparse, dense, rtol=1e-12, atol=1e-14)
+    assert len(boxes) == (conv.stride == 1)
+    # 4 of 3*C channels hold the signal; the numba backend's direct kernel skips the rest itself
+    skips_itself = npcnn.functional.conv_path("conv_transpose2d", g, w, *args[:2], dilation, conv.groups,
+                                              backend=backend) == "flipped direct"
+    assert len(by_channel) == (not skips_itself)
 
 
 def test_the_receptive_field_spans_the_dilated_taps():
