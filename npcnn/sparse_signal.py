@@ -14,11 +14,10 @@ the way down; a grouped one spreads it over its group's channels only.
 box of the batch's nonzeros (stride 1), and only the channels that hold
 them, each through its own group's filters (for LeNet-5-sized filters, the
 numba backend's direct kernel leaves out each signal's zero channels by
-itself, in one call). Zeros add exact
-zeros to the sums, so the result is the dense transposed convolution
-(summed in another order where a signal has several channels). A check
-that finds no saving is not made again further down: a signal only
-spreads on the way down.
+itself, in one call). Zeros add exact zeros to the sums, so the result is
+the dense transposed convolution (summed in another order where a signal
+has several channels). A check that finds no saving is not made again
+further down: a signal only spreads on the way down.
 """
 import numpy as np
 
