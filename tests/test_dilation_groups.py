@@ -198,3 +198,25 @@ def test_dilated_max_pool2d_matches_torch(case, kind, backend, dtype):
     assert_close("values only", values, TF.max_pool2d(torch.tensor(x), k, s, p, d, ceil))
     if kind == "after_relu":
         assert len(np.unique(switches)) < switches.size  # overlapping windows share maxima
+
+
+def test_grouped_dilated_im2col_in_chunks_and_bands(monkeypatch):
+    """The im2col path splits the batch into chunks, and one large image
+    into bands of output rows, by the column budget: with groups and
+    dilation too, the pieces give the reference's numbers."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 6, 17, 15))
+    w = rng.standard_normal((4, 3, 3, 3)) / 5
+    args = (None, 1, 2, 2, 2)  # bias, stride, padding, dilation, groups
+    expected = F.conv2d(x, w, *args, backend="numpy")
+    g = rng.standard_normal(expected.shape)
+    expected_grads = F.conv2d_backward(g, x, w, *args[1:], backend="numpy")
+    per_image = 6 * 9 * 17 * 15 * 8  # bytes of one image's column matrix: K = C*kH*kW rows, Ho*Wo columns
+    for budget, what in ((2 * per_image, "chunks of two images"), (per_image // 4, "bands of rows")):
+        monkeypatch.setattr(tuning, "COLS_BUDGET", budget)
+        assert_close(what, F.conv2d(x, w, *args), expected)
+        for name, mine, theirs in zip(("dx", "dw", "db"), F.conv2d_backward(g, x, w, *args[1:]), expected_grads):
+            assert_close(f"{what}: {name}", mine, theirs)
+        xt = F.conv_transpose2d(expected, w, None, 1, 2, 0, 2, 2)
+        assert_close(f"{what}: transposed", xt, F.conv_transpose2d(expected, w, None, 1, 2, 0, 2, 2,
+                                                                   backend="numpy"))
