@@ -281,3 +281,26 @@ def test_a_cost_named_in_tuning_is_read_at_each_call(monkeypatch):
     assert _linear_tiles.serial_at(work)
     monkeypatch.setattr(tuning, "COST_DENSE_MULTIPLY_ADD", 1 / 128)
     assert not _linear_tiles.serial_at(work)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_the_vector_transpose_equals_its_plain_python(dtype):
+    """runtime/simd.transpose (shuffles in registers) moves a square of
+    lanes x lanes elements as its plain-Python version does, between rows
+    of any stride, leaving every other element alone."""
+    from numba import njit
+    from npcnn.ops.runtime import simd
+
+    def move(src, dst):
+        simd.transpose(src, 3, 37, dst, 5, 33)
+
+    src = np.arange(40 * 40, dtype=dtype)
+    jitted, plain = np.full(40 * 40, -1, dtype=dtype), np.full(40 * 40, -1, dtype=dtype)
+    njit(move)(src, jitted)
+    move(src, plain)
+    L = simd.lanes(dtype)
+    want = np.full(40 * 40, -1, dtype=dtype)
+    for i in range(L):
+        want[5 + np.arange(L) * 33 + i] = src[3 + i * 37:3 + i * 37 + L]
+    np.testing.assert_array_equal(plain, want)
+    np.testing.assert_array_equal(jitted, want)

@@ -37,22 +37,32 @@ FILTERS = 4   # filters in a register tile
 PIXELS = 4    # output pixels in a register tile
 
 
-def _pack(x, k, pH, pW, Hp, Wp, block):
-    """block[((c*Hp + h)*Wp + w)*L + l] = xpad[k*L + l, c, h, w]: the padded
-    images of block k, lanes side by side; images past N and the padding
-    are zero."""
+def _pack(x, k, pH, pW, Hp, Wp, where, scratch, block):
+    """block[where[e] + l] = x[k*L + l].ravel()[e], and zero in the
+    padding: the padded images of block k, lanes side by side, where[e] =
+    ((c*Hp + h + pH)*Wp + w + pW)*L for element e = (c, h, w) of an image.
+    Squares of L images x L elements are transposed in registers (through
+    ``scratch`` where there is padding); the last elements of the images,
+    and a block of fewer than L images (the rest zero), go one by one."""
     N, C, H, W = x.shape
     L = simd.lanes_of(block)
-    block[:] = 0
-    images = x.reshape(N, C * H * W)
-    for l in range(min(L, N - k * L)):
-        image = images[k * L + l]
-        for c in range(C):
-            for h in range(H):
-                source = (c * H + h) * W
-                start = ((c * Hp + h + pH) * Wp + pW) * L + l
-                for w in range(W):
-                    block[start + w * L] = image[source + w]
+    E = C * H * W
+    images = min(L, N - k * L)
+    flat = x.reshape(N * E)
+    first = k * L * E                          # image k*L's first element
+    if images < L or pH or pW:
+        block[:] = 0
+    whole = E - E % L if images == L else 0
+    for e0 in range(0, whole, L):
+        if pH == 0 and pW == 0:
+            simd.transpose(flat, first + e0, E, block, e0 * L, L)
+        else:
+            simd.transpose(flat, first + e0, E, scratch, 0, L)
+            for j in range(L):
+                store(block, where[e0 + j], load(scratch, j * L))
+    for e in range(whole, E):
+        for l in range(images):
+            block[where[e] + l] = flat[first + l * E + e]
 
 
 def _four_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, s, Pr):
@@ -101,20 +111,21 @@ def _two_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, s, Pr):
     store(tile, s, a10), store(tile, s + L, a11), store(tile, s + 2 * L, a12), store(tile, s + 3 * L, a13)
 
 
-def _conv_lanes_py(x, pH, pW, Hp, Wp, xb, wt, Fp, offsets, bases, bias, relu, tiles, y):
-    """y (N, F, Ho, Wo) from x: each block of images is packed into xb[k]
-    (``_pack``), then convolved with the weights
-    wt[t*Fp + f] (filters padded to an even Fp with zeros), the tap offsets
-    and each output pixel's first vector, bases (Pr,). Block k's sums go to
-    tiles[k] (Fp, Pr, L) first; then each image's lane is copied out with
-    the bias (and max(y, 0) with ``relu``)."""
+def _conv_lanes_py(x, pH, pW, Hp, Wp, where, xb, wt, Fp, offsets, bases, bias, relu, tiles, y):
+    """y (N, F, Ho, Wo) from x. Block k of L images is packed into xb[k]
+    (``_pack``) and convolved with the weights wt[t*Fp + f] (filters padded
+    to an even Fp with zeros), the tap offsets and each output pixel's
+    first vector, bases (Pr,), into tiles[k] (Fp, Pr, L): pixel p of filter
+    f of the block's L images. Squares of L pixels x L images are then
+    transposed into y, and the bias added (and max(y, 0) with ``relu``) to
+    each image's rows, contiguous."""
     N, F, Ho, Wo = y.shape
     B, L, Pr = xb.shape[0], simd.lanes_of(xb), bases.shape[0]
     P = Ho * Wo
-    y2 = y.reshape(N, F * P)
+    flat = y.reshape(N * F * P)
     for k in prange(B):
         packed, tile = xb[k], tiles[k]
-        _pack(x, k, pH, pW, Hp, Wp, packed)
+        _pack(x, k, pH, pW, Hp, Wp, where, tile, packed)
         for p0 in range(0, Pr, PIXELS):
             b0, b1, b2, b3 = bases[p0], bases[p0 + 1], bases[p0 + 2], bases[p0 + 3]
             f0 = 0
@@ -123,15 +134,23 @@ def _conv_lanes_py(x, pH, pW, Hp, Wp, xb, wt, Fp, offsets, bases, bias, relu, ti
                 f0 += FILTERS
             if f0 < Fp:
                 _two_filters(packed, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, (f0 * Pr + p0) * L, Pr)
-        for l in range(min(L, N - k * L)):     # image k*L + l: contiguous writes, reads L apart
-            out = y2[k * L + l]
+        images = min(L, N - k * L)
+        whole = P - P % L if images == L else 0
+        first = k * L * F * P                   # image k*L's first output
+        for f in range(F):
+            for p0 in range(0, whole, L):
+                simd.transpose(tile, (f * Pr + p0) * L, L, flat, first + f * P + p0, F * P)
+            for p in range(whole, P):
+                for l in range(images):
+                    flat[first + l * F * P + f * P + p] = tile[(f * Pr + p) * L + l]
+        for l in range(images):
             for f in range(F):
-                bf, s = bias[f], f * Pr * L + l
-                for p in range(P):
-                    v = tile[s + p * L] + bf
+                bf, row = bias[f], first + l * F * P + f * P
+                for e in range(row, row + P):
+                    v = flat[e] + bf
                     if relu:
                         v = 0.0 if v <= 0 else v   # NaN stays NaN (``activation.relu``)
-                    out[f * P + p] = v
+                    flat[e] = v
 
 
 _pack = njit(cache=True)(_pack)
@@ -160,10 +179,13 @@ def conv2d(x, weight, bias, padding, relu, work):
     wt[:, :F] = weight.reshape(F, C * kH * kW).T
     c, p, q = np.meshgrid(np.arange(C), np.arange(kH), np.arange(kW), indexing="ij")
     offsets = (((c * Hp + p) * Wp + q) * L).ravel()  # (T,), in tap order
+    c, h, w = np.meshgrid(np.arange(C), np.arange(H), np.arange(W), indexing="ij")
+    where = (((c * Hp + h + pH) * Wp + w + pW) * L).ravel()  # (C*H*W,): each input element in a block
     pixel = np.minimum(np.arange(Pr), P - 1)         # the last tile's extra pixels repeat the last
     bases = ((pixel // Wo * Wp + pixel % Wo) * L).astype(np.int64)
-    tiles = workspace.buffer("lanes tiles", B * Fp * Pr * L, x.dtype).reshape(B, Fp * Pr * L)
+    row = max(Fp * Pr, L) * L                        # a block's sums; first, _pack's L x L scratch
+    tiles = workspace.buffer("lanes tiles", B * row, x.dtype).reshape(B, row)
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
-    _conv_lanes(x, pH, pW, Hp, Wp, xb, wt.ravel(), Fp, offsets.astype(np.int64), bases, bias, relu, tiles, y,
+    _conv_lanes(x, pH, pW, Hp, Wp, where.astype(np.int64), xb, wt.ravel(), Fp, offsets.astype(np.int64), bases, bias, relu, tiles, y,
                 work=work)
     return y

@@ -19,6 +19,10 @@ The arrays are 1-d and C-contiguous, and [i, i + lanes) must lie inside
 them: nothing is checked (a kernel proves it once, outside its loops).
 Called from plain Python (NUMBA_DISABLE_JIT=1) they do the same with
 NumPy arrays, so a kernel can be stepped through in a debugger.
+
+numba's on-disk cache of a kernel is keyed by the kernel's own file: after
+a change here, delete the ``__pycache__`` folders of ``npcnn/ops`` (or set
+NUMBA_CACHE_DIR to a fresh folder), or the kernels keep the old code.
 """
 import numpy as np
 from llvmlite import ir
@@ -136,6 +140,41 @@ def _lane(typingctx, vector, k):
     return vector.dtype(vector, types.intp), codegen
 
 
+@intrinsic
+def _transpose(typingctx, src, s, src_stride, dst, d, dst_stride):
+    vty = _vector_type(src.dtype)
+    L = vty.count
+
+    def codegen(context, builder, sig, args):
+        src_ty, _, _, dst_ty, _, _ = sig.args
+        source, s, s_step, target, d, d_step = args
+        vptr_ty = context.get_value_type(vty).as_pointer()
+        align = src.dtype.bitwidth // 8
+        rows = []
+        for i in range(L):
+            at = builder.add(s, builder.mul(s_step, ir.Constant(s_step.type, i)))
+            ptr = builder.bitcast(_element_pointer(context, builder, src_ty, source, at), vptr_ty)
+            rows.append(builder.load(ptr, align=align))
+        # Butterflies: the stage of bit b swaps the off-diagonal b x b blocks
+        # of every 2b x 2b block; after the stages of L/2 ... 1, row j holds
+        # column j.
+        b = L // 2
+        while b:
+            low = ir.Constant(ir.VectorType(ir.IntType(32), L), [j if not j & b else L + j - b for j in range(L)])
+            high = ir.Constant(ir.VectorType(ir.IntType(32), L), [j + b if not j & b else L + j for j in range(L)])
+            for i in range(L):
+                if not i & b:
+                    rows[i], rows[i + b] = (builder.shuffle_vector(rows[i], rows[i + b], low),
+                                            builder.shuffle_vector(rows[i], rows[i + b], high))
+            b //= 2
+        for j in range(L):
+            at = builder.add(d, builder.mul(d_step, ir.Constant(d_step.type, j)))
+            ptr = builder.bitcast(_element_pointer(context, builder, dst_ty, target, at), vptr_ty)
+            builder.store(rows[j], ptr, align=align)
+        return context.get_dummy_value()
+    return types.none(src, types.intp, types.intp, dst, types.intp, types.intp), codegen
+
+
 # The plain-Python versions (what the kernels compute), and their jitted forms.
 
 def splat(value, like):
@@ -161,6 +200,16 @@ def splat_at(array, i):
 def fma(a, b, acc):
     """acc + a * b, lane by lane (fused: rounded once when jitted)."""
     return acc + a * b
+
+
+def transpose(src, s, src_stride, dst, d, dst_stride):
+    """dst[d + j*dst_stride + i] = src[s + i*src_stride + j] for i, j < lanes:
+    a square block of lanes x lanes elements, transposed (its rows are
+    ``src_stride`` apart, and ``dst_stride`` apart where it goes)."""
+    L = lanes(src.dtype)
+    block = np.array([src[s + i * src_stride:s + i * src_stride + L] for i in range(L)])
+    for j in range(L):
+        dst[d + j * dst_stride:d + j * dst_stride + L] = block[:, j]
 
 
 def lane(vector, k):
@@ -191,6 +240,11 @@ def _splat_at_jit(array, i):
 @overload(fma, inline="always")
 def _fma_jit(a, b, acc):
     return lambda a, b, acc: _fma(a, b, acc)
+
+
+@overload(transpose, inline="always")
+def _transpose_jit(src, s, src_stride, dst, d, dst_stride):
+    return lambda src, s, src_stride, dst, d, dst_stride: _transpose(src, s, src_stride, dst, d, dst_stride)
 
 
 @overload(lane, inline="always")
