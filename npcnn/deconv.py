@@ -27,6 +27,8 @@ projection by a.
     proj = npcnn.deconv.project(model, x, "conv_2", channel=3)          # like x
     many = npcnn.deconv.project_channels(model, x, "pool_2", range(16))  # (16, N, C, H, W)
 """
+from typing import NamedTuple, Optional
+
 import numpy as np
 
 from . import checks, sparse_signal
@@ -166,25 +168,41 @@ def _rectify(layer, g, i, walk):
 def _filter(layer, g, i, walk):
     """conv: the transposed filters, no bias, with the conv's groups and
     dilation (each group's signal goes back through its own filters only,
-    along the same spaced taps), and the output_padding that gives back the
-    input's size where the stride dropped rows or columns."""
-    w = layer.params["weight"]
+    along the same spaced taps)."""
+    t = transposed_conv(layer, walk.input_shape(i))
+    # only where g is nonzero, while that is a small part of it (sparse_signal.py)
+    g = sparse_signal.conv_transpose2d(g, layer.params["weight"], t.stride, t.padding, t.output_padding,
+                                       layer.groups, t.dilation, walk.backend, walk.shortcuts)
+    return g if t.crop is None else np.ascontiguousarray(g[:, :, :t.crop[0], :t.crop[1]])
+
+
+class TransposedConv(NamedTuple):
+    """The arguments of the ``conv_transpose2d`` that maps a conv layer's
+    output back onto its input's shape, and the rows and columns to keep
+    (``crop``, None for all)."""
+    stride: tuple
+    padding: tuple
+    output_padding: tuple
+    dilation: tuple
+    crop: Optional[tuple]
+
+
+def transposed_conv(layer, input_shape):
+    """``TransposedConv`` of the Conv2d ``layer`` whose input was ``input_shape``
+    (N, C, H, W): the output_padding gives back the rows and columns the
+    stride stepped over (those past the last window, whose reach is
+    dilation * (k - 1) + 1)."""
     stride = checks.pair("conv2d", "stride", layer.stride)
     dilation = checks.pair("conv2d", "dilation", layer.dilation)
     before, after = layer.padding_sides()
     # torch's padding="same" pads one row (column) more after than before
     # where dilation * (k - 1) is odd: the transposed conv, padded as before,
-    # gives those back too, and they are cut off below
+    # gives those back too, and they are cut off
     extra = (after[0] - before[0], after[1] - before[1])
-    (kH, kW), (H, W) = w.shape[2:], walk.input_shape(i)[2:]
-    # the rows the stride stepped over: those past the last window, whose
-    # reach is dilation * (k - 1) + 1
+    (kH, kW), (H, W) = layer.params["weight"].shape[2:], input_shape[2:]
     output_padding = ((H + extra[0] + 2 * before[0] - dilation[0] * (kH - 1) - 1) % stride[0],
                       (W + extra[1] + 2 * before[1] - dilation[1] * (kW - 1) - 1) % stride[1])
-    # only where g is nonzero, while that is a small part of it (sparse_signal.py)
-    g = sparse_signal.conv_transpose2d(g, w, stride, before, output_padding, layer.groups, dilation,
-                                       walk.backend, walk.shortcuts)
-    return g if extra == (0, 0) else np.ascontiguousarray(g[:, :, :H, :W])
+    return TransposedConv(stride, before, output_padding, dilation, None if extra == (0, 0) else (H, W))
 
 
 def _pass(layer, g, i, walk):

@@ -108,12 +108,17 @@ class ReLU(Layer):
 
 
 class MaxPool2d(Layer):
+    """torch's ``nn.MaxPool2d``, in its argument order. ``return_indices``
+    is taken for that order only: a model's pools always record their
+    switches (``forward(..., return_indices=True)``), the deconvnet's
+    unpooling needs them."""
     kind = "max_pool2d"
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
         super().__init__()
         self.arguments = dict(kernel_size=kernel_size, stride=stride, padding=padding,
-                              ceil_mode=ceil_mode)
+                              dilation=dilation, ceil_mode=ceil_mode)
 
     def forward(self, x, backend, return_indices=True):
         return F.max_pool2d(x, **self.arguments, return_indices=return_indices, backend=backend)

@@ -228,3 +228,28 @@ def test_a_function_goes_to_the_worker_by_its_importable_name_only():
         assert isinstance(runner_for(unnamed, 5), ThreadRunner)
     runner = runner_for(flawed.by_hand, 5)
     assert isinstance(runner, ProcessRunner) and runner.fn == "flawed_deconvnets:by_hand"
+
+
+def test_the_separable_nets_sweep_walks_its_groups_and_dilation():
+    """The sweep of a net with a depthwise, a dilated and a grouped conv:
+    the torch reference passes it and the plain walk is npcnn's deconvnet."""
+    verdict = deconvnet("bridge:project_reference", model="separable", cases=["separable"])
+    assert verdict.passed, [r.line() for r in verdict.results if not r.passed]
+    assert {r.name for r in verdict.results} >= {"separable depthwise_1", "separable grouped_2"}
+    for case in verify_cases.network_cases("separable"):
+        model = case.network.model()
+        _, acts = model.forward(case.x, record=True)
+        for p in case.probes[:4]:
+            np.testing.assert_allclose(walk(model, acts, p.layer, p.channel, p.select, CORRECT),
+                                       deconv.project(model, case.x, p.layer, p.channel, p.select),
+                                       rtol=1e-5, atol=1e-6, err_msg=f"{case.name} {p}")
+
+
+@pytest.mark.parametrize("args", [dict(kernel_size=3, stride=2, padding=1, dilation=2),
+                                  dict(kernel_size=2, stride=1, padding=0, dilation=3, ceil_mode=True),
+                                  dict(kernel_size=(3, 2), stride=(1, 2), padding=(1, 0), dilation=(2, 1))])
+def test_pool_switches_of_dilated_windows_are_torchs_and_last_ties_differ(args):
+    x = np.maximum(np.random.default_rng(0).integers(-2, 3, size=(2, 3, 11, 10)), 0).astype(np.float64)
+    _, torchs = torch.nn.functional.max_pool2d(torch.from_numpy(x), **args, return_indices=True)
+    np.testing.assert_array_equal(pool_switches(x, **args), torchs.numpy())
+    assert np.any(pool_switches(x, **args, last=True) != torchs.numpy())   # ties after the ReLU

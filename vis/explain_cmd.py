@@ -36,6 +36,7 @@ from bridge.images import IMAGENET_MEAN, IMAGENET_STD, load_digit_image, load_im
 from bridge.inversion import invert_across_depths
 from bridge.networks import last_conv_relu, resolve_layer
 from bridge.train import pick_device
+from npcnn.architectures import SPECS
 from npcnn.data import MNIST_MEAN, MNIST_STD
 
 from . import compare_figures, dream_figures, inversion_figures
@@ -58,7 +59,7 @@ def add_parser(sub):
     p = sub.add_parser("explain", help="attributions, activation maximization, FGSM, filters and feature "
                        "maps (torch) for images", description=__doc__, epilog=EXAMPLE,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, choices=["vgg16", "alexnet", "lenet5", "simplecnn"])
+    p.add_argument("--model", required=True, choices=list(SPECS))
     p.add_argument("--weights", "--checkpoint", dest="weights", type=functools.partial(input_file, what="weights"),
                    help="weight file (state_dict or checkpoint)")
     p.add_argument("--random-weights", action="store_true", help="torch's initialisation, seeded by --seed")

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 import numpy as np
 
 import bridge
+from bridge.train import TRAINABLE
 from npcnn.data import DATASET_NAMES, MNIST_MEAN, MNIST_STD, load_mnist, to_tensor
 
-# The networks these studies draw take one 28x28 grey image.
-MNIST_ARCHS = ("lenet5", "simplecnn")
+# The networks these studies draw: every spec that takes one 28x28 grey image.
+MNIST_ARCHS = TRAINABLE
 
 
 @dataclass

@@ -27,7 +27,7 @@ kernels are 2x2: a 3x3 kernel may take a Winograd path whose fractions
 round.
 
 ``network_cases`` adds the sweep: every map (or four per layer) of every
-projectable layer of LeNet-5, SimpleCNN, AlexNet or VGG16 on two images.
+projectable layer of any spec (LeNet-5, SimpleCNN, the separable net, AlexNet, VGG16) on two images.
 """
 from dataclasses import dataclass, field
 
@@ -36,6 +36,8 @@ import numpy as np
 import npcnn
 from npcnn import deconv
 from npcnn.architectures import Spec, conv, get_spec, max_pool, relu
+
+from ..train import TRAINABLE
 
 SELECTIONS = ("map", "max")
 
@@ -104,7 +106,7 @@ def network_cases(arch, module=None, every_map=None, images=None):
 
     from ..networks import torch_model
     spec = get_spec(arch)
-    small = spec.name in ("lenet5", "simplecnn")
+    small = spec.name in TRAINABLE   # the MNIST networks
     dtype = np.dtype(np.float32 if small else np.float64)
     if module is None:
         torch.manual_seed(0)
@@ -126,7 +128,7 @@ def network_cases(arch, module=None, every_map=None, images=None):
 
 
 def _sweep_images(spec, dtype):
-    if spec.name in ("lenet5", "simplecnn"):
+    if spec.name in TRAINABLE:
         from npcnn.data import load_mnist, to_tensor
         digits = load_mnist("mnist5k", "test", verbose=False).images[:2]  # flat backgrounds: ties
         return to_tensor(digits, dtype=dtype)

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from npcnn import deconv
+from npcnn.architectures import SPECS
 
 from .cases import network_cases, standard_cases
 from .diagnosis import diagnose, relative_error
 from .runner import runner_for
 
 TOLERANCES = {"float32": 1e-4, "float64": 1e-9}
-MODELS = ("lenet5", "simplecnn", "alexnet", "vgg16")
+MODELS = tuple(SPECS)
 
 
 @dataclass(eq=False)

@@ -29,6 +29,7 @@ import torch
 
 from npcnn import checks
 from npcnn import functional as F
+from npcnn.deconv import transposed_conv
 from npcnn.ops.pool import pool_output_size
 
 
@@ -98,11 +99,9 @@ def _step(layer, switches, below, g, rules):
             w = np.ascontiguousarray(w[:, :, ::-1, ::-1])
         if rules.bias and b is not None:
             g = g + rules.bias * b[None, :, None, None]
-        stride = checks.pair("conv2d", "stride", layer.stride)
-        padding = checks.pair("conv2d", "padding", layer.padding)
-        kH, kW = w.shape[2:]
-        output_padding = tuple((below.shape[2 + a] + 2 * padding[a] - (kH, kW)[a]) % stride[a] for a in (0, 1))
-        return F.conv_transpose2d(g, w, None, stride, padding, output_padding)
+        t = transposed_conv(layer, below.shape)
+        g = F.conv_transpose2d(g, w, None, t.stride, t.padding, t.output_padding, layer.groups, t.dilation)
+        return g if t.crop is None else np.ascontiguousarray(g[:, :, :t.crop[0], :t.crop[1]])
     if layer.kind == "relu":
         if rules.relu == "deconvnet":
             return np.maximum(g, 0)
@@ -114,6 +113,8 @@ def _step(layer, switches, below, g, rules):
             switches = pool_switches(below, **layer.arguments, last=True)
         if rules.unpool == "overwrite":
             args = layer.arguments
+            # torch's max_unpool2d only needs the output's size: the switches
+            # say where every value goes, dilated windows or not
             out = torch.nn.functional.max_unpool2d(
                 torch.from_numpy(np.ascontiguousarray(g)), torch.from_numpy(switches), args["kernel_size"],
                 args["stride"], args["padding"], output_size=below.shape[2:])
@@ -139,25 +140,29 @@ def starting_signal(activation, channel, select, ties="first"):
     return signal
 
 
-def pool_switches(x, kernel_size, stride=None, padding=0, ceil_mode=False, last=False):
+def pool_switches(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, last=False):
     """Max-pooling's switches (flat ``h*W + w`` in the unpadded plane) with
     ties at the first maximum of each window in row-major order (torch's
     rule) or, with ``last``, at the last.
 
-        windows (N, C, Ho, Wo, kH*kW) of x padded with -inf; the switch is
-        the argmax, or kH*kW - 1 - the argmax of the reversed window
+        windows (N, C, Ho, Wo, kH*kW) of x padded with -inf, their taps
+        dilation apart; the switch is the argmax, or kH*kW - 1 - the argmax
+        of the reversed window
     """
     N, C, H, W = x.shape
     (kH, kW), (pH, pW) = checks.pair("pool", "k", kernel_size), checks.pair("pool", "p", padding)
+    dH, dW = checks.pair("pool", "d", dilation)
     sH, sW = (kH, kW) if stride is None else checks.pair("pool", "s", stride)
-    Ho, Wo = pool_output_size(H, kH, sH, pH, ceil_mode), pool_output_size(W, kW, sW, pW, ceil_mode)
+    Ho = pool_output_size(H, kH, sH, pH, ceil_mode, dH)
+    Wo = pool_output_size(W, kW, sW, pW, ceil_mode, dW)
+    reach = (dH * (kH - 1) + 1, dW * (kW - 1) + 1)
     # room for every window, ceil_mode's last one overhanging the input included
-    rows, cols = max((Ho - 1) * sH + kH, H + pH), max((Wo - 1) * sW + kW, W + pW)
+    rows, cols = max((Ho - 1) * sH + reach[0], H + pH), max((Wo - 1) * sW + reach[1], W + pW)
     xpad = np.full((N, C, rows, cols), -np.inf)
     xpad[:, :, pH:pH + H, pW:pW + W] = x
-    windows = np.lib.stride_tricks.sliding_window_view(xpad, (kH, kW), axis=(2, 3))
+    windows = np.lib.stride_tricks.sliding_window_view(xpad, reach, axis=(2, 3))[..., ::dH, ::dW]
     windows = windows[:, :, ::sH, ::sW][:, :, :Ho, :Wo].reshape(N, C, Ho, Wo, kH * kW)
     at = kH * kW - 1 - windows[..., ::-1].argmax(-1) if last else windows.argmax(-1)   # (N, C, Ho, Wo)
-    h = np.arange(Ho)[:, None] * sH + at // kW - pH
-    w = np.arange(Wo)[None, :] * sW + at % kW - pW
+    h = np.arange(Ho)[:, None] * sH + (at // kW) * dH - pH
+    w = np.arange(Wo)[None, :] * sW + (at % kW) * dW - pW
     return (h * W + w).astype(np.int64)
