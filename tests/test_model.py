@@ -198,6 +198,21 @@ def test_a_conv_layer_takes_nn_conv2d_arguments_in_their_order(backend):
         Conv2d(12, 18, 3, groups=0)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_max_pool2d_layer_takes_nn_max_pool2ds_arguments_positionally(backend):
+    """(kernel_size, stride, padding, dilation, return_indices, ceil_mode):
+    torch's order, so the sixth is ceil_mode, not the fifth; the switches
+    are torch's, recorded whatever return_indices says."""
+    from npcnn.layers import MaxPool2d
+    layer = MaxPool2d(3, 2, 1, 2, False, True)
+    twin = torch.nn.MaxPool2d(3, 2, 1, 2, True, True)
+    x = np.maximum(np.random.default_rng(1).standard_normal((2, 3, 10, 9)), 0)   # ties after a ReLU
+    y, switches = layer.forward(x, backend)
+    y_torch, switches_torch = twin(torch.from_numpy(x))
+    assert_close("dilated ceil-mode pool", y, y_torch)
+    assert_close("its switches", switches, switches_torch)
+
+
 def test_non_finite_weights_are_refused_at_load():
     model = npcnn.build("lenet5")
     state = {k: v.copy() for k, v in model.state_dict().items()}
