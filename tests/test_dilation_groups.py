@@ -30,6 +30,7 @@ CONVS = [
     (2, 4, 8, 4, (9, 10), (3, 3), 2, 1, 1, "depthwise"),                # multiplier 2, stride 2
     (1, 6, 6, 6, (14, 13), (3, 3), 1, 2, 2, "depthwise"),               # DeepLab's atrous 3x3
     (2, 3, 6, 3, (11, 9), (3, 2), 2, (2, 1), (2, 3), "depthwise"),      # all of it at once
+    (1, 4, 4, 4, (13, 14), (3, 3), (3, 1), 1, 2, "depthwise"),          # 3x3 at a stride of 3
 ]
 IDS = [f"{c[-1]}-g{c[3]}-{i}" for i, c in enumerate(CONVS)]
 
