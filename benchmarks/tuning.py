@@ -46,6 +46,11 @@ def _lenet5_deconv_suite():
     return lambda: deconv.project_channels(model, x, "pool_2", range(16), select="max")
 
 
+def _linear(x_shape, w_shape):
+    x, w = _random(*x_shape), _random(*w_shape, seed=1) / np.float32(np.sqrt(w_shape[1]))
+    return lambda: F.linear(x, w, None)
+
+
 def _finite_check():
     w = _random(16, 6, 5, 5)
     return lambda: checks.finite("conv2d", "weight", w)
@@ -57,6 +62,12 @@ EXPERIMENTS = {
                           lambda: _conv((4, 6, 14, 14), (16, 6, 5, 5)), 0),
     "DIRECT_MAX_WEIGHTS": ("LeNet-5's conv_2 at batch 500, direct vs im2col",
                            lambda: _conv((500, 6, 14, 14), (16, 6, 5, 5)), 0),
+    "DIRECT_LANES_MIN_IMAGES": ("LeNet-5's conv_2 at batch 500: vectorised over images vs wide rows",
+                                lambda: _conv((500, 6, 14, 14), (16, 6, 5, 5)), 10**9),
+    "DIRECT_LANES_MIN_TAPS": ("LeNet-5's conv_1 at batch 500 (25 taps): wide rows vs vectorised over images",
+                              lambda: _conv((500, 1, 28, 28), (6, 1, 5, 5), padding=2), 1),
+    "DIRECT_LANES_MIN_ACTIVE": ("LeNet-5's 16 pool_2 maps projected for 100 images (one channel a signal): "
+                                "wide rows vs vectorised over images", _lenet5_deconv_suite, 0.0),
     "DIRECT_MAX_SINGLE_IMAGE_PIXELS": ("one 6-channel 128x128 image, 16 5x5 filters: im2col vs direct",
                                        lambda: _conv((1, 6, 128, 128), (16, 6, 5, 5)), 10**9),
     "WINOGRAD_MIN_CHANNELS": ("VGG16's conv1_1 (3 -> 64 at 224x224): im2col vs Winograd",
@@ -73,6 +84,10 @@ EXPERIMENTS = {
                             lambda: _conv((1, 64, 224, 224), (64, 64, 3, 3), padding=1), 2 * 2**20),
     "PLANE_SKEW": ("VGG16's conv1_2 by Winograd: skewed vs aligned planes",
                    lambda: _conv((1, 64, 224, 224), (64, 64, 3, 3), padding=1), 0),
+    "WEIGHT_CACHE_BYTES": ("VGG16's conv3_x (256 -> 256 at 56x56) by Winograd: filters kept vs transformed "
+                           "on every call", lambda: _conv((1, 256, 56, 56), (256, 256, 3, 3), padding=1), 0),
+    "COST_DENSE_MULTIPLY_ADD": ("LeNet-5's fc_1 at batch 500: one thread vs two",
+                                lambda: _linear((500, 400), (120, 400)), 1 / 128),
     "LINEAR_TILES_MAX_WEIGHTS": ("a LeNet-5 forward at batch 500: tile kernel vs BLAS for the fc layers",
                                  lambda: _lenet5_forward(500), 0),
     "LINEAR_TILES_MIN_ROWS": ("a LeNet-5 forward at batch 1: BLAS vs the tile kernel",

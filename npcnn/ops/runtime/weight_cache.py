@@ -5,16 +5,18 @@ calls it with the same weights every time. ``derived(name, weight,
 compute)`` returns ``compute(weight)``, from a cache when a weight of the
 same shape and dtype, holding the same bits, was seen under ``name``: the
 cache keeps a copy of each weight beside its value and compares the two
-element by element (as bit patterns: -0.0 is not 0.0, and a NaN equals
-itself). Comparing reads the weight once where the transform reads it
-and writes 16/9 of it; a different weight of the same shape differs in
-its first elements and costs almost nothing to tell apart.
+element by element, as unsigned integers of their width (bit patterns:
+-0.0 is not 0.0, and a NaN equals itself). Comparing reads the weight and
+its copy where the transform reads the weight and writes 16/9 of it, and
+a hit spares the transform's BLAS call, whose threads keep spinning after
+it and take a core from the kernels that follow.
 
 It is keyed by content, not by the array's identity: a writeable array
 changed in place, or a new array at the freed address of an old one, can
 never get the old value. (Identity with a read-only flag is no promise:
-the owner of an array may make it writeable again, and views taken
-before it was made read-only stay writeable.)
+the owner of an array may make it writeable again, views taken before it
+was made read-only stay writeable, and a Model's ``load_state_dict`` and
+the sanity checks rewrite its weights in place.)
 
 The copies and the values count against ``tuning.WEIGHT_CACHE_BYTES``;
 the least recently used go first. Values are read-only arrays, shared by
@@ -24,7 +26,6 @@ import threading
 from collections import OrderedDict
 
 import numpy as np
-from numba import njit
 
 from . import tuning
 
@@ -32,24 +33,6 @@ _LOCK = threading.Lock()
 _ENTRIES = OrderedDict()     # (name, shape, dtype, serial) -> (copy of the weight, value), oldest first
 _SIZE = [0]                  # bytes held: copies and values
 _SERIAL = [0]
-
-
-def _same_bits_py(a, b):
-    """Whether the unsigned-integer arrays a and b (the bits of two weights,
-    1-d, one length) are equal; blocks of 256 are compared without a branch
-    (so LLVM vectorises them), stopping after the first block that
-    differs."""
-    n = a.size
-    for start in range(0, n, 256):
-        differ = 0
-        for k in range(start, min(n, start + 256)):
-            differ |= a[k] ^ b[k]
-        if differ:
-            return False
-    return True
-
-
-_same_bits = njit(cache=True)(_same_bits_py)
 
 
 def _bits(array):
@@ -66,7 +49,7 @@ def _lookup(name, weight):
         return None
     bits = _bits(weight)
     for key, (copy, value) in candidates:
-        if _same_bits(_bits(copy), bits):
+        if np.array_equal(_bits(copy), bits):
             with _LOCK:
                 if key in _ENTRIES:
                     _ENTRIES.move_to_end(key)
