@@ -26,6 +26,8 @@ repeat the last pixel and are not written.
 Dimension letters as in ``conv.py``; L lanes, B = ceil(N / L) blocks, T
 taps per filter, P = Ho*Wo output pixels.
 """
+import functools
+
 import numpy as np
 from numba import njit, prange
 
@@ -160,6 +162,29 @@ _two_filters = njit(cache=True)(_two_filters)
 _conv_lanes = Kernel(_conv_lanes_py, cost=tuning.COST_MULTIPLY_ADD)
 
 
+@functools.lru_cache(maxsize=64)
+def _layout(C, H, W, kH, kW, pH, pW, L):
+    """Where things sit in a packed block (positions in elements, int64,
+    read-only; kept per shape, they cost more to build than a small
+    layer's convolution): each tap's offset from an output pixel's first
+    vector (T,), each input element's vector (C*H*W,), and each output
+    pixel's first vector in whole tiles of PIXELS (Pr,), the last tile's
+    extra pixels repeating the last."""
+    Hp, Wp = H + 2 * pH, W + 2 * pW
+    Ho, Wo = Hp - kH + 1, Wp - kW + 1
+    P = Ho * Wo
+    c, p, q = np.meshgrid(np.arange(C), np.arange(kH), np.arange(kW), indexing="ij")
+    offsets = (((c * Hp + p) * Wp + q) * L).ravel()            # t = (c*kH + p)*kW + q
+    c, h, w = np.meshgrid(np.arange(C), np.arange(H), np.arange(W), indexing="ij")
+    where = (((c * Hp + h + pH) * Wp + w + pW) * L).ravel()    # e = (c*H + h)*W + w
+    pixel = np.minimum(np.arange(-(-P // PIXELS) * PIXELS), P - 1)
+    bases = (pixel // Wo * Wp + pixel % Wo) * L
+    arrays = tuple(a.astype(np.int64) for a in (offsets, where, bases))
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
+
+
 def conv2d(x, weight, bias, padding, relu, work):
     """``conv.conv2d`` at stride 1 (``conv.conv2d_relu`` with ``relu``);
     x C-contiguous, bias an array. ``work``: the multiply-adds, which choose
@@ -177,15 +202,10 @@ def conv2d(x, weight, bias, padding, relu, work):
     xb = workspace.buffer("lanes x", B * C * Hp * Wp * L, x.dtype).reshape(B, C * Hp * Wp * L)
     wt = np.zeros((kH * kW * C, Fp), dtype=x.dtype)  # wt[t, f] = w[f, c, p, q], t = (c*kH + p)*kW + q
     wt[:, :F] = weight.reshape(F, C * kH * kW).T
-    c, p, q = np.meshgrid(np.arange(C), np.arange(kH), np.arange(kW), indexing="ij")
-    offsets = (((c * Hp + p) * Wp + q) * L).ravel()  # (T,), in tap order
-    c, h, w = np.meshgrid(np.arange(C), np.arange(H), np.arange(W), indexing="ij")
-    where = (((c * Hp + h + pH) * Wp + w + pW) * L).ravel()  # (C*H*W,): each input element in a block
-    pixel = np.minimum(np.arange(Pr), P - 1)         # the last tile's extra pixels repeat the last
-    bases = ((pixel // Wo * Wp + pixel % Wo) * L).astype(np.int64)
+    offsets, where, bases = _layout(C, H, W, kH, kW, pH, pW, L)
     row = max(Fp * Pr, L) * L                        # a block's sums; first, _pack's L x L scratch
     tiles = workspace.buffer("lanes tiles", B * row, x.dtype).reshape(B, row)
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
-    _conv_lanes(x, pH, pW, Hp, Wp, where.astype(np.int64), xb, wt.ravel(), Fp, offsets.astype(np.int64), bases, bias, relu, tiles, y,
+    _conv_lanes(x, pH, pW, Hp, Wp, where, xb, wt.ravel(), Fp, offsets, bases, bias, relu, tiles, y,
                 work=work)
     return y
