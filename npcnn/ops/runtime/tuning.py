@@ -43,9 +43,9 @@ DIRECT_LANES_MIN_ACTIVE = 0.5
 # With fewer input or output channels Winograd's 16 products are thin and
 # its transforms cost more than they save.
 WINOGRAD_MIN_CHANNELS = 64
-# With fewer 2x2 output tiles the filter transform (16 planes of F*C)
-# outweighs the products.
-WINOGRAD_MIN_TILES = 128
+# With fewer 2x2 output tiles the 16 products are too thin (a few vectors
+# of columns) to beat one im2col product.
+WINOGRAD_MIN_TILES = 32
 # A stride-1 transposed conv whose column matrix (per image) is at most this
 # many bytes scatters it back (col2im); a larger one convolves with the
 # flipped filters, which needs no column matrix to scatter.
