@@ -68,8 +68,8 @@ PLANE_SKEW = 64
 
 # Bytes of transformed filters (and the copies of the weights they came
 # from) kept for the next call with the same weights: VGG16's Winograd
-# layers, forward and transposed, fit.
-WEIGHT_CACHE_BYTES = 256 * 2**20
+# layers, forward and flipped (the deconvnet), fit.
+WEIGHT_CACHE_BYTES = 512 * 2**20
 
 # --- dense layers (linear_numba.py) --------------------------------------------
 # Dense layers up to this many weights over a batch run the jitted tile

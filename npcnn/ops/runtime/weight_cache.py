@@ -49,7 +49,9 @@ def _lookup(name, weight):
         return None
     bits = _bits(weight)
     for key, (copy, value) in candidates:
-        if np.array_equal(_bits(copy), bits):
+        kept = _bits(copy)
+        # another layer's weights of this shape differ in their first elements: told apart at once
+        if np.array_equal(kept[:64], bits[:64]) and np.array_equal(kept, bits):
             with _LOCK:
                 if key in _ENTRIES:
                     _ENTRIES.move_to_end(key)
