@@ -304,3 +304,17 @@ def test_the_vector_transpose_equals_its_plain_python(dtype):
         want[5 + np.arange(L) * 33 + i] = src[3 + i * 37:3 + i * 37 + L]
     np.testing.assert_array_equal(plain, want)
     np.testing.assert_array_equal(jitted, want)
+
+
+def test_the_kernel_vectorised_over_images_in_several_launches(threading, monkeypatch):
+    """A batch whose buffers pass ``tuning.DIRECT_LANES_CHUNK_BYTES`` goes
+    in several launches of whole blocks (here one block each, the last
+    one cut): the same numbers as torch."""
+    from npcnn.ops import conv_lanes_numba
+    monkeypatch.setattr(tuning, "DIRECT_LANES_CHUNK_BYTES", 1)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((37, 6, 9, 8)).astype(np.float32)
+    w = (rng.standard_normal((5, 6, 3, 3)) / 5).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    check_op(lambda x, w, b: conv_lanes_numba.conv2d(x, w, b, (1, 1), False, work=x.size * w.size),
+             lambda x, w, b: TF.conv2d(x, w, b, 1, 1), [x, w, b])

@@ -113,20 +113,22 @@ def _two_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, s, Pr):
     store(tile, s, a10), store(tile, s + L, a11), store(tile, s + 2 * L, a12), store(tile, s + 3 * L, a13)
 
 
-def _conv_lanes_py(x, pH, pW, Hp, Wp, where, xb, wt, Fp, offsets, bases, bias, relu, tiles, y):
-    """y (N, F, Ho, Wo) from x. Block k of L images is packed into xb[k]
+def _conv_lanes_py(x, block0, pH, pW, Hp, Wp, where, xb, wt, Fp, offsets, bases, bias, relu, tiles, y):
+    """y (N, F, Ho, Wo) from x, for the blocks k = block0 .. block0 +
+    len(xb) - 1 of L images. Block k is packed into xb[k - block0]
     (``_pack``) and convolved with the weights wt[t*Fp + f] (filters padded
     to an even Fp with zeros), the tap offsets and each output pixel's
-    first vector, bases (Pr,), into tiles[k] (Fp, Pr, L): pixel p of filter
-    f of the block's L images. Squares of L pixels x L images are then
-    transposed into y, and the bias added (and max(y, 0) with ``relu``) to
-    each image's rows, contiguous."""
+    first vector, bases (Pr,), into tiles[k - block0] (Fp, Pr, L): pixel p
+    of filter f of the block's L images. Squares of L pixels x L images are
+    then transposed into y, and the bias added (and max(y, 0) with
+    ``relu``) to each image's rows, contiguous."""
     N, F, Ho, Wo = y.shape
     B, L, Pr = xb.shape[0], simd.lanes_of(xb), bases.shape[0]
     P = Ho * Wo
     flat = y.reshape(N * F * P)
-    for k in prange(B):
-        packed, tile = xb[k], tiles[k]
+    for i in prange(B):
+        k = block0 + i
+        packed, tile = xb[i], tiles[i]
         _pack(x, k, pH, pW, Hp, Wp, where, tile, packed)
         for p0 in range(0, Pr, PIXELS):
             b0, b1, b2, b3 = bases[p0], bases[p0 + 1], bases[p0 + 2], bases[p0 + 3]
@@ -199,13 +201,17 @@ def conv2d(x, weight, bias, padding, relu, work):
     B = -(-N // L)                                   # blocks of L images
     Pr = -(-P // PIXELS) * PIXELS                    # pixels, in whole tiles
     Fp = F + F % 2                                   # filters, in pairs
-    xb = workspace.buffer("lanes x", B * C * Hp * Wp * L, x.dtype).reshape(B, C * Hp * Wp * L)
     wt = np.zeros((kH * kW * C, Fp), dtype=x.dtype)  # wt[t, f] = w[f, c, p, q], t = (c*kH + p)*kW + q
     wt[:, :F] = weight.reshape(F, C * kH * kW).T
     offsets, where, bases = _layout(C, H, W, kH, kW, pH, pW, L)
-    row = max(Fp * Pr, L) * L                        # a block's sums; first, _pack's L x L scratch
-    tiles = workspace.buffer("lanes tiles", B * row, x.dtype).reshape(B, row)
+    packed, row = C * Hp * Wp * L, max(Fp * Pr, L) * L   # a block's images; its sums (first, _pack's scratch)
+    # blocks per launch: the buffers stay near tuning.DIRECT_LANES_CHUNK_BYTES whatever the batch
+    chunk = max(1, min(B, tuning.DIRECT_LANES_CHUNK_BYTES // ((packed + row) * x.itemsize)))
+    xb = workspace.buffer("lanes x", chunk * packed, x.dtype).reshape(chunk, packed)
+    tiles = workspace.buffer("lanes tiles", chunk * row, x.dtype).reshape(chunk, row)
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
-    _conv_lanes(x, pH, pW, Hp, Wp, where, xb, wt.ravel(), Fp, offsets, bases, bias, relu, tiles, y,
-                work=work)
+    for block0 in range(0, B, chunk):
+        count = min(chunk, B - block0)
+        _conv_lanes(x, block0, pH, pW, Hp, Wp, where, xb[:count], wt.ravel(), Fp, offsets, bases, bias, relu,
+                    tiles[:count], y, work=work * count // B)
     return y

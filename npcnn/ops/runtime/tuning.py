@@ -40,6 +40,9 @@ DIRECT_LANES_MIN_TAPS = 64
 # computes every channel, where the wide-row kernel skips the zero ones
 # (the deconvnet's signals hold one channel in sixteen).
 DIRECT_LANES_MIN_ACTIVE = 0.5
+# Bytes of packed images and sums per launch of that kernel: its buffers
+# stay bounded whatever the batch and the image size.
+DIRECT_LANES_CHUNK_BYTES = 32 * 2**20
 # With fewer input or output channels Winograd's 16 products are thin and
 # its transforms cost more than they save.
 WINOGRAD_MIN_CHANNELS = 64
