@@ -309,7 +309,8 @@ def test_the_vector_transpose_equals_its_plain_python(dtype):
 def test_the_kernel_vectorised_over_images_in_several_launches(threading, monkeypatch):
     """A batch whose buffers pass ``tuning.DIRECT_LANES_CHUNK_BYTES`` goes
     in several launches of whole blocks (here one block each, the last
-    one cut): the same numbers as torch."""
+    one cut): the same numbers as torch, and with the ReLU, a NaN in an
+    image stays NaN where it reaches, as torch's."""
     from npcnn.ops import conv_lanes_numba
     monkeypatch.setattr(tuning, "DIRECT_LANES_CHUNK_BYTES", 1)
     rng = np.random.default_rng(12)
@@ -318,3 +319,7 @@ def test_the_kernel_vectorised_over_images_in_several_launches(threading, monkey
     b = rng.standard_normal(5).astype(np.float32)
     check_op(lambda x, w, b: conv_lanes_numba.conv2d(x, w, b, (1, 1), False, work=x.size * w.size),
              lambda x, w, b: TF.conv2d(x, w, b, 1, 1), [x, w, b])
+    x[20, 3, 4, 4] = np.nan
+    y = check_op(lambda x, w, b: conv_lanes_numba.conv2d(x, w, b, (1, 1), True, work=x.size * w.size),
+                 lambda x, w, b: TF.relu(TF.conv2d(x, w, b, 1, 1)), [x, w, b])
+    assert np.isnan(y[20, :, 3:6, 3:6]).all() and not np.isnan(np.delete(y, 20, axis=0)).any()

@@ -33,7 +33,7 @@ from numba import njit, prange
 
 from .runtime import simd, tuning, workspace
 from .runtime.jit import Kernel
-from .runtime.simd import fma, load, splat, splat_at, store
+from .runtime.simd import fma, load, splat_at, store
 
 FILTERS = 4   # filters in a register tile
 PIXELS = 4    # output pixels in a register tile
@@ -67,14 +67,16 @@ def _pack(x, k, pH, pW, Hp, Wp, where, scratch, block):
             block[where[e] + l] = flat[first + l * E + e]
 
 
-def _four_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, s, Pr):
-    """tile[((f0 + g)*Pr + p)*L : +L] = sum_t wt[t*Fp + f0 + g] * x[b_p + offsets[t] : +L]
+def _four_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, s, Pr):
+    """tile[((f0 + g)*Pr + p)*L : +L] = bias[f0 + g] + sum_t wt[t*Fp + f0 + g] * x[b_p + offsets[t] : +L]
     for g < 4 and the four pixels p whose vectors start at b0 .. b3 (tile
-    offset s for the first): 16 accumulators, stored once."""
+    offset s for the first), max(., 0) with ``relu``: 16 accumulators,
+    started from the bias and stored once."""
     L = simd.lanes_of(x)
-    z = splat(0.0, x)
-    a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = z
-    a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = z
+    a00 = a01 = a02 = a03 = splat_at(bias, f0)
+    a10 = a11 = a12 = a13 = splat_at(bias, f0 + 1)
+    a20 = a21 = a22 = a23 = splat_at(bias, f0 + 2)
+    a30 = a31 = a32 = a33 = splat_at(bias, f0 + 3)
     for t in range(offsets.shape[0]):
         o, k = offsets[t], t * Fp + f0
         v0, v1, v2, v3 = load(x, b0 + o), load(x, b1 + o), load(x, b2 + o), load(x, b3 + o)
@@ -86,6 +88,11 @@ def _four_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, s, Pr):
         a20, a21, a22, a23 = fma(v0, w, a20), fma(v1, w, a21), fma(v2, w, a22), fma(v3, w, a23)
         w = splat_at(wt, k + 3)
         a30, a31, a32, a33 = fma(v0, w, a30), fma(v1, w, a31), fma(v2, w, a32), fma(v3, w, a33)
+    if relu:
+        a00, a01, a02, a03 = simd.relu(a00), simd.relu(a01), simd.relu(a02), simd.relu(a03)
+        a10, a11, a12, a13 = simd.relu(a10), simd.relu(a11), simd.relu(a12), simd.relu(a13)
+        a20, a21, a22, a23 = simd.relu(a20), simd.relu(a21), simd.relu(a22), simd.relu(a23)
+        a30, a31, a32, a33 = simd.relu(a30), simd.relu(a31), simd.relu(a32), simd.relu(a33)
     row = Pr * L                               # between one filter's pixels and the next's
     store(tile, s, a00), store(tile, s + L, a01), store(tile, s + 2 * L, a02), store(tile, s + 3 * L, a03)
     s += row
@@ -96,11 +103,11 @@ def _four_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, s, Pr):
     store(tile, s, a30), store(tile, s + L, a31), store(tile, s + 2 * L, a32), store(tile, s + 3 * L, a33)
 
 
-def _two_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, s, Pr):
+def _two_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, s, Pr):
     """``_four_filters`` for filters f0 and f0 + 1 only: 8 accumulators."""
     L = simd.lanes_of(x)
-    z = splat(0.0, x)
-    a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = z
+    a00 = a01 = a02 = a03 = splat_at(bias, f0)
+    a10 = a11 = a12 = a13 = splat_at(bias, f0 + 1)
     for t in range(offsets.shape[0]):
         o, k = offsets[t], t * Fp + f0
         v0, v1, v2, v3 = load(x, b0 + o), load(x, b1 + o), load(x, b2 + o), load(x, b3 + o)
@@ -108,6 +115,9 @@ def _two_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, s, Pr):
         a00, a01, a02, a03 = fma(v0, w, a00), fma(v1, w, a01), fma(v2, w, a02), fma(v3, w, a03)
         w = splat_at(wt, k + 1)
         a10, a11, a12, a13 = fma(v0, w, a10), fma(v1, w, a11), fma(v2, w, a12), fma(v3, w, a13)
+    if relu:
+        a00, a01, a02, a03 = simd.relu(a00), simd.relu(a01), simd.relu(a02), simd.relu(a03)
+        a10, a11, a12, a13 = simd.relu(a10), simd.relu(a11), simd.relu(a12), simd.relu(a13)
     store(tile, s, a00), store(tile, s + L, a01), store(tile, s + 2 * L, a02), store(tile, s + 3 * L, a03)
     s += Pr * L
     store(tile, s, a10), store(tile, s + L, a11), store(tile, s + 2 * L, a12), store(tile, s + 3 * L, a13)
@@ -119,9 +129,9 @@ def _conv_lanes_py(x, block0, pH, pW, Hp, Wp, where, xb, wt, Fp, offsets, bases,
     (``_pack``) and convolved with the weights wt[t*Fp + f] (filters padded
     to an even Fp with zeros), the tap offsets and each output pixel's
     first vector, bases (Pr,), into tiles[k - block0] (Fp, Pr, L): pixel p
-    of filter f of the block's L images. Squares of L pixels x L images are
-    then transposed into y, and the bias added (and max(y, 0) with
-    ``relu``) to each image's rows, contiguous."""
+    of filter f of the block's L images, from the bias (bias (Fp,)) and
+    with max(., 0) when ``relu``. Squares of L pixels x L images are then
+    transposed into y."""
     N, F, Ho, Wo = y.shape
     B, L, Pr = xb.shape[0], simd.lanes_of(xb), bases.shape[0]
     P = Ho * Wo
@@ -134,10 +144,10 @@ def _conv_lanes_py(x, block0, pH, pW, Hp, Wp, where, xb, wt, Fp, offsets, bases,
             b0, b1, b2, b3 = bases[p0], bases[p0 + 1], bases[p0 + 2], bases[p0 + 3]
             f0 = 0
             while f0 + FILTERS <= Fp:
-                _four_filters(packed, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, (f0 * Pr + p0) * L, Pr)
+                _four_filters(packed, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, (f0 * Pr + p0) * L, Pr)
                 f0 += FILTERS
             if f0 < Fp:
-                _two_filters(packed, wt, Fp, f0, offsets, b0, b1, b2, b3, tile, (f0 * Pr + p0) * L, Pr)
+                _two_filters(packed, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, (f0 * Pr + p0) * L, Pr)
         images = min(L, N - k * L)
         whole = P - P % L if images == L else 0
         first = k * L * F * P                   # image k*L's first output
@@ -147,14 +157,6 @@ def _conv_lanes_py(x, block0, pH, pW, Hp, Wp, where, xb, wt, Fp, offsets, bases,
             for p in range(whole, P):
                 for l in range(images):
                     flat[first + l * F * P + f * P + p] = tile[(f * Pr + p) * L + l]
-        for l in range(images):
-            for f in range(F):
-                bf, row = bias[f], first + l * F * P + f * P
-                for e in range(row, row + P):
-                    v = flat[e] + bf
-                    if relu:
-                        v = 0.0 if v <= 0 else v   # NaN stays NaN (``activation.relu``)
-                    flat[e] = v
 
 
 _pack = njit(cache=True)(_pack)
@@ -203,6 +205,8 @@ def conv2d(x, weight, bias, padding, relu, work):
     Fp = F + F % 2                                   # filters, in pairs
     wt = np.zeros((kH * kW * C, Fp), dtype=x.dtype)  # wt[t, f] = w[f, c, p, q], t = (c*kH + p)*kW + q
     wt[:, :F] = weight.reshape(F, C * kH * kW).T
+    padded_bias = np.zeros(Fp, dtype=x.dtype)
+    padded_bias[:F] = bias
     offsets, where, bases = _layout(C, H, W, kH, kW, pH, pW, L)
     packed, row = C * Hp * Wp * L, max(Fp * Pr, L) * L   # a block's images; its sums (first, _pack's scratch)
     # blocks per launch: the buffers stay near tuning.DIRECT_LANES_CHUNK_BYTES whatever the batch
@@ -212,6 +216,6 @@ def conv2d(x, weight, bias, padding, relu, work):
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     for block0 in range(0, B, chunk):
         count = min(chunk, B - block0)
-        _conv_lanes(x, block0, pH, pW, Hp, Wp, where, xb[:count], wt.ravel(), Fp, offsets, bases, bias, relu,
+        _conv_lanes(x, block0, pH, pW, Hp, Wp, where, xb[:count], wt.ravel(), Fp, offsets, bases, padded_bias, relu,
                     tiles[:count], y, work=work * count // B)
     return y

@@ -134,6 +134,15 @@ def _fma(typingctx, a, b, acc):
 
 
 @intrinsic
+def _relu(typingctx, vector):
+    def codegen(context, builder, sig, args):
+        v = args[0]
+        zero = cgutils.get_null_value(v.type)
+        return builder.select(builder.fcmp_ordered("<=", v, zero), zero, v)
+    return vector(vector), codegen
+
+
+@intrinsic
 def _lane(typingctx, vector, k):
     def codegen(context, builder, sig, args):
         return builder.extract_element(args[0], args[1])
@@ -212,6 +221,12 @@ def transpose(src, s, src_stride, dst, d, dst_stride):
         dst[d + j * dst_stride:d + j * dst_stride + L] = block[:, j]
 
 
+def relu(vector):
+    """0 where a lane is <= 0, the lane elsewhere: NaN stays NaN, as in
+    ``activation.relu``."""
+    return np.where(vector <= 0, vector.dtype.type(0), vector)
+
+
 def lane(vector, k):
     """Lane k of ``vector``, a scalar."""
     return vector[k]
@@ -245,6 +260,11 @@ def _fma_jit(a, b, acc):
 @overload(transpose, inline="always")
 def _transpose_jit(src, s, src_stride, dst, d, dst_stride):
     return lambda src, s, src_stride, dst, d, dst_stride: _transpose(src, s, src_stride, dst, d, dst_stride)
+
+
+@overload(relu, inline="always")
+def _relu_jit(vector):
+    return lambda vector: _relu(vector)
 
 
 @overload(lane, inline="always")
