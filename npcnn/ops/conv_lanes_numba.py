@@ -19,8 +19,9 @@ computed and dropped) are FILTERS * PIXELS vector accumulators, summed over
 every tap before they are stored. Each tap loads PIXELS vectors and
 FILTERS broadcast weights for FILTERS * PIXELS multiply-adds. (The wide-row
 kernel of ``conv_direct_numba.py`` keeps its accumulators in memory and
-loads and stores them every four taps.) The last F % 4 filters go two at
-a time, an odd filter beside a zero one; pixels past Ho*Wo in the last tile
+loads and stores them every four taps.) When F % 4 is 2 (LeNet-5's 6
+filters) the first six go together; the last F % 4 filters go two at a
+time, an odd filter beside a zero one; pixels past Ho*Wo in the last tile
 repeat the last pixel and are not written.
 
 Dimension letters as in ``conv.py``; L lanes, B = ceil(N / L) blocks, T
@@ -103,6 +104,53 @@ def _four_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, s, P
     store(tile, s, a30), store(tile, s + L, a31), store(tile, s + 2 * L, a32), store(tile, s + 3 * L, a33)
 
 
+def _six_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, s, Pr):
+    """``_four_filters`` for the six filters f0 .. f0 + 5: 24 accumulators
+    (for F = 6, 10, 14 ..., where four and then two filters at a time would
+    leave the pair with twice the loads per multiply-add)."""
+    L = simd.lanes_of(x)
+    a00 = a01 = a02 = a03 = splat_at(bias, f0)
+    a10 = a11 = a12 = a13 = splat_at(bias, f0 + 1)
+    a20 = a21 = a22 = a23 = splat_at(bias, f0 + 2)
+    a30 = a31 = a32 = a33 = splat_at(bias, f0 + 3)
+    a40 = a41 = a42 = a43 = splat_at(bias, f0 + 4)
+    a50 = a51 = a52 = a53 = splat_at(bias, f0 + 5)
+    for t in range(offsets.shape[0]):
+        o, k = offsets[t], t * Fp + f0
+        v0, v1, v2, v3 = load(x, b0 + o), load(x, b1 + o), load(x, b2 + o), load(x, b3 + o)
+        w = splat_at(wt, k)
+        a00, a01, a02, a03 = fma(v0, w, a00), fma(v1, w, a01), fma(v2, w, a02), fma(v3, w, a03)
+        w = splat_at(wt, k + 1)
+        a10, a11, a12, a13 = fma(v0, w, a10), fma(v1, w, a11), fma(v2, w, a12), fma(v3, w, a13)
+        w = splat_at(wt, k + 2)
+        a20, a21, a22, a23 = fma(v0, w, a20), fma(v1, w, a21), fma(v2, w, a22), fma(v3, w, a23)
+        w = splat_at(wt, k + 3)
+        a30, a31, a32, a33 = fma(v0, w, a30), fma(v1, w, a31), fma(v2, w, a32), fma(v3, w, a33)
+        w = splat_at(wt, k + 4)
+        a40, a41, a42, a43 = fma(v0, w, a40), fma(v1, w, a41), fma(v2, w, a42), fma(v3, w, a43)
+        w = splat_at(wt, k + 5)
+        a50, a51, a52, a53 = fma(v0, w, a50), fma(v1, w, a51), fma(v2, w, a52), fma(v3, w, a53)
+    if relu:
+        a00, a01, a02, a03 = simd.relu(a00), simd.relu(a01), simd.relu(a02), simd.relu(a03)
+        a10, a11, a12, a13 = simd.relu(a10), simd.relu(a11), simd.relu(a12), simd.relu(a13)
+        a20, a21, a22, a23 = simd.relu(a20), simd.relu(a21), simd.relu(a22), simd.relu(a23)
+        a30, a31, a32, a33 = simd.relu(a30), simd.relu(a31), simd.relu(a32), simd.relu(a33)
+        a40, a41, a42, a43 = simd.relu(a40), simd.relu(a41), simd.relu(a42), simd.relu(a43)
+        a50, a51, a52, a53 = simd.relu(a50), simd.relu(a51), simd.relu(a52), simd.relu(a53)
+    row = Pr * L
+    store(tile, s, a00), store(tile, s + L, a01), store(tile, s + 2 * L, a02), store(tile, s + 3 * L, a03)
+    s += row
+    store(tile, s, a10), store(tile, s + L, a11), store(tile, s + 2 * L, a12), store(tile, s + 3 * L, a13)
+    s += row
+    store(tile, s, a20), store(tile, s + L, a21), store(tile, s + 2 * L, a22), store(tile, s + 3 * L, a23)
+    s += row
+    store(tile, s, a30), store(tile, s + L, a31), store(tile, s + 2 * L, a32), store(tile, s + 3 * L, a33)
+    s += row
+    store(tile, s, a40), store(tile, s + L, a41), store(tile, s + 2 * L, a42), store(tile, s + 3 * L, a43)
+    s += row
+    store(tile, s, a50), store(tile, s + L, a51), store(tile, s + 2 * L, a52), store(tile, s + 3 * L, a53)
+
+
 def _two_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, s, Pr):
     """``_four_filters`` for filters f0 and f0 + 1 only: 8 accumulators."""
     L = simd.lanes_of(x)
@@ -143,6 +191,9 @@ def _conv_lanes_py(x, block0, pH, pW, Hp, Wp, where, xb, wt, Fp, offsets, bases,
         for p0 in range(0, Pr, PIXELS):
             b0, b1, b2, b3 = bases[p0], bases[p0 + 1], bases[p0 + 2], bases[p0 + 3]
             f0 = 0
+            if Fp % 4 == 2 and Fp >= 6:
+                _six_filters(packed, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, p0 * L, Pr)
+                f0 = 6
             while f0 + FILTERS <= Fp:
                 _four_filters(packed, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, (f0 * Pr + p0) * L, Pr)
                 f0 += FILTERS
@@ -161,6 +212,7 @@ def _conv_lanes_py(x, block0, pH, pW, Hp, Wp, where, xb, wt, Fp, offsets, bases,
 
 _pack = njit(cache=True)(_pack)
 _four_filters = njit(cache=True)(_four_filters)
+_six_filters = njit(cache=True)(_six_filters)
 _two_filters = njit(cache=True)(_two_filters)
 # work: multiply-adds
 _conv_lanes = Kernel(_conv_lanes_py, cost=tuning.COST_MULTIPLY_ADD)
