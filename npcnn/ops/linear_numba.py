@@ -7,73 +7,107 @@ a transposed operand first.)
 
 Small layers over a batch (LeNet-5's and SimpleCNN's fc layers, below
 ``tuning.LINEAR_TILES_MAX_WEIGHTS``) run a jitted kernel of their own
-instead, ``_linear_tiles``, although BLAS is faster at the product itself:
-OpenBLAS runs such a product on all its threads, and these keep spinning
-after it returns. On a machine with few cores they take a core from
-whatever comes next, npcnn's own convolutions in the next forward; numba's
-threads sleep when idle. (Measurements: ``benchmarks/TUNING.md``.)
+instead, ``_linear_tiles``: register tiles of 4 rows x 4 vectors of the
+output (``runtime/simd.py``), over the transposed weight padded to whole
+vectors (kept between calls, ``runtime/weight_cache.py``). OpenBLAS runs
+such a product on all its threads, and these keep spinning after it
+returns; on a machine with few cores they take a core from whatever comes
+next, npcnn's own convolutions in the next forward. numba's threads sleep
+when idle. (Measurements: ``benchmarks/TUNING.md``.)
 """
 import math
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
-from .runtime import tuning
+from .runtime import simd, tuning, weight_cache
 from .runtime.jit import Kernel
+from .runtime.simd import fma, load, splat_at, store
 
 
-def _linear_tiles_py(x, weight, bias, y):
-    """y[n, o] = bias[o] + sum_i x[n, i] * weight[o, i], in 4x4 tiles of y.
-
-    A tile's 16 dot products run side by side over i: each step loads four
-    values of x and four of the weight for 16 multiply-adds, and LLVM
-    vectorises the loop over i, keeping 16 partial sums in registers (hence
-    "reassoc" below: the sums are reordered, as BLAS's are). Rows and
-    columns of y left over past a multiple of 4 take one dot product at a
-    time. Only elements are indexed, never slices: each slice taken inside
-    the parallel loop updates its array's reference count, an atomic on one
-    cache line that every thread shares, and the threads then stop scaling.
-    """
+def _four_rows(x, wt, bias, n, o, y):
+    """y[n + r, o + v*L + j] = bias + sum_i x[n + r, i] * wt[i*Op + o + v*L + j]
+    for r < 4 (rows past N repeat row N - 1 and are not stored), v < 4,
+    j < L and o + v*L + j < O: each step of the sum loads four vectors of
+    the weight and broadcasts four values of x for 16 multiply-adds, into
+    accumulators that stay in registers."""
     N, I = x.shape
-    O = weight.shape[0]
-    row_tiles, col_tiles = (N + 3) // 4, (O + 3) // 4
+    O, Op = y.shape[1], bias.shape[0]
+    L = simd.lanes_of(wt)
+    flat = x.reshape(N * I)
+    rows = y.reshape(y.size)
+    r0, r1, r2, r3 = n * I, min(n + 1, N - 1) * I, min(n + 2, N - 1) * I, min(n + 3, N - 1) * I
+    b0, b1, b2, b3 = load(bias, o), load(bias, o + L), load(bias, o + 2 * L), load(bias, o + 3 * L)
+    a00, a01, a02, a03 = b0, b1, b2, b3
+    a10, a11, a12, a13 = b0, b1, b2, b3
+    a20, a21, a22, a23 = b0, b1, b2, b3
+    a30, a31, a32, a33 = b0, b1, b2, b3
+    for i in range(I):
+        k = i * Op + o
+        w0, w1, w2, w3 = load(wt, k), load(wt, k + L), load(wt, k + 2 * L), load(wt, k + 3 * L)
+        s = splat_at(flat, r0 + i)
+        a00, a01, a02, a03 = fma(w0, s, a00), fma(w1, s, a01), fma(w2, s, a02), fma(w3, s, a03)
+        s = splat_at(flat, r1 + i)
+        a10, a11, a12, a13 = fma(w0, s, a10), fma(w1, s, a11), fma(w2, s, a12), fma(w3, s, a13)
+        s = splat_at(flat, r2 + i)
+        a20, a21, a22, a23 = fma(w0, s, a20), fma(w1, s, a21), fma(w2, s, a22), fma(w3, s, a23)
+        s = splat_at(flat, r3 + i)
+        a30, a31, a32, a33 = fma(w0, s, a30), fma(w1, s, a31), fma(w2, s, a32), fma(w3, s, a33)
+    for r in range(min(4, N - n)):
+        a0, a1, a2, a3 = ((a00, a01, a02, a03) if r == 0 else (a10, a11, a12, a13) if r == 1
+                          else (a20, a21, a22, a23) if r == 2 else (a30, a31, a32, a33))
+        start = (n + r) * O
+        _store_row(rows, start, o, O, a0)
+        _store_row(rows, start, o + L, O, a1)
+        _store_row(rows, start, o + 2 * L, O, a2)
+        _store_row(rows, start, o + 3 * L, O, a3)
+
+
+def _four_rows_one_vector(x, wt, bias, n, o, y):
+    """``_four_rows`` for the one vector of columns at o."""
+    N, I = x.shape
+    O, Op = y.shape[1], bias.shape[0]
+    flat = x.reshape(N * I)
+    rows = y.reshape(y.size)
+    r0, r1, r2, r3 = n * I, min(n + 1, N - 1) * I, min(n + 2, N - 1) * I, min(n + 3, N - 1) * I
+    a0 = a1 = a2 = a3 = load(bias, o)
+    for i in range(I):
+        w0 = load(wt, i * Op + o)
+        a0 = fma(w0, splat_at(flat, r0 + i), a0)
+        a1 = fma(w0, splat_at(flat, r1 + i), a1)
+        a2 = fma(w0, splat_at(flat, r2 + i), a2)
+        a3 = fma(w0, splat_at(flat, r3 + i), a3)
+    for r in range(min(4, N - n)):
+        _store_row(rows, (n + r) * O, o, O, a0 if r == 0 else a1 if r == 1 else a2 if r == 2 else a3)
+
+
+def _store_row(rows, start, c, O, vector):
+    """rows[start + c : start + min(c + L, O)] = the first lanes of vector:
+    columns past O are padding and not written."""
+    L = simd.lanes_of(rows)
+    if c + L <= O:
+        store(rows, start + c, vector)
+    elif c < O:
+        simd.store_first(rows, start + c, vector, O - c)
+
+
+def _linear_tiles_py(x, wt, bias, y):
+    """y[n, o] = bias[o] + sum_i x[n, i] * wt[i, o], wt = weight^T (I, Op)
+    and bias padded with zeros to Op columns, a whole number of vectors
+    (``runtime/simd.py``): tiles of 4 rows x 4 vectors of y (``_four_rows``),
+    then 4 rows x 1 vector for the columns past the last whole tile."""
+    N = x.shape[0]
+    Op = bias.shape[0]
+    L = simd.lanes_of(wt)
+    wide = 4 * L
+    row_tiles, col_tiles = (N + 3) // 4, (Op + wide - 1) // wide
     for tile in prange(row_tiles * col_tiles):
-        n, o = 4 * (tile // col_tiles), 4 * (tile % col_tiles)
-        if n + 4 <= N and o + 4 <= O:
-            zero = x.dtype.type(0)
-            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
-            s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
-            for i in range(I):
-                x0, x1, x2, x3 = x[n, i], x[n + 1, i], x[n + 2, i], x[n + 3, i]
-                w0, w1, w2, w3 = weight[o, i], weight[o + 1, i], weight[o + 2, i], weight[o + 3, i]
-                s00 += x0 * w0
-                s01 += x0 * w1
-                s02 += x0 * w2
-                s03 += x0 * w3
-                s10 += x1 * w0
-                s11 += x1 * w1
-                s12 += x1 * w2
-                s13 += x1 * w3
-                s20 += x2 * w0
-                s21 += x2 * w1
-                s22 += x2 * w2
-                s23 += x2 * w3
-                s30 += x3 * w0
-                s31 += x3 * w1
-                s32 += x3 * w2
-                s33 += x3 * w3
-            b0, b1, b2, b3 = bias[o], bias[o + 1], bias[o + 2], bias[o + 3]
-            y[n, o], y[n, o + 1], y[n, o + 2], y[n, o + 3] = s00 + b0, s01 + b1, s02 + b2, s03 + b3
-            y[n + 1, o], y[n + 1, o + 1], y[n + 1, o + 2], y[n + 1, o + 3] = s10 + b0, s11 + b1, s12 + b2, s13 + b3
-            y[n + 2, o], y[n + 2, o + 1], y[n + 2, o + 2], y[n + 2, o + 3] = s20 + b0, s21 + b1, s22 + b2, s23 + b3
-            y[n + 3, o], y[n + 3, o + 1], y[n + 3, o + 2], y[n + 3, o + 3] = s30 + b0, s31 + b1, s32 + b2, s33 + b3
-        else:                                  # a tile cut by the edge of y
-            for r in range(n, min(N, n + 4)):
-                for c in range(o, min(O, o + 4)):
-                    total = x.dtype.type(0)
-                    for i in range(I):
-                        total += x[r, i] * weight[c, i]
-                    y[r, c] = total + bias[c]
+        n, o = 4 * (tile // col_tiles), wide * (tile % col_tiles)
+        if o + wide <= Op:
+            _four_rows(x, wt, bias, n, o, y)
+        else:
+            for v in range(o, Op, L):
+                _four_rows_one_vector(x, wt, bias, n, v, y)
 
 
 def _add_bias_rows_py(y, bias):
@@ -96,7 +130,22 @@ def _sum_rows_py(dy):
 
 _add_bias_rows = Kernel(_add_bias_rows_py)
 _sum_rows = Kernel(_sum_rows_py)
-_linear_tiles = Kernel(_linear_tiles_py, cost="COST_DENSE_MULTIPLY_ADD", fastmath={"reassoc", "contract"})
+_store_row = njit(cache=True, inline="always")(_store_row)
+_four_rows = njit(cache=True)(_four_rows)
+_four_rows_one_vector = njit(cache=True)(_four_rows_one_vector)
+_linear_tiles = Kernel(_linear_tiles_py, cost="COST_DENSE_MULTIPLY_ADD")
+
+
+def _transposed(weight):
+    """weight^T (I, Op) as one row, zero columns past O up to Op, a whole
+    number of vectors: the tile kernel's layout (kept between calls by
+    ``runtime/weight_cache.py``)."""
+    O, I = weight.shape
+    L = simd.lanes(weight.dtype)
+    Op = -(-O // L) * L
+    wt = np.zeros((I, Op), dtype=weight.dtype)
+    wt[:, :O] = weight.T
+    return wt.reshape(I * Op)
 
 
 def linear(x, weight, bias):
@@ -104,9 +153,13 @@ def linear(x, weight, bias):
     O, I = weight.shape
     x2 = x.reshape(math.prod(x.shape[:-1]), I)    # (N, I); -1 is ambiguous when I is 0
     if x2.shape[0] >= tuning.LINEAR_TILES_MIN_ROWS and weight.size <= tuning.LINEAR_TILES_MAX_WEIGHTS:
+        wt = weight_cache.derived("linear weight^T", weight, _transposed)
+        Op = wt.size // I
+        b = np.zeros(Op, dtype=x.dtype)
+        if bias is not None:
+            b[:O] = bias
         y = np.empty((x2.shape[0], O), dtype=x.dtype)
-        b = np.zeros(O, dtype=x.dtype) if bias is None else bias
-        _linear_tiles(np.ascontiguousarray(x2), np.ascontiguousarray(weight), b, y, work=y.size * I)
+        _linear_tiles(np.ascontiguousarray(x2), wt, b, y, work=y.size * I)
         return y.reshape(x.shape[:-1] + (O,))
     y = x2 @ weight.T                     # (N, O), BLAS
     if bias is not None:

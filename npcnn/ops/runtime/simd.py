@@ -134,6 +134,25 @@ def _fma(typingctx, a, b, acc):
 
 
 @intrinsic
+def _store_first(typingctx, array, index, vector, count):
+    def codegen(context, builder, sig, args):
+        target, at, vec, n = args
+        L = vector.count
+        ptr = builder.bitcast(_element_pointer(context, builder, sig.args[0], target, at), vec.type.as_pointer())
+        lanes_ = ir.Constant(ir.VectorType(ir.IntType(64), L), list(range(L)))
+        limit = ir.Constant(ir.VectorType(ir.IntType(64), L), ir.Undefined)
+        for k in range(L):
+            limit = builder.insert_element(limit, n, ir.Constant(ir.IntType(32), k))
+        mask = builder.icmp_signed("<", lanes_, limit)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [vec.type, ptr.type, ir.IntType(32), mask.type]),
+            f"llvm.masked.store.v{L}f{vector.dtype.bitwidth}.p0")
+        builder.call(fn, [vec, ptr, ir.Constant(ir.IntType(32), array.dtype.bitwidth // 8), mask])
+        return context.get_dummy_value()
+    return types.none(array, types.intp, vector, types.intp), codegen
+
+
+@intrinsic
 def _relu(typingctx, vector):
     def codegen(context, builder, sig, args):
         v = args[0]
@@ -221,6 +240,13 @@ def transpose(src, s, src_stride, dst, d, dst_stride):
         dst[d + j * dst_stride:d + j * dst_stride + L] = block[:, j]
 
 
+def store_first(array, i, vector, count):
+    """array[i:i + count] = vector[:count], count < lanes: the lanes past
+    ``count`` are not written (nor read), so the vector may end past the
+    array."""
+    array[i:i + count] = vector[:count]
+
+
 def relu(vector):
     """0 where a lane is <= 0, the lane elsewhere: NaN stays NaN, as in
     ``activation.relu``."""
@@ -260,6 +286,11 @@ def _fma_jit(a, b, acc):
 @overload(transpose, inline="always")
 def _transpose_jit(src, s, src_stride, dst, d, dst_stride):
     return lambda src, s, src_stride, dst, d, dst_stride: _transpose(src, s, src_stride, dst, d, dst_stride)
+
+
+@overload(store_first, inline="always")
+def _store_first_jit(array, i, vector, count):
+    return lambda array, i, vector, count: _store_first(array, i, vector, count)
 
 
 @overload(relu, inline="always")
