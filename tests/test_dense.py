@@ -117,3 +117,15 @@ def test_flatten_matches_torch(start, end, backend):
     x = np.arange(2 * 3 * 4 * 5, dtype=np.float64).reshape(2, 3, 4, 5)
     check_op(lambda x: F.flatten(x, start, end, backend=backend),
              lambda x: torch.flatten(x, start, end), [x])
+
+
+def test_linear_in_tiles_sees_a_weight_changed_in_place():
+    """The tile kernel's transposed weight is kept between calls
+    (runtime/weight_cache.py) by content: a weight changed in place, in
+    its last element, gives torch's numbers at once."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((64, 400)).astype(np.float32)
+    w = (rng.standard_normal((120, 400)) / 20).astype(np.float32)
+    check_op(lambda x, w: F.linear(x, w), TF.linear, [x, w])
+    w[-1, -1] += 1.0
+    check_op(lambda x, w: F.linear(x, w), TF.linear, [x, w])
