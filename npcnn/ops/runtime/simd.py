@@ -6,14 +6,15 @@ cannot tell LLVM that the accumulator array and the inputs never overlap,
 so every multiply-add then loads and stores its accumulator. A register-
 blocked kernel (a tile of outputs summed over all its taps before it is
 written) needs its accumulators to be values. These functions give a
-kernel such values: ``load`` a vector of lanes from an array, ``fma`` into
-it, ``store`` it back. Each is one LLVM vector instruction; a kernel's
+kernel such values, each one LLVM vector instruction or a few; a kernel's
 vector variables live in registers (AVX-512 has 32 of them), or are split
 into halves where the CPU has 32-byte vectors only.
 
-    acc = splat(b, x)              # every lane b (x: any array of the dtype)
-    acc = fma(load(x, i), w, acc)  # acc + x[i:i+lanes] * w, rounded once
-    store(y, j, acc)               # y[j:j+lanes] = acc
+    acc = splat(0.0, x)                        # every lane 0 (x: any array of the dtype)
+    acc = fma(load(x, i), splat_at(w, k), acc) # acc + x[i:i+lanes] * w[k], rounded once
+    store(y, j, relu(acc))                     # y[j:j+lanes] = max(acc, 0)
+    store_first(y, j, acc, n)                  # y[j:j+n] = acc[:n], n < lanes
+    transpose(a, s, sa, b, d, sb)              # a square of lanes x lanes, transposed
 
 The arrays are 1-d and C-contiguous, and [i, i + lanes) must lie inside
 them: nothing is checked (a kernel proves it once, outside its loops).
@@ -162,13 +163,6 @@ def _relu(typingctx, vector):
 
 
 @intrinsic
-def _lane(typingctx, vector, k):
-    def codegen(context, builder, sig, args):
-        return builder.extract_element(args[0], args[1])
-    return vector.dtype(vector, types.intp), codegen
-
-
-@intrinsic
 def _transpose(typingctx, src, s, src_stride, dst, d, dst_stride):
     vty = _vector_type(src.dtype)
     L = vty.count
@@ -253,11 +247,6 @@ def relu(vector):
     return np.where(vector <= 0, vector.dtype.type(0), vector)
 
 
-def lane(vector, k):
-    """Lane k of ``vector``, a scalar."""
-    return vector[k]
-
-
 @overload(splat, inline="always")
 def _splat_jit(value, like):
     return lambda value, like: _splat(value, like)
@@ -296,8 +285,3 @@ def _store_first_jit(array, i, vector, count):
 @overload(relu, inline="always")
 def _relu_jit(vector):
     return lambda vector: _relu(vector)
-
-
-@overload(lane, inline="always")
-def _lane_jit(vector, k):
-    return lambda vector, k: _lane(vector, k)
