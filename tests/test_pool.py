@@ -202,3 +202,16 @@ def test_unpooling_into_a_kept_buffer(backend, monkeypatch):
     assert not np.shares_memory(again, second)               # ... goes to a fresh array
     monkeypatch.setattr(tuning, "REUSED_BUFFER_MAX_BYTES", x.nbytes - 1)
     assert not np.shares_memory(F.max_pool2d_backward(y, switches, x.shape, reuse=True, backend=backend), second)
+
+
+def test_unpooling_spreads_over_threads_by_the_pixels_it_writes():
+    """An unpooling writes its whole output plane (the zeros too), so its
+    threads are chosen by the output's size: VGG16's pool1 and LeNet-5's
+    pool_1 at batch 500 (a quarter of that many pooled values) run in
+    parallel, one LeNet-5 digit stays on one thread."""
+    from npcnn.ops import pool_numba
+    unpool = pool_numba._unpool_planes
+    assert pool_numba.unpool_work((1, 64, 112, 112), (224, 224)) == 64 * 224 * 224
+    assert not unpool.serial_at(pool_numba.unpool_work((1, 64, 112, 112), (224, 224)))
+    assert not unpool.serial_at(pool_numba.unpool_work((500, 6, 14, 14), (28, 28)))
+    assert unpool.serial_at(pool_numba.unpool_work((1, 6, 14, 14), (28, 28)))

@@ -178,11 +178,19 @@ def max_pool2d_values(x, kernel_size, stride, padding, ceil_mode, dilation=(1, 1
     return max_pool2d(x, kernel_size, stride, padding, ceil_mode, dilation)[0]
 
 
+def unpool_work(pooled_shape, output_size):
+    """The elements an unpooling writes, the work that decides its threads:
+    every pixel of the output plane (zeros included), not just the pooled
+    values, which are a quarter of them after a 2x2 pool."""
+    (N, C), (Ho, Wo) = pooled_shape[:2], output_size
+    return N * C * Ho * Wo
+
+
 def max_unpool2d(y, switches, output_size, out=None):
     """See ``pool.max_unpool2d``."""
     (N, C), (Ho, Wo) = y.shape[:2], output_size
     x = np.empty((N, C, Ho, Wo), dtype=y.dtype) if out is None else out
-    _unpool_planes(y, switches, x.reshape(N, C, Ho * Wo), work=y.size)
+    _unpool_planes(y, switches, x.reshape(N, C, Ho * Wo), work=unpool_work(y.shape, output_size))
     return x
 
 
