@@ -12,7 +12,8 @@ module at call time, so a test or an experiment can change one with
 # workers costs more than a small layer's whole loop.
 PARALLEL_MIN_WORK = 1 << 16
 # Weights of the work a caller counts: an element of an elementwise pass
-# (ReLU, pooling, unpooling, bias add, channel scan) is cheap ...
+# (ReLU, pooling, bias add, channel scan; for unpooling every pixel it
+# writes, zeros included) is cheap ...
 COST_ELEMENTWISE = 1 / 16
 # ... and so is one multiply-add of a convolution: threads from 8M of them.
 COST_MULTIPLY_ADD = 1 / 128
