@@ -632,14 +632,20 @@ def softmax(input, dim=None, _stacklevel=3, dtype=None, *, backend="numba"):
     """y_k = exp(x_k) / sum_j exp(x_j) along ``dim``; ``dtype`` casts the
     input first, as torch's (``_stacklevel`` is torch's, for its warning)."""
     x = _softmax_input("softmax", input, dtype)
-    return _impl("activation", "softmax", backend).softmax(x, _softmax_dim("softmax", x, dim))
+    dim = _softmax_dim("softmax", x, dim)
+    if x.size == 0:  # as torch: an empty input has an empty softmax (no sum to take)
+        return np.empty_like(x)
+    return _impl("activation", "softmax", backend).softmax(x, dim)
 
 
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None, *, backend="numba"):
     """y_k = x_k - log(sum_j exp(x_j)) along ``dim``; ``dtype`` as softmax's."""
     op = "log_softmax"
     x = _softmax_input(op, input, dtype)
-    return _impl("activation", op, backend).log_softmax(x, _softmax_dim(op, x, dim))
+    dim = _softmax_dim(op, x, dim)
+    if x.size == 0:  # as softmax's
+        return np.empty_like(x)
+    return _impl("activation", op, backend).log_softmax(x, dim)
 
 
 def softmax_backward(grad_output, output, dim, *, backend="numba"):
@@ -647,7 +653,10 @@ def softmax_backward(grad_output, output, dim, *, backend="numba"):
     op = "softmax_backward"
     y = checks.array(op, "output", output, ndim=range(1, 33))
     g = _check_grad(op, grad_output, y.shape, y.dtype)
-    return _impl("activation", op, backend).softmax_backward(g, y, _softmax_dim(op, y, dim))
+    dim = _softmax_dim(op, y, dim)
+    if y.size == 0:
+        return np.empty_like(y)
+    return _impl("activation", op, backend).softmax_backward(g, y, dim)
 
 
 def log_softmax_backward(grad_output, output, dim, *, backend="numba"):
@@ -655,7 +664,10 @@ def log_softmax_backward(grad_output, output, dim, *, backend="numba"):
     op = "log_softmax_backward"
     y = checks.array(op, "output", output, ndim=range(1, 33))
     g = _check_grad(op, grad_output, y.shape, y.dtype)
-    return _impl("activation", op, backend).log_softmax_backward(g, y, _softmax_dim(op, y, dim))
+    dim = _softmax_dim(op, y, dim)
+    if y.size == 0:
+        return np.empty_like(y)
+    return _impl("activation", op, backend).log_softmax_backward(g, y, dim)
 
 
 def dropout(input, p=0.5, training=True, inplace=False, *, rng=None, backend="numba"):
