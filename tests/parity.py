@@ -60,7 +60,7 @@ def check_op(ours, theirs, inputs, *, atol=None, rtol=None, backward=None, grad_
     # gradients of a mean loss are, so float32's tolerance measures the
     # kernel and not cancellation in sums of thousands of large terms.
     shape = outs[0].shape
-    per_channel = np.prod(shape) / (shape[1] if len(shape) > 1 else 1)
+    per_channel = max(np.prod(shape) / max(shape[1] if len(shape) > 1 else 1, 1), 1)  # 1 when empty
     g = np.random.default_rng(grad_seed).standard_normal(shape) / np.sqrt(per_channel)
     g = g.astype(outs[0].dtype)
     refs[0].backward(torch.from_numpy(g))
