@@ -26,6 +26,7 @@ import threading
 from collections import OrderedDict
 
 import numpy as np
+from numba import njit
 
 from . import tuning
 
@@ -40,6 +41,23 @@ def _bits(array):
     return array.reshape(-1).view(f"u{array.itemsize}")
 
 
+def _same_bits(a, b):
+    """Whether two 1-d unsigned integer arrays of one length are equal:
+    every pair XORed and all ORed together in one pass, with no exit at
+    the first difference, so that LLVM vectorises the loop (one that stops
+    early stays scalar) and no array of booleans is written (as
+    ``np.array_equal`` writes one before it reduces it)."""
+    if a.size == 0:
+        return True
+    differ = a[0] ^ a[0]                   # zero, in the arrays' dtype
+    for i in range(a.size):
+        differ |= a[i] ^ b[i]
+    return differ == 0
+
+
+_same_bits = njit(cache=True)(_same_bits)
+
+
 def _lookup(name, weight):
     """The cached value of a weight with ``weight``'s bits under ``name``, or None."""
     with _LOCK:
@@ -51,7 +69,7 @@ def _lookup(name, weight):
     for key, (copy, value) in candidates:
         kept = _bits(copy)
         # another layer's weights of this shape differ in their first elements: told apart at once
-        if np.array_equal(kept[:64], bits[:64]) and np.array_equal(kept, bits):
+        if np.array_equal(kept[:64], bits[:64]) and _same_bits(kept, bits):
             with _LOCK:
                 if key in _ENTRIES:
                     _ENTRIES.move_to_end(key)
