@@ -24,7 +24,24 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as TF
-from torch.testing._internal.opinfo.core import SampleInput
+
+
+def _import_torchs_test_internals():
+    """torch's test-suite modules, imported without the one lasting change
+    they make to the process: ``common_utils`` freezes ``torch.backends``'
+    flags on import (``disable_global_flags``, for torch's own tests), and
+    the rest of this suite trains, which sets cudnn's flags
+    (``bridge.train``), and would then fail."""
+    frozen = torch.backends.flags_frozen()
+    from torch.testing._internal import common_methods_invocations, opinfo
+    if not frozen:  # the switch disable_global_flags turned off, a global of torch.backends' functions
+        torch.backends.flags_frozen.__globals__["__allow_nonbracketed_mutation_flag"] = True
+    assert torch.backends.flags_frozen() == frozen
+    return common_methods_invocations, opinfo.core
+
+
+_common_methods_invocations, _opinfo_core = _import_torchs_test_internals()
+SampleInput = _opinfo_core.SampleInput
 
 import npcnn.functional as F
 from parity import assert_close, check_op
@@ -56,8 +73,7 @@ class Refused(Exception):
 
 @functools.lru_cache(maxsize=None)
 def _op_db():
-    from torch.testing._internal.common_methods_invocations import op_db
-    return {(o.name, o.variant_test_name): o for o in op_db}
+    return {(o.name, o.variant_test_name): o for o in _common_methods_invocations.op_db}
 
 
 @functools.lru_cache(maxsize=None)
