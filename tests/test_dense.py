@@ -48,6 +48,15 @@ def test_linear_leaves_few_rows_and_large_layers_to_blas(rows, n_in, n_out, monk
     check_op(lambda x, w: F.linear(x, w), TF.linear, [x, w])
 
 
+@pytest.mark.parametrize("n_in,n_out", [(0, 5), (7, 0)])
+def test_linear_of_an_empty_weight_on_a_batch_the_tiles_would_take(n_in, n_out, backend):
+    """No features in (y is the bias) or out (y is empty): nothing to tile."""
+    rows = max(64, linear_numba.tuning.LINEAR_TILES_MIN_ROWS)
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((rows, n_in)), rng.standard_normal((n_out, n_in)), rng.standard_normal(n_out)
+    check_op(lambda x, w, b: F.linear(x, w, b, backend=backend), TF.linear, [x, w, b])
+
+
 def test_linear_without_bias(backend):
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal((4, 5)), rng.standard_normal((3, 5))

@@ -152,7 +152,8 @@ def linear(x, weight, bias):
     """See ``linear.linear``."""
     O, I = weight.shape
     x2 = x.reshape(math.prod(x.shape[:-1]), I)    # (N, I); -1 is ambiguous when I is 0
-    if x2.shape[0] >= tuning.LINEAR_TILES_MIN_ROWS and weight.size <= tuning.LINEAR_TILES_MAX_WEIGHTS:
+    # an empty weight (no features in or out) has nothing to tile: BLAS gives the empty or zero y
+    if x2.shape[0] >= tuning.LINEAR_TILES_MIN_ROWS and 0 < weight.size <= tuning.LINEAR_TILES_MAX_WEIGHTS:
         wt = weight_cache.derived("linear weight^T", weight, _transposed)
         Op = wt.size // I
         b = np.zeros(Op, dtype=x.dtype)
