@@ -625,7 +625,7 @@ def _softmax_input(op, input, dtype):
         if not isinstance(input, np.ndarray):
             raise ValueError(f"{op}: input must be a numpy array, got {type(input).__name__}")
         input = input.astype(dtype, copy=False)
-    return checks.finite(op, "input", checks.array(op, "input", input, ndim=range(1, 33)))
+    return checks.finite(op, "input", checks.array(op, "input", input, ndim=range(0, 33)))
 
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None, *, backend="numba"):
@@ -635,7 +635,8 @@ def softmax(input, dim=None, _stacklevel=3, dtype=None, *, backend="numba"):
     dim = _softmax_dim("softmax", x, dim)
     if x.size == 0:  # as torch: an empty input has an empty softmax (no sum to take)
         return np.empty_like(x)
-    return _impl("activation", "softmax", backend).softmax(x, dim)
+    # a 0-d input is one element, as in torch (checks.array made it (1,)): softmax 1
+    return _impl("activation", "softmax", backend).softmax(x, dim).reshape(np.shape(input))
 
 
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None, *, backend="numba"):
@@ -645,29 +646,31 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None, *, backend="numba"):
     dim = _softmax_dim(op, x, dim)
     if x.size == 0:  # as softmax's
         return np.empty_like(x)
-    return _impl("activation", op, backend).log_softmax(x, dim)
+    return _impl("activation", op, backend).log_softmax(x, dim).reshape(np.shape(input))
 
 
 def softmax_backward(grad_output, output, dim, *, backend="numba"):
     """Gradient of ``softmax`` from its output y: dx = y * (dy - sum_k dy_k y_k)."""
     op = "softmax_backward"
-    y = checks.array(op, "output", output, ndim=range(1, 33))
-    g = _check_grad(op, grad_output, y.shape, y.dtype)
+    y = checks.array(op, "output", output, ndim=range(0, 33))
+    g = _check_grad(op, np.reshape(grad_output, y.shape) if np.ndim(output) == np.ndim(grad_output) == 0 else grad_output,
+                    y.shape, y.dtype)
     dim = _softmax_dim(op, y, dim)
     if y.size == 0:
         return np.empty_like(y)
-    return _impl("activation", op, backend).softmax_backward(g, y, dim)
+    return _impl("activation", op, backend).softmax_backward(g, y, dim).reshape(np.shape(output))
 
 
 def log_softmax_backward(grad_output, output, dim, *, backend="numba"):
     """Gradient of ``log_softmax`` from its output y: dx = dy - exp(y) * sum_k dy_k."""
     op = "log_softmax_backward"
-    y = checks.array(op, "output", output, ndim=range(1, 33))
-    g = _check_grad(op, grad_output, y.shape, y.dtype)
+    y = checks.array(op, "output", output, ndim=range(0, 33))
+    g = _check_grad(op, np.reshape(grad_output, y.shape) if np.ndim(output) == np.ndim(grad_output) == 0 else grad_output,
+                    y.shape, y.dtype)
     dim = _softmax_dim(op, y, dim)
     if y.size == 0:
         return np.empty_like(y)
-    return _impl("activation", op, backend).log_softmax_backward(g, y, dim)
+    return _impl("activation", op, backend).log_softmax_backward(g, y, dim).reshape(np.shape(output))
 
 
 def dropout(input, p=0.5, training=True, inplace=False, *, rng=None, backend="numba"):

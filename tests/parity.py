@@ -62,7 +62,7 @@ def check_op(ours, theirs, inputs, *, atol=None, rtol=None, backward=None, grad_
     shape = outs[0].shape
     per_channel = max(np.prod(shape) / max(shape[1] if len(shape) > 1 else 1, 1), 1)  # 1 when empty
     g = np.random.default_rng(grad_seed).standard_normal(shape) / np.sqrt(per_channel)
-    g = g.astype(outs[0].dtype)
+    g = np.asarray(g.astype(outs[0].dtype))  # a 0-d output's g stays an array, not a NumPy scalar
     refs[0].backward(torch.from_numpy(g))
     grads = backward(g, *inputs)
     grads = grads if isinstance(grads, tuple) else (grads,)
