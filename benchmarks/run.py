@@ -30,15 +30,24 @@ from .yardsticks import machine_lines, rate_cells
 
 # Targets, as the ratio npcnn-numba / torch in the same run (lower is better)
 # or as a fraction of the SGEMM rate; keyed by the start of a case's name.
+# Issue #22's: every op at LeNet-5's and VGG16's shapes at torch's speed or
+# better, the pipelines well below it.
 RATIO_TARGETS = {
+    "conv2d LeNet-5": 1.0,
+    "conv2d VGG16": 1.0,
+    "conv_transpose2d LeNet-5": 1.0,
+    "conv_transpose2d VGG16": 1.0,
+    "max_pool2d+switches": 1.0,
+    "max_unpool2d": 1.0,
+    "linear": 1.0,
     "lenet5 forward batch 1": 0.5,
-    "lenet5 forward batch 500": 1.0,
-    "deconv suite": 0.25,
+    "lenet5 forward batch 500": 0.7,
+    "deconv suite": 0.2,
     "class averages": 1.0,
-    "vgg16 forward batch 1": 1.25,
-    "VGG16 deconv": 1.0,
+    "vgg16 forward batch 1": 0.9,
+    "VGG16 deconv": 0.7,
 }
-SGEMM_TARGET = ("conv2d VGG16 conv3_x 256->256 56x56", 0.60)
+SGEMM_TARGET = ("conv2d VGG16 conv3_x 256->256 56x56", 0.90)
 MEMORY_TARGET = 1.5
 
 
@@ -87,8 +96,8 @@ def report(results, sgemm, copy, first_call, memory, threads, quick):
         g = r.gflops("npcnn-numba")
         mark = "" if target is None else (f"<= {target} " + ("met" if ratio <= target else "**missed**"))
         if r.case.startswith(SGEMM_TARGET[0]):
-            mark = f">= {100 * SGEMM_TARGET[1]:.0f}% SGEMM " + ("met" if g / sgemm >= SGEMM_TARGET[1]
-                                                               else "**missed**")
+            mark += f"; >= {100 * SGEMM_TARGET[1]:.0f}% SGEMM " + ("met" if g / sgemm >= SGEMM_TARGET[1]
+                                                                 else "**missed**")
         cell = lambda k: f"{r.ms[k]:.2f}" if k in r.ms else "-"  # noqa: E731
         lines.append(f"| {r.case} | {cell('npcnn-numpy')} | {cell('npcnn-numba')} | {cell('torch')} | "
                      f"{ratio:.2f} | {mark} | {' | '.join(rate_cells(r, 'npcnn-numba', sgemm, copy))} | "

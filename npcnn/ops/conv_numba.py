@@ -10,10 +10,13 @@ takes one of these paths, chosen by ``path`` below from the shapes alone
 | conv2d (+ relu)  | "depthwise"      | groups == C_in > 1, any dilation                   | depthwise_numba.py   |
 |                  | "im2col"         | any other groups > 1 or dilation > 1               | im2col_numba.py      |
 |                  | "direct"         | stride 1, at most DIRECT_MAX_WEIGHTS weights, and  | conv_direct_numba.py |
-|                  |                  | several images or one small one                    |                      |
+|                  |                  | several images or one small one; a dense batch     | (conv_lanes_numba.py |
+|                  |                  | (uses_lanes there) is summed over images at once   | for dense batches)   |
 |                  | "winograd"       | 3x3, stride 1, >= WINOGRAD_MIN_CHANNELS in and     | winograd_numba.py    |
 |                  |                  | out, >= WINOGRAD_MIN_TILES 2x2 output tiles        | (reference:          |
-|                  |                  |                                                    | winograd.py)         |
+|                  |                  |                                                    | winograd.py; its     |
+|                  |                  |                                                    | products: plane_     |
+|                  |                  |                                                    | products_numba.py)   |
 |                  | "im2col"         | every other convolution                            | im2col_numba.py      |
 | conv_transpose2d | "depthwise"      | groups == C_in > 1, any dilation                   | depthwise_numba.py   |
 |                  | "col2im"         | any other groups > 1 or dilation > 1               | im2col_numba.py      |
