@@ -651,26 +651,25 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None, *, backend="numba"):
 
 def softmax_backward(grad_output, output, dim, *, backend="numba"):
     """Gradient of ``softmax`` from its output y: dx = y * (dy - sum_k dy_k y_k)."""
-    op = "softmax_backward"
-    y = checks.array(op, "output", output, ndim=range(0, 33))
-    g = _check_grad(op, np.reshape(grad_output, y.shape) if np.ndim(output) == np.ndim(grad_output) == 0 else grad_output,
-                    y.shape, y.dtype)
-    dim = _softmax_dim(op, y, dim)
-    if y.size == 0:
-        return np.empty_like(y)
-    return _impl("activation", op, backend).softmax_backward(g, y, dim).reshape(np.shape(output))
+    return _softmax_family_backward("softmax_backward", grad_output, output, dim, backend)
 
 
 def log_softmax_backward(grad_output, output, dim, *, backend="numba"):
     """Gradient of ``log_softmax`` from its output y: dx = dy - exp(y) * sum_k dy_k."""
-    op = "log_softmax_backward"
+    return _softmax_family_backward("log_softmax_backward", grad_output, output, dim, backend)
+
+
+def _softmax_family_backward(op, grad_output, output, dim, backend):
+    """``op``'s arguments checked, then its kernel; a 0-d output (one
+    element, which checks.array makes (1,)) gives a 0-d gradient, an empty
+    one an empty gradient."""
     y = checks.array(op, "output", output, ndim=range(0, 33))
-    g = _check_grad(op, np.reshape(grad_output, y.shape) if np.ndim(output) == np.ndim(grad_output) == 0 else grad_output,
-                    y.shape, y.dtype)
+    scalar = np.ndim(output) == np.ndim(grad_output) == 0
+    g = _check_grad(op, np.reshape(grad_output, y.shape) if scalar else grad_output, y.shape, y.dtype)
     dim = _softmax_dim(op, y, dim)
     if y.size == 0:
         return np.empty_like(y)
-    return _impl("activation", op, backend).log_softmax_backward(g, y, dim).reshape(np.shape(output))
+    return getattr(_impl("activation", op, backend), op)(g, y, dim).reshape(np.shape(output))
 
 
 def dropout(input, p=0.5, training=True, inplace=False, *, rng=None, backend="numba"):
