@@ -22,7 +22,6 @@ further down: a signal only spreads on the way down.
 import numpy as np
 
 from . import functional as F
-from .ops.conv import conv_transpose_output_size
 from .ops.runtime import tuning
 
 
@@ -91,11 +90,10 @@ def _in_box(g, w, box, padding, groups, dilation, backend, shortcuts):
 
 def _zero_output(g, w, padding, groups, dilation):
     """Zeros shaped like the stride-1 transposed convolution of g:
-    (B, groups * w.shape[1], Ho, Wo), its output size with stride 1 and no
-    output padding."""
+    (B, groups * w.shape[1], Ho, Wo), Ho = H - 2*pH + dH*(kH - 1) (Wo alike)."""
     (B, _, H, W), (kH, kW) = g.shape, w.shape[2:]
-    Ho = conv_transpose_output_size(H, kH, 1, padding[0], 0, dilation[0])
-    Wo = conv_transpose_output_size(W, kW, 1, padding[1], 0, dilation[1])
+    Ho = H - 2 * padding[0] + dilation[0] * (kH - 1)
+    Wo = W - 2 * padding[1] + dilation[1] * (kW - 1)
     return np.zeros((B, groups * w.shape[1], Ho, Wo), dtype=g.dtype)
 
 
