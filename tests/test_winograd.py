@@ -197,8 +197,9 @@ def test_the_cache_keeps_to_its_bytes(empty_cache, monkeypatch):
 def test_the_plane_products_equal_matmul(threads, dtype, monkeypatch):
     """M[e] = U[e] @ V[e] for every row count 1-9 (whole and cut tiles of 4
     rows) and column counts of 1 to 6 vectors (whole tiles of 4 vectors and
-    the vectors past them), float32 and float64, both compilations; the
-    skew columns of the planes and the rows past F are left alone."""
+    the vectors past them), float32 and float64, both compilations, with U's
+    planes one each, one for all, or transposed; the skew columns of the
+    planes and the rows past F are left alone."""
     from npcnn.ops import plane_products_numba
     from npcnn.ops.runtime import simd
     monkeypatch.setattr(tuning, "PARALLEL_MIN_WORK", 0 if threads == "parallel" else 1 << 62)
@@ -212,4 +213,14 @@ def test_the_plane_products_equal_matmul(threads, dtype, monkeypatch):
         plane_products_numba.products(U, V, M, Fo, C, Pp)
         want = U.reshape(16, Fo, C) @ V[:, :C * Pp].reshape(16, C, Pp)
         assert_close(f"F={Fo} C={C} Pp={Pp}", M[:, :Fo * Pp].reshape(16, Fo, Pp), want)
+        assert (M[:, Fo * Pp:] == 99.0).all()
+        # one plane of U for every plane of V (im2col's filters, one plane per image) ...
+        plane_products_numba.products(U[:1], V, M, Fo, C, Pp)
+        assert_close(f"shared F={Fo} C={C} Pp={Pp}", M[:, :Fo * Pp].reshape(16, Fo, Pp),
+                     U[0].reshape(Fo, C) @ V[:, :C * Pp].reshape(16, C, Pp))
+        # ... and read transposed, from (C, F) planes (col2im's W2^T)
+        Ut = np.ascontiguousarray(U.reshape(16, Fo, C).transpose(0, 2, 1)).reshape(16, C * Fo)
+        M[:] = 99.0
+        plane_products_numba.products(Ut, V, M, Fo, C, Pp, transposed=True)
+        assert_close(f"transposed F={Fo} C={C} Pp={Pp}", M[:, :Fo * Pp].reshape(16, Fo, Pp), want)
         assert (M[:, Fo * Pp:] == 99.0).all()

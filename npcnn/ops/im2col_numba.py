@@ -7,9 +7,15 @@ and the only one of both backward passes. The specification is ``conv.py``:
     conv_transpose2d:  y = col2im(W2^T @ x) + b     W2 = weight as (C, K)
 
 A jitted, parallel loop copies every receptive field into a column, one
-BLAS product does all the multiply-adds, and col2im scatters columns back
-(accumulating) for the transposed direction. Dimension letters as in
-``conv.py``; K = C*kH*kW (rows of a column matrix), L = Ho*Wo (one column
+matrix product does all the multiply-adds, and col2im scatters columns back
+(accumulating) for the transposed direction. The forward products (groups
+1) are the jitted register tiles of ``plane_products_numba.py``, one plane
+per image, over column matrices whose rows are padded to whole vectors;
+the grouped ones and the backward passes' go to BLAS. (OpenBLAS's threads
+keep spinning after a product and took a core from the next layer's
+kernels: VGG16's conv1_1 slowed every 3x3 layer after it.)
+
+Dimension letters as in ``conv.py``; K = C*kH*kW (rows of a column matrix), L = Ho*Wo (one column
 per output position). A dilated kernel only moves the taps the columns
 copy; groups split K (and the filters) into G blocks, each multiplied by
 its own group's weights (a stacked product). The batch goes in chunks whose column matrix stays
@@ -18,8 +24,9 @@ near ``tuning.COLS_BUDGET`` bytes, in a reused workspace buffer.
 import numpy as np
 from numba import njit, prange
 
+from . import plane_products_numba
 from .conv import conv_output_size, conv_transpose_output_size
-from .runtime import tuning, workspace
+from .runtime import simd, tuning, workspace
 from .runtime.jit import Kernel
 from .runtime.rows import copy_relu
 
@@ -100,11 +107,25 @@ def _add_bias_planes_py(y, bias, relu):
                 copy_relu(plane[i], plane[i])
 
 
+def _copy_rows_out_py(M, Lp, Lc, bias, relu, y, n0, l0):
+    """y[n0 + n, f, l0:l0 + Lc] = M[n, f*Lp:f*Lp + Lc] + bias[f], then
+    max(., 0) with ``relu``: the products' padded rows back to the output."""
+    n_images, F = M.shape[0], y.shape[1]
+    for nf in prange(n_images * F):
+        n, f = nf // F, nf % F
+        src, dst, bf = M[n, f * Lp:f * Lp + Lc], y[n0 + n, f, l0:l0 + Lc], bias[f]
+        for j in range(Lc):
+            dst[j] = src[j] + bf
+        if relu:
+            copy_relu(dst, dst)
+
+
 # Jitted on their own line, so NUMBA_DISABLE_JIT=1 steps through the plain
 # Python above in a debugger.
 _valid_columns = njit(cache=True, inline="always")(_valid_columns)
 _im2col = Kernel(_im2col_py)
 _col2im = Kernel(_col2im_py)
+_copy_rows_out = Kernel(_copy_rows_out_py, cost=tuning.COST_ELEMENTWISE)
 # numpy's broadcast add runs on one thread
 _add_bias_planes = Kernel(_add_bias_planes_py, cost=tuning.COST_ELEMENTWISE)
 
@@ -117,7 +138,8 @@ def _add_bias(y, bias, relu=False):
 
 
 def _blocks(N, K, Ho, Wo, itemsize):
-    """(sample slice, i0, i1) blocks whose column matrix fits the budget:
+    """(sample slice, i0, i1) blocks whose column matrix (K rows a column;
+    with the products' own buffer, K + F) fits the budget:
     several samples at a time when one is small (LeNet-5), a band of output
     rows of one sample when one is large (VGG16's first layers)."""
     per_row = K * Wo * itemsize
@@ -132,12 +154,17 @@ def _blocks(N, K, Ho, Wo, itemsize):
                 yield slice(n, n + 1), i0, min(Ho, i0 + rows)
 
 
-def _columns(x, b, kH, kW, sH, sW, pH, pW, dH, dW, i0, i1, Wo):
-    """im2col of samples ``b``, output rows [i0, i1), in the shared buffer."""
-    n, K = x[b].shape[0], x.shape[1] * kH * kW
-    cols = workspace.buffer("columns", n * K * (i1 - i0) * Wo, x.dtype).reshape(n, K, (i1 - i0) * Wo)
-    _im2col(x[b], kH, kW, sH, sW, pH, pW, dH, dW, i0, i1, Wo, cols, work=cols.size)
-    return cols  # (n, K, rows*Wo)
+def _columns(x, b, kH, kW, sH, sW, pH, pW, dH, dW, i0, i1, Wo, row=None):
+    """im2col of samples ``b``, output rows [i0, i1), in the shared buffer:
+    (n, K, row), row = (i1 - i0)*Wo unless a longer one is asked for (the
+    columns past (i1 - i0)*Wo are zero)."""
+    n, K, Lc = x[b].shape[0], x.shape[1] * kH * kW, (i1 - i0) * Wo
+    row = Lc if row is None else row
+    cols = workspace.buffer("columns", n * K * row, x.dtype).reshape(n, K, row)
+    _im2col(x[b], kH, kW, sH, sW, pH, pW, dH, dW, i0, i1, Wo, cols, work=n * K * Lc)
+    if row > Lc:
+        cols[:, :, Lc:] = 0.0
+    return cols
 
 
 def _chunks(N, bytes_per_sample):
@@ -180,14 +207,26 @@ def conv2d(x, weight, bias, stride, padding, dilation, groups, relu):
     Ho = conv_output_size(H, kH, sH, pH, dH)
     Wo = conv_output_size(W, kW, sW, pW, dW)
     K, L = C * kH * kW, Ho * Wo
-    w2 = weight.reshape(groups, F // groups, K // groups)          # (G, Fg, Kg)
     y = np.empty((N, F, L), dtype=x.dtype)
+    if groups == 1:
+        # y = W2 @ cols by register tiles: the rows of cols and of their
+        # product M padded to Lp, whole vectors; bias and ReLU as M is copied out
+        U = weight.reshape(1, F * K)
+        b = np.zeros(F, dtype=x.dtype) if bias is None else bias
+        lanes = simd.lanes(x.dtype)
+        for n_, i0, i1 in _blocks(N, K + F, Ho, Wo, x.itemsize):
+            Lc = (i1 - i0) * Wo
+            Lp = -(-Lc // lanes) * lanes
+            cols = _columns(x, n_, kH, kW, sH, sW, pH, pW, dH, dW, i0, i1, Wo, row=Lp)  # (n, K, Lp)
+            n = cols.shape[0]
+            M = workspace.buffer("column products", n * F * Lp, x.dtype).reshape(n, F * Lp)
+            plane_products_numba.products(U, cols.reshape(n, K * Lp), M, F, K, Lp)
+            _copy_rows_out(M, Lp, Lc, b, relu, y, n_.start, i0 * Wo, work=n * F * Lc)
+        return y.reshape(N, F, Ho, Wo)
+    w2 = weight.reshape(groups, F // groups, K // groups)          # (G, Fg, Kg)
     for b, i0, i1 in _blocks(N, K, Ho, Wo, x.itemsize):
         cols = _columns(x, b, kH, kW, sH, sW, pH, pW, dH, dW, i0, i1, Wo)  # (n, K, rows*Wo)
-        if groups == 1 and i1 - i0 == Ho:
-            np.matmul(w2[0], cols, out=y[b])                               # (n, F, L)
-        else:
-            y[b, :, i0 * Wo:i1 * Wo] = _grouped_product(w2, cols)
+        y[b, :, i0 * Wo:i1 * Wo] = _grouped_product(w2, cols)
     return _add_bias(y.reshape(N, F, Ho, Wo), bias, relu)
 
 
@@ -200,9 +239,24 @@ def conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, d
     K, L = F * kH * kW, H * W
     Ho = conv_transpose_output_size(H, kH, sH, pH, opH, dH)
     Wo = conv_transpose_output_size(W, kW, sW, pW, opW, dW)
-    w2t = weight.reshape(groups, C // groups, Fg * kH * kW).transpose(0, 2, 1)  # (G, Kg, Cg)
     x2 = x.reshape(N, C, L)
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
+    if groups == 1:
+        # cols = W2^T @ x by register tiles, x copied into rows of Lp (whole vectors)
+        U = weight.reshape(1, C * K)                                    # W2 (C, K), read as W2^T
+        lanes = simd.lanes(x.dtype)
+        Lp = -(-L // lanes) * lanes
+        for b in _chunks(N, (K + C) * Lp * x.itemsize):
+            n = x2[b].shape[0]
+            padded = workspace.buffer("padded input", n * C * Lp, x.dtype).reshape(n, C, Lp)
+            padded[:, :, :L] = x2[b]
+            padded[:, :, L:] = 0.0
+            cols = workspace.buffer("columns", n * K * Lp, x.dtype).reshape(n, K * Lp)
+            plane_products_numba.products(U, padded.reshape(n, C * Lp), cols, K, C, Lp, transposed=True)
+            y[b] = _col2im(cols.reshape(n, K, Lp), F, Ho, Wo, kH, kW, sH, sW, pH, pW, dH, dW, H, W,
+                           work=n * K * L)
+        return _add_bias(y, bias)
+    w2t = weight.reshape(groups, C // groups, Fg * kH * kW).transpose(0, 2, 1)  # (G, Kg, Cg)
     for b in _chunks(N, K * L * x.itemsize):
         cols = _grouped_product(w2t, x2[b])  # (n, K, L)
         y[b] = _col2im(cols, F, Ho, Wo, kH, kW, sH, sW, pH, pW, dH, dW, H, W, work=cols.size)
