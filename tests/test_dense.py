@@ -40,12 +40,36 @@ def test_linear_in_tiles_matches_torch(rows, n_in, n_out, dtype, monkeypatch):
     assert calls == [rows * n_in * n_out] * 2
 
 
-@pytest.mark.parametrize("rows,n_in,n_out", [(3, 400, 120), (4, 600, 300)])
-def test_linear_leaves_few_rows_and_large_layers_to_blas(rows, n_in, n_out, monkeypatch):
-    monkeypatch.setattr(linear_numba, "_linear_tiles", None)  # calling it would fail
+def test_linear_leaves_large_layers_over_a_batch_to_blas(monkeypatch):
+    monkeypatch.setattr(linear_numba, "_linear_tiles", None)  # calling either would fail
+    monkeypatch.setattr(linear_numba, "_linear_rows", None)
     rng = np.random.default_rng(0)
-    x, w = rng.standard_normal((rows, n_in)), rng.standard_normal((n_out, n_in))
+    x, w = rng.standard_normal((4, 600)), rng.standard_normal((300, 600))
     check_op(lambda x, w: F.linear(x, w), TF.linear, [x, w])
+
+
+# (rows, in, out): fewer rows than a tile, outputs in whole and cut groups of
+# 4 and tasks of ROWS_PER_TASK, one input feature, and VGG16's fc8 shape
+ROW_SHAPES = [(1, 7, 1), (1, 1, 5), (2, 400, 120), (3, 120, 84), (1, 33, 17), (2, 9, 35), (3, 84, 10),
+              (1, 4096, 1000)]
+
+
+@pytest.mark.parametrize("threads", ["parallel", "serial"])
+@pytest.mark.parametrize("rows,n_in,n_out", ROW_SHAPES)
+def test_linear_by_rows_matches_torch(rows, n_in, n_out, dtype, threads, monkeypatch):
+    """The numba backend's dot products for fewer rows than a tile, any
+    weight (not BLAS), both compilations."""
+    monkeypatch.setattr(linear_numba.tuning, "PARALLEL_MIN_WORK", 0 if threads == "parallel" else 1 << 62)
+    calls = []
+    kernel = linear_numba._linear_rows
+    monkeypatch.setattr(linear_numba, "_linear_rows", lambda *a, work: calls.append(work) or kernel(*a, work=work))
+    rng = np.random.default_rng(rows * n_out)
+    x = rng.standard_normal((rows, n_in)).astype(dtype)
+    w = (rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)).astype(dtype)
+    b = rng.standard_normal(n_out).astype(dtype)
+    check_op(lambda x, w, b: F.linear(x, w, b), TF.linear, [x, w, b])
+    check_op(lambda x, w: F.linear(x, w), TF.linear, [x, w])
+    assert calls == [n_in * n_out] * 2
 
 
 @pytest.mark.parametrize("n_in,n_out", [(0, 5), (7, 0)])
