@@ -1,11 +1,10 @@
 """Argument checks shared by every op: one place that turns bad input into a
 ``ValueError`` naming the op, the argument and the shapes involved."""
-import math
 
 import numpy as np
-from numba import njit
+from numba import prange
 
-from .ops.runtime import tuning
+from .ops.runtime.jit import Kernel
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
@@ -73,30 +72,29 @@ def array(op, name, a, ndim=None, dtype=None):
     return a if type(a) is np.ndarray and a.ndim and a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
-def _sum_of_zeros(flat):
+def _sum_of_zeros_py(flat):
     """sum(x * 0): 0 if every x is finite, NaN otherwise (inf * 0 is NaN).
-    The sum may be reordered ("reassoc" below), so it vectorises; no flag
-    here lets LLVM fold x * 0 to 0 (that needs "nnan" and "nsz")."""
+    The sum may be reordered ("reassoc" below), so it vectorises and splits
+    across threads; no flag here lets LLVM fold x * 0 to 0 (that needs
+    "nnan" and "nsz")."""
     zero = flat.dtype.type(0)  # of flat's dtype: a literal 0 would make float32 sums float64
     total = zero
-    for k in range(flat.size):
+    for k in prange(flat.size):
         total += flat[k] * zero
     return total
 
 
-_sum_of_zeros = njit(cache=True, fastmath={"reassoc"})(_sum_of_zeros)
+# One pass over the elements, on numba's threads for large arrays: every
+# conv call checks its weights (14.7M of them in VGG16). BLAS's dot of
+# the array with itself is as fast on one thread, but OpenBLAS's threads
+# keep spinning after it, beside the conv that follows (benchmarks/TUNING.md).
+_sum_of_zeros = Kernel(_sum_of_zeros_py, cost="COST_ELEMENTWISE", fastmath={"reassoc"})
 
 
 def finite(op, name, a):
     """Refuse NaN and infinity where they would make the result meaningless."""
-    # a . a is finite only if every element is (NaN and inf propagate): one
-    # BLAS pass, the cheapest test for large arrays, which matters because every
-    # conv call checks its weights (14.7M of them in VGG16). A non-finite dot
-    # may also be an overflow of huge finite values (|w| > 1e19 in float32,
-    # which numpy reports with a RuntimeWarning, as the conv itself would),
-    # so then count exactly.
     flat = np.asarray(a).reshape(-1)  # (an np.matrix stays 2-D under reshape)
-    if (_sum_of_zeros(flat) == 0) if flat.size <= tuning.FINITE_BY_LOOP_MAX else math.isfinite(np.dot(flat, flat)):
+    if _sum_of_zeros(flat, work=flat.size) == 0:
         return a
     bad = int(a.size - np.isfinite(a).sum())
     if bad:

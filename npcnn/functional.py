@@ -77,14 +77,18 @@ def _batch_of_one(op, name, a, unbatched):
     return checks.array(op, name, a, ndim=3)[None]  # (1, C, H, W)
 
 
-def _conv_args(op, input, weight, bias, stride, padding, groups, transposed):
+def _conv_args(op, input, weight, bias, stride, padding, groups, transposed, values=True):
     """The checked arguments ``(x, w, b, s, p, G)``; an unbatched (C, H, W)
     input comes back as (1, C, H, W). The weight is conv2d's (C_out,
-    C_in/groups, kH, kW) or, ``transposed``, (C_in, C_out/groups, kH, kW)."""
+    C_in/groups, kH, kW) or, ``transposed``, (C_in, C_out/groups, kH, kW).
+    ``values=False`` checks shapes and arguments only, not that the weight
+    is finite (``conv_path``, a question about shapes: the pass over
+    VGG16's weights cost the deconvnet a few ms a projection)."""
     x = checks.array(op, "input", input, ndim=(3, 4))
     x = x[None] if x.ndim == 3 else x  # (1, C, H, W)
     w = checks.array(op, "weight", weight, ndim=4, dtype=x.dtype)
-    checks.finite(op, "weight", w)
+    if values:
+        checks.finite(op, "weight", w)
     G = checks.groups(op, groups)
     if w.shape[0] % G:
         what = "input channels (C_in)" if transposed else "filters (C_out)"
@@ -128,7 +132,7 @@ def _conv2d_out_size(op, x, w, s, p, d):
     return conv.conv_output_size(H, kH, s[0], p[0], d[0]), conv.conv_output_size(W, kW, s[1], p[1], d[1])
 
 
-def _conv2d_args(op, input, weight, bias, stride, padding, dilation, groups):
+def _conv2d_args(op, input, weight, bias, stride, padding, dilation, groups, values=True):
     """conv2d's arguments checked, torch's ``padding="same"``/``"valid"``
     resolved: ``(x, w, b, s, p, d, G, extra)``. "valid" is padding 0; "same"
     (stride 1 only) pads dilation*(k - 1) in all, half before: an odd total
@@ -136,7 +140,8 @@ def _conv2d_args(op, input, weight, bias, stride, padding, dilation, groups):
     ``extra`` (bottom, right) is added to ``x`` here, so both backends see a
     plain symmetric padding ``p``."""
     mode = padding if isinstance(padding, str) else None
-    x, w, b, s, p, G = _conv_args(op, input, weight, bias, stride, 0 if mode else padding, groups, False)
+    x, w, b, s, p, G = _conv_args(op, input, weight, bias, stride, 0 if mode else padding, groups, False,
+                                  values)
     d = checks.dilation(op, dilation)
     extra = (0, 0)
     if mode == "same":
@@ -221,11 +226,12 @@ def conv2d_backward(grad_output, input, weight, stride=1, padding=0, dilation=1,
     return (dx[0] if unbatched else dx), dw, db
 
 
-def _conv_transpose_args(op, input, weight, bias, stride, padding, output_padding, groups, dilation):
+def _conv_transpose_args(op, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                         values=True):
     """conv_transpose2d's arguments checked: ``(x, w, b, s, p, op_hw, G, d,
     (Ho, Wo))``. output_padding must be smaller than the stride or the
     dilation, as torch's (either lengthens the output by whole pixels)."""
-    x, w, b, s, p, G = _conv_args(op, input, weight, bias, stride, padding, groups, True)
+    x, w, b, s, p, G = _conv_args(op, input, weight, bias, stride, padding, groups, True, values)
     d = checks.dilation(op, dilation)
     op_hw = checks.non_negative(op, "output_padding", checks.pair(op, "output_padding", output_padding))
     # the output grows with these, and torch holds them in 32 bits
@@ -291,10 +297,11 @@ def conv_path(op, input, weight, stride=1, padding=0, dilation=1, groups=1, *, b
     if op not in ("conv2d", "conv_transpose2d"):
         raise ValueError(f"conv_path: op must be 'conv2d' or 'conv_transpose2d', got {op!r}")
     if op == "conv2d":
-        x, w, _, s, p, d, G, _ = _conv2d_args(op, input, weight, None, stride, padding, dilation, groups)
+        x, w, _, s, p, d, G, _ = _conv2d_args(op, input, weight, None, stride, padding, dilation, groups,
+                                              values=False)
     else:
         x, w, _, s, p, _, G, d, _ = _conv_transpose_args(op, input, weight, None, stride, padding, 0,
-                                                          groups, dilation)
+                                                          groups, dilation, values=False)
     if checks.backend(op, backend) == "numpy":
         return "reference"
     return conv_numba.path(op, x, w, s, p, d, G)

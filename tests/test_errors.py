@@ -6,6 +6,7 @@ import pytest
 
 import npcnn.functional as F
 from npcnn import checks
+from npcnn.ops.runtime import tuning
 
 x4 = np.zeros((2, 3, 8, 8))
 w = np.zeros((4, 3, 3, 3))
@@ -82,23 +83,30 @@ def test_messages_are_one_line():
         assert "\n" not in str(err.value) and re.match(r"^\w+: ", str(err.value))
 
 
-# small arrays take the jitted test, large ones BLAS's dot
+# a small array and one large enough to take numba's threads (the serial
+# and the parallel compilation of the test, both forced below)
 SIZES = {"small": (8, 3, 3, 3), "large": (64, 32, 3, 3)}
+
+
+@pytest.fixture(params=["parallel", "serial"])
+def threads(request, monkeypatch):
+    monkeypatch.setattr(tuning, "PARALLEL_MIN_WORK", 0 if request.param == "parallel" else 1 << 62)
 
 
 @pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_one_non_finite_value_among_many_is_found(bad, dtype, size):
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_one_non_finite_value_among_many_is_found(bad, dtype, size, where, threads):
     w = np.random.default_rng(0).standard_normal(SIZES[size]).astype(dtype)
-    w[5, 1, 2, 0] = bad
+    w.reshape(-1)[{"first": 0, "middle": w.size // 2 + 3, "last": -1}[where]] = bad
     with pytest.raises(ValueError, match=r"conv2d: weight holds 1 non-finite value"):
         checks.finite("conv2d", "weight", w)
 
 
 @pytest.mark.parametrize("size", list(SIZES))
-def test_the_largest_finite_values_and_empty_arrays_pass(size):
-    # their squares overflow: the fast test says "maybe", the exact count says no
+def test_the_largest_finite_values_and_empty_arrays_pass(size, threads):
+    # their squares overflow, and a test by x . x would say "maybe": x * 0 does not
     extremes = np.zeros(SIZES[size], dtype=np.float32)
     extremes[0, 0, 0, :2] = np.finfo(np.float32).max, np.finfo(np.float32).min
     with np.errstate(over="ignore"):

@@ -80,14 +80,10 @@ WEIGHT_CACHE_BYTES = 512 * 2**20
 # kernel: OpenBLAS's threads keep spinning after a threaded product and take
 # a core from the next forward's convolutions. Larger layers go to BLAS.
 LINEAR_TILES_MAX_WEIGHTS = 1 << 17
-# ... and at least one whole 4x4 tile of rows: fewer rows keep OpenBLAS on
-# one thread, where nothing spins and it is as fast.
+# ... and at least one whole 4x4 tile of rows. Fewer rows, whatever the
+# size of the weight, run as dot products of weight rows (each read once,
+# in place: no transposed copy to keep, VGG16's fc6 has 411 MB of them).
 LINEAR_TILES_MIN_ROWS = 4
-
-# --- argument checks (npcnn/checks.py) -----------------------------------------
-# Up to this many elements a jitted pass tests finiteness more cheaply than
-# BLAS's dot product, which wins above it.
-FINITE_BY_LOOP_MAX = 16384
 
 # --- the deconvnet (npcnn/deconv.py, npcnn/sparse_signal.py) -------------------
 # Signals go down in batches of at most this many bytes per layer output, so
