@@ -216,8 +216,9 @@ def test_parallel_kernels_called_from_two_threads(tmp_path):
 # (N, C, H, W, k, padding): blocks of lanes cut by N (16 float32 or 8
 # float64 images a vector), tiles of 4 output pixels cut by Ho*Wo and
 # wrapping across output rows, non-square, padding 0 to 2
-# (and at least 64 taps C*kH*kW)
-LANES = [(37, 6, 13, 11, 5, 0), (21, 8, 9, 12, 3, 2), (16, 3, 7, 7, 5, 1), (19, 64, 6, 5, 1, 0)]
+# (and at least 20 taps C*kH*kW; one channel of 25, as LeNet-5's conv_1)
+LANES = [(37, 6, 13, 11, 5, 0), (21, 8, 9, 12, 3, 2), (16, 3, 7, 7, 5, 1), (19, 64, 6, 5, 1, 0),
+         (18, 1, 12, 10, 5, 2)]
 
 
 @pytest.mark.parametrize("case", LANES, ids=[str(c) for c in LANES])
@@ -249,17 +250,18 @@ def test_the_kernel_vectorised_over_images(threading, dtype, case):
 
 
 def test_which_batches_run_the_kernel_vectorised_over_images():
-    """A vector's worth of images at least, filters of 64 taps or more,
+    """A vector's worth of images at least, filters of 20 taps or more,
     mostly nonzero channels: the deconvnet's signals (one channel in 16),
-    LeNet-5's conv_1 (25 taps) and small batches keep the wide-row kernel,
-    which leaves zero channels out."""
+    SimpleCNN's conv_1 (9 taps) and small batches keep the wide-row kernel,
+    which leaves zero channels out; LeNet-5's conv_1 (25 taps) takes the lanes."""
     from npcnn.ops.conv_direct_numba import uses_lanes
     w = (16, 6, 5, 5)
     assert uses_lanes((16, 6, 14, 14), w, np.float32, 1.0)
     assert uses_lanes((8, 6, 14, 14), w, np.float64, 1.0)
     assert not uses_lanes((15, 6, 14, 14), w, np.float32, 1.0)
     assert not uses_lanes((7, 6, 14, 14), w, np.float64, 1.0)
-    assert not uses_lanes((500, 1, 28, 28), (6, 1, 5, 5), np.float32, 1.0)
+    assert uses_lanes((500, 1, 28, 28), (6, 1, 5, 5), np.float32, 1.0)
+    assert not uses_lanes((500, 1, 28, 28), (8, 1, 3, 3), np.float32, 1.0)
     assert not uses_lanes((64, 16, 5, 5), (6, 16, 5, 5), np.float32, 1 / 16)
     assert uses_lanes((64, 16, 5, 5), (6, 16, 5, 5), np.float32, 0.5)
     # batches judged sparse (the wide-row kernel) and dense (the lanes) by

@@ -35,8 +35,8 @@ DIRECT_MAX_SINGLE_IMAGE_PIXELS = 64 * 64
 DIRECT_LANES_MIN_IMAGES = 16
 # ... for filters of at least this many taps (C*kH*kW): with fewer, copying
 # the images into lanes and the outputs back costs more than the sums save
-# (LeNet-5's conv_1 has one channel of 25 taps) ...
-DIRECT_LANES_MIN_TAPS = 64
+# (SimpleCNN's conv_1 has 9 taps, LeNet-5's conv_1 25, which gain) ...
+DIRECT_LANES_MIN_TAPS = 20
 # ... and if at least this share of the (image, channel) pairs is nonzero: it
 # computes every channel, where the wide-row kernel skips the zero ones
 # (the deconvnet's signals hold one channel in sixteen).
