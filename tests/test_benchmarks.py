@@ -1,6 +1,7 @@
 """A smoke of the benchmarks: they run, and what they time agrees with torch.
 Never a time assertion (timings on a shared 2-core machine mean nothing here)."""
 import json
+import time
 
 import numpy as np
 import pytest
@@ -98,10 +99,18 @@ def test_the_implementations_are_timed_in_rounds_each_in_turn(monkeypatch):
     a discarded call, then its share of the repeats back to back."""
     calls, pauses = [], []
     monkeypatch.setattr(timing, "settle", lambda: pauses.append(len(calls)))
-    ms = interleaved_ms({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=6, budget_s=None)
+    ms = interleaved_ms({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=6, budget_s=None,
+                        span_s=0.0)
     assert set(ms) == {"a", "b"} and all(v >= 0 for v in ms.values())
     assert "".join(calls) == "aaa" "bbb" "aaa" "bbb" "aaa" "bbb"  # per round: 1 discarded + 2 timed each
     assert pauses == [0, 3, 6, 9, 12, 15]
+
+
+def test_fast_calls_repeat_until_they_span_the_round_and_slow_ones_stop_at_the_budget():
+    fast = timing.call_times(lambda: time.sleep(0.01), repeats=2, span_s=0.05)
+    assert 5 <= len(fast) <= 6
+    slow = timing.call_times(lambda: time.sleep(0.01), repeats=100, budget_s=0.03, at_least=1, span_s=1.0)
+    assert len(slow) <= 4
 
 
 class _Clock:
