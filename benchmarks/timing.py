@@ -76,10 +76,9 @@ def call_times(fn, repeats=5, warmup=1, budget_s=None, at_least=3, span_s=0.0):
 
 MOST_CALLS = 5000
 # A round of a fast case runs its calls back to back for at least this long,
-# as a user's loop would. Three calls of a sub-millisecond op right after
-# the pause of ``settle()`` timed a waking machine, not the op: torch's
-# LeNet-5 conv_2 at batch 500 read 1.27 ms so and 3.3 ms over 100 calls a
-# round, npcnn's fc_1 0.64 ms against 0.24 (benchmarks/README.md).
+# as a user's loop would: three calls of a sub-millisecond op right after
+# the pause of ``settle()`` timed a waking machine, not the op (the
+# numbers: benchmarks/README.md, History).
 ROUND_SPAN_S = 0.1
 
 
@@ -92,8 +91,8 @@ def median_ms(fn, repeats=5, warmup=1, budget_s=None):
 def interleaved_ms(impls, repeats, budget_s, rounds=3, span_s=ROUND_SPAN_S):
     """{name: median ms} of several implementations timed in ``rounds``
     rounds, each taking every implementation in turn: its share of the
-    repeats back to back, after ``settle()`` and one discarded call (its
-    threads were asleep). The host's slow spells last seconds (a LeNet-5
+    repeats back to back (and more, until they span ``span_s``), after
+    ``settle()`` and one discarded call (its threads were asleep). The host's slow spells last seconds (a LeNet-5
     forward at batch 500 took 11.5 ms in one process and 20.5 ms in the
     next), so timing each implementation once, in a block, let a spell fall
     on one of them; in rounds it falls on all of them alike."""

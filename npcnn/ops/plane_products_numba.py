@@ -15,13 +15,13 @@ over all C before they are stored. Each step of the sum loads VECTORS
 vectors of V and broadcasts ROWS values of U for ROWS * VECTORS
 multiply-adds.
 
-Layout: the planes are rows of 2-d arrays, U (16, F*C) row-major per
-plane, or (1, F*C) shared by every plane (or (C, F), read transposed); V (planes, >= C*Pp) and M
-(planes, >= F*Pp) with rows of Pp elements, Pp a whole number of vectors
-(the columns from P to Pp are computed from whatever V holds there and
-never read). The last tile of rows repeats the last row of U and stores
-only the rows that exist; columns past the last whole tile go one vector
-at a time.
+Layout: the planes are rows of 2-d arrays: U (16, F*C) row-major per
+plane, or (1, F*C) shared by every plane (either may hold (C, F) planes
+instead, read transposed); V (planes, >= C*Pp) and M (planes, >= F*Pp)
+with rows of Pp elements, Pp a whole number of vectors (the columns from
+P to Pp are computed from whatever V holds there and never read). The
+last tile of rows repeats the last row of U and stores only the rows that
+exist; columns past the last whole tile go one vector at a time.
 """
 from numba import njit, prange
 
