@@ -1,6 +1,6 @@
 """im2col's and col2im's products by register tiles (``npcnn/ops/im2col_numba.py``
 over ``plane_products_numba.py``), called directly, against torch: every
-count of filters around the tiles of 4 rows, output planes that are not
+count of filters around the register tiles' rows, output planes that are not
 whole vectors, several images, bands of output rows and chunks of images,
 bias and ReLU, both compilations."""
 import numpy as np
@@ -15,11 +15,12 @@ from parity import check_op
 # (x shape, weight shape, stride, padding, dilation); the weight is conv2d's
 CASES = [
     ((1, 3, 13, 11), (1, 3, 3, 3), 2, 1, 1),    # one filter; 7 x 6 outputs: cut vectors
-    ((3, 2, 9, 9), (5, 2, 5, 5), 1, 2, 1),      # a tile of 4 filters and one; 81 outputs
-    ((2, 4, 17, 19), (7, 4, 3, 3), 2, 0, 1),    # 7 filters (4 + 3)
+    ((3, 2, 9, 9), (5, 2, 5, 5), 1, 2, 1),      # one cut tile of filters; 81 outputs
+    ((2, 4, 17, 19), (7, 4, 3, 3), 2, 0, 1),    # 7 filters: a whole tile and a cut one
     ((1, 3, 40, 40), (9, 3, 3, 3), 1, 1, 2),    # dilated; 38 x 38 outputs, several column tiles
     ((2, 1, 6, 5), (2, 1, 2, 2), 1, 0, 1),      # 2 filters, 20 outputs
-    ((1, 6, 8, 8), (16, 6, 1, 1), 1, 0, 1),     # whole tiles of filters, whole vectors of outputs
+    ((1, 6, 8, 8), (16, 6, 1, 1), 1, 0, 1),     # whole vectors of outputs
+    ((2, 3, 10, 9), (12, 3, 3, 3), 2, 1, 1),    # whole tiles of filters, 25 outputs
 ]
 IDS = [f"{c[1][0]}f-{c[0][2]}x{c[0][3]}" for c in CASES]
 
