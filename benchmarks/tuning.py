@@ -75,8 +75,13 @@ EXPERIMENTS = {
                        lambda: _conv_transpose((8, 256, 14, 14), (256, 128, 3, 3), stride=2), 10**9),
     "COLS_BUDGET": ("64 -> 128, stride 2 at 112x112, batch 8: 32 MB vs 2 MB of columns a chunk",
                     lambda: _conv((8, 64, 112, 112), (128, 64, 3, 3), stride=2, padding=1), 2 * 2**20),
-    "WINOGRAD_BAND_BYTES": ("VGG16's conv1_2 (64 -> 64 at 224x224): 16 MB vs 2 MB bands",
-                            lambda: _conv((1, 64, 224, 224), (64, 64, 3, 3), padding=1), 2 * 2**20),
+    "WINOGRAD_BAND_BYTES": ("VGG16's conv3_x (256 -> 256 at 56x56): 16 MB vs 2 MB bands",
+                            lambda: _conv((1, 256, 56, 56), (256, 256, 3, 3), padding=1), 2 * 2**20),
+    "WINOGRAD_BY_THREAD_MAX_FILTER_BYTES": ("VGG16's conv1_2 (64 -> 64 at 224x224): the layer in one loop "
+                                            "by thread vs band by band",
+                                            lambda: _conv((1, 64, 224, 224), (64, 64, 3, 3), padding=1), 0),
+    "WINOGRAD_BY_THREAD_BYTES": ("VGG16's conv1_2 by thread: tasks of 4 MB vs 1 MB of V and M",
+                                 lambda: _conv((1, 64, 224, 224), (64, 64, 3, 3), padding=1), 2**20),
     "PLANE_SKEW": ("VGG16's conv1_2 by Winograd: skewed vs aligned planes",
                    lambda: _conv((1, 64, 224, 224), (64, 64, 3, 3), padding=1), 0),
     "WEIGHT_CACHE_BYTES": ("VGG16's conv3_x (256 -> 256 at 56x56) by Winograd: filters kept vs transformed "

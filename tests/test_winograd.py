@@ -46,7 +46,7 @@ OPS = {"conv2d": (F.conv2d, TF.conv2d, lambda C, Fo: (Fo, C, 3, 3)),
 
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("case", CONV, ids=[str(c) for c in CONV])
-def test_matches_torch(case, op, dtype):
+def test_matches_torch(case, op, dtype, layer_loop):
     N, C, Fo, H, W, pad = case
     ours, theirs, weight_shape = OPS[op]
     x, w, b = _inputs(N, C, H, W, weight_shape(C, Fo), dtype)
@@ -62,21 +62,50 @@ def test_without_bias():
              lambda x, w: TF.conv2d(x, w, None, 1, 1), [x, w])
 
 
+@pytest.fixture(params=["bands", "by thread"])
+def layer_loop(request, monkeypatch):
+    """Each of ``_convolve``'s two loops: band by band (three launches a
+    band), or the whole layer in one parallel loop of tile rows."""
+    monkeypatch.setattr(tuning, "WINOGRAD_BY_THREAD_MAX_FILTER_BYTES", 0 if request.param == "bands" else 1 << 40)
+    return request.param
+
+
 @pytest.mark.parametrize("band_rows", [1, 3, 5])
-def test_bands_that_cross_images(band_rows, monkeypatch):
-    """Three images of 7 tile rows in bands of 1, 3 and 5 rows: bands start
-    and end inside an image and span two."""
+def test_bands_that_cross_images(band_rows, layer_loop, monkeypatch):
+    """Three images of 7 tile rows in bands (or one thread's tasks) of 1, 3
+    and 5 rows: they start and end inside an image and span two. The task of
+    one row has 7 tiles, less than the vectors of a register tile: it takes
+    rows enough for those (``_convolve``)."""
     N, C, Fo, H, W = 3, 64, 64, 14, 13
     tw = (W - 2 + 2 + 1) // 2
     monkeypatch.setattr(tuning, "WINOGRAD_BAND_BYTES", band_rows * 16 * (C + Fo) * tw * 4)
+    monkeypatch.setattr(tuning, "WINOGRAD_BY_THREAD_BYTES", band_rows * 16 * (C + Fo) * tw * 4)
     x, w, b = _inputs(N, C, H, W, (Fo, C, 3, 3), np.float32)
     assert_winograd("conv2d", x, w, 1)
     check_op(lambda x, w, b: F.conv2d(x, w, b, 1, 1, backend="numba"),
              lambda x, w, b: TF.conv2d(x, w, b, 1, 1), [x, w, b])
+    check_op(lambda x, w, b: F.conv2d_relu(x, w, b, 1, 1, backend="numba"),
+             lambda x, w, b: TF.relu(TF.conv2d(x, w, b, 1, 1)), [x, w, b])
+
+
+def test_which_filters_go_through_the_layer_by_thread(monkeypatch):
+    """Filters transformed into at most WINOGRAD_BY_THREAD_MAX_FILTER_BYTES
+    take the one loop; larger ones the bands."""
+    from npcnn.ops import winograd_numba
+    calls = []
+    kernel = winograd_numba._layer_by_thread
+    monkeypatch.setattr(winograd_numba, "_layer_by_thread", lambda *a, work: calls.append(work) or kernel(*a, work=work))
+    x, w, b = _inputs(1, 64, 12, 12, (80, 64, 3, 3), np.float32)
+    monkeypatch.setattr(tuning, "WINOGRAD_BY_THREAD_MAX_FILTER_BYTES", 16 * 80 * 64 * 4)
+    F.conv2d(x, w, b, 1, 1)
+    assert len(calls) == 1
+    monkeypatch.setattr(tuning, "WINOGRAD_BY_THREAD_MAX_FILTER_BYTES", 16 * 80 * 64 * 4 - 1)
+    F.conv2d(x, w, b, 1, 1)
+    assert len(calls) == 1
 
 
 @pytest.mark.parametrize("threads", ["parallel", "serial"])
-def test_both_compilations(threads, monkeypatch):
+def test_both_compilations(threads, layer_loop, monkeypatch):
     monkeypatch.setattr(tuning, "PARALLEL_MIN_WORK", 0 if threads == "parallel" else 1 << 62)
     x, w, b = _inputs(2, 64, 17, 16, (64, 64, 3, 3), np.float64)
     assert_winograd("conv2d", x, w, 1)

@@ -33,11 +33,16 @@ th x tw = ceil(Ho/2) x ceil(Wo/2) tiles per image; the last tile row or
 column is cut in half when Ho or Wo is odd.
 
 The products run in bands of tile rows, so that V and M stay near
-``tuning.WINOGRAD_BAND_BYTES`` (in reused buffers). The transforms add
-float rounding of the order of the direct sum's: the parity tests hold
-it to the same tolerances as the other paths.
+``tuning.WINOGRAD_BAND_BYTES`` (in reused buffers), each band three
+parallel loops (transform, products, untransform). Filters small enough
+to stay in cache (64 to 128 channels) take one parallel loop for the
+whole layer instead, each thread transforming, multiplying and
+untransforming its own tile rows in its own V and M
+(``_layer_by_thread``). The transforms add float rounding of the order
+of the direct sum's: the parity tests hold it to the same tolerances as
+the other paths.
 """
-from numba import njit, prange
+from numba import config, get_thread_id, njit, prange
 import numpy as np
 
 from . import plane_products_numba
@@ -143,10 +148,39 @@ def _untransform_tiles_py(M, bias, relu, th, tw, g0, g1, Pp, y):
                     copy_relu(out, out)
 
 
+def _layer_by_thread_py(x, planes, bias, relu, pH, pW, th, tw, rows, F, C, Vs, Ms, y):
+    """The whole layer in one parallel loop, for filters small enough to
+    stay in cache: each task takes ``rows`` tile rows, transforms them into
+    its thread's V (Vs[thread]), multiplies them into its thread's M and
+    transforms those back into y, so V and M never leave that core's
+    cache, and the layer launches its threads once (band by band, it
+    launches them three times a band)."""
+    R = x.shape[0] * th
+    L = simd.lanes_of(x)
+    for task in prange((R + rows - 1) // rows):
+        g0 = task * rows
+        g1 = min(R, g0 + rows)
+        P = (g1 - g0) * tw
+        Pp = (P + L - 1) // L * L
+        V, M = Vs[get_thread_id()], Ms[get_thread_id()]
+        for e in range(16):                    # columns no tile fills: zeros, not stale bits
+            for c in range(C):
+                V[e, c * Pp + P:(c + 1) * Pp] = 0.0
+        _transform_band(x, pH, pW, th, tw, g0, g1, Pp, V)
+        _products_band(planes, V, M, F, C, Pp, C, 1)
+        _untransform_band(M, bias, relu, th, tw, g0, g1, Pp, y)
+
+
 _add = njit(cache=True, inline="always")(_add)
 _sub = njit(cache=True, inline="always")(_sub)
 _transform_tiles = Kernel(_transform_tiles_py)
 _untransform_tiles = Kernel(_untransform_tiles_py)
+# one thread's share of a band, called inside _layer_by_thread
+_transform_band = _transform_tiles.serial
+_untransform_band = _untransform_tiles.serial
+_products_band = plane_products_numba._products.serial
+# work: multiply-adds
+_layer_by_thread = Kernel(_layer_by_thread_py, cost=tuning.COST_MULTIPLY_ADD)
 
 
 def _filters(weight):
@@ -186,11 +220,22 @@ def conv_transpose2d_3x3(x, weight, bias, padding):
     return _convolve(x, U, bias, (2 - pH, 2 - pW))
 
 
+def _by_thread(name, size, dtype):
+    """(threads, 16, size + skew): ``workspace.planes`` for each thread of
+    numba's pool (every ``get_thread_id`` is below its size, whatever
+    ``set_num_threads`` masks)."""
+    threads, width = config.NUMBA_NUM_THREADS, size + tuning.PLANE_SKEW
+    return workspace.buffer(name, threads * 16 * width, dtype).reshape(threads, 16, width)
+
+
 def _convolve(x, U, bias, padding, relu=False):
     """y from x and the transformed filters U (16, F, C): input transform,
     16 products (``plane_products_numba``) and output transform (and
     ReLU), band by band. A band's P tiles take rows of Pp elements in V
-    and M, P rounded up to whole vectors."""
+    and M, P rounded up to whole vectors. Filters that stay in cache
+    (``tuning.WINOGRAD_BY_THREAD_MAX_FILTER_BYTES``) go through the
+    layer in one parallel loop instead (``_layer_by_thread``), each task
+    taking whole vector tiles of columns at least."""
     pH, pW = padding
     N, C, H, W = x.shape
     F = U.shape[1]
@@ -201,8 +246,18 @@ def _convolve(x, U, bias, padding, relu=False):
     b = np.zeros(F, dtype=dt) if bias is None else bias
     y = np.empty((N, F, Ho, Wo), dtype=dt)
     R = N * th                                  # tile rows of the whole batch
-    rows = max(1, min(R, tuning.WINOGRAD_BAND_BYTES // (16 * (C + F) * tw * x.itemsize)))
     planes = U.reshape(16, F * C)
+    if U.nbytes <= tuning.WINOGRAD_BY_THREAD_MAX_FILTER_BYTES:
+        # whole vector tiles of columns at least, else V and M near the cache budget
+        wide = plane_products_numba.VECTORS * L
+        rows = min(R, max(-(-wide // tw), tuning.WINOGRAD_BY_THREAD_BYTES // (16 * (C + F) * tw * x.itemsize)))
+        Pp = -(-(rows * tw) // L) * L
+        Vs = _by_thread("winograd V by thread", C * Pp, dt)
+        Ms = _by_thread("winograd M by thread", F * Pp, dt)
+        _layer_by_thread(x, planes, b, relu, pH, pW, th, tw, rows, F, C, Vs, Ms, y,
+                         work=16 * F * C * R * tw)
+        return y
+    rows = max(1, min(R, tuning.WINOGRAD_BAND_BYTES // (16 * (C + F) * tw * x.itemsize)))
     for g0 in range(0, R, rows):
         g1 = min(R, g0 + rows)
         P = (g1 - g0) * tw

@@ -65,6 +65,12 @@ WIDE_MIN_INNER = 32
 # Bytes of Winograd's transformed tiles and products (V and M) per band of
 # tile rows: they stay in reused buffers of bounded size.
 WINOGRAD_BAND_BYTES = 16 * 2**20
+# Filters transformed into at most this many bytes (128 -> 128 channels:
+# 1 MiB) stay in each core's cache, and the layer runs in one parallel loop,
+# each thread taking tile rows whose V and M take about WINOGRAD_BY_THREAD_BYTES;
+# larger ones would be read again by every task.
+WINOGRAD_BY_THREAD_MAX_FILTER_BYTES = 2**20
+WINOGRAD_BY_THREAD_BYTES = 4 * 2**20
 # Elements between the 16 planes of a workspace.planes array: a plane whose
 # size is a multiple of 4 KiB makes a kernel writing one position of every
 # plane hit one cache set 16 times (4K aliasing).
