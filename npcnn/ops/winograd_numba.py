@@ -152,9 +152,9 @@ def _layer_by_thread_py(x, planes, bias, relu, pH, pW, th, tw, rows, F, C, Vs, M
     """The whole layer in one parallel loop, for filters small enough to
     stay in cache: each task takes ``rows`` tile rows, transforms them into
     its thread's V (Vs[thread]), multiplies them into its thread's M and
-    transforms those back into y, so V and M never leave that core's
-    cache, and the layer launches its threads once (band by band, it
-    launches them three times a band)."""
+    transforms those back into y: V and M are written and read again while
+    they are still in cache, and the layer launches its threads once (band
+    by band, it launches them three times a band)."""
     R = x.shape[0] * th
     L = simd.lanes_of(x)
     for task in prange((R + rows - 1) // rows):
