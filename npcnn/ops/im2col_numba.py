@@ -216,7 +216,7 @@ def conv2d(x, weight, bias, stride, padding, dilation, groups, relu):
         lanes = simd.lanes(x.dtype)
         for n_, i0, i1 in _blocks(N, K + F, Ho, Wo, x.itemsize):
             Lc = (i1 - i0) * Wo
-            Lp = -(-Lc // lanes) * lanes
+            Lp = simd.whole_vectors(Lc, lanes)
             cols = _columns(x, n_, kH, kW, sH, sW, pH, pW, dH, dW, i0, i1, Wo, row=Lp)  # (n, K, Lp)
             n = cols.shape[0]
             M = workspace.buffer("column products", n * F * Lp, x.dtype).reshape(n, F * Lp)
@@ -242,17 +242,21 @@ def conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, d
     x2 = x.reshape(N, C, L)
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     if groups == 1:
-        # cols = W2^T @ x by register tiles, x copied into rows of Lp (whole vectors)
+        # cols = W2^T @ x by register tiles, over rows of Lp (whole vectors):
+        # x itself when its planes are, else a padded copy
         U = weight.reshape(1, C * K)                                    # W2 (C, K), read as W2^T
-        lanes = simd.lanes(x.dtype)
-        Lp = -(-L // lanes) * lanes
+        Lp = simd.whole_vectors(L, simd.lanes(x.dtype))
         for b in _chunks(N, (K + C) * Lp * x.itemsize):
             n = x2[b].shape[0]
-            padded = workspace.buffer("padded input", n * C * Lp, x.dtype).reshape(n, C, Lp)
-            padded[:, :, :L] = x2[b]
-            padded[:, :, L:] = 0.0
+            if Lp == L:
+                rows = x2[b].reshape(n, C * L)
+            else:
+                rows = workspace.buffer("padded input", n * C * Lp, x.dtype).reshape(n, C, Lp)
+                rows[:, :, :L] = x2[b]
+                rows[:, :, L:] = 0.0
+                rows = rows.reshape(n, C * Lp)
             cols = workspace.buffer("columns", n * K * Lp, x.dtype).reshape(n, K * Lp)
-            plane_products_numba.products(U, padded.reshape(n, C * Lp), cols, K, C, Lp, transposed=True)
+            plane_products_numba.products(U, rows, cols, K, C, Lp, transposed=True)
             y[b] = _col2im(cols.reshape(n, K, Lp), F, Ho, Wo, kH, kW, sH, sW, pH, pW, dH, dW, H, W,
                            work=n * K * L)
         return _add_bias(y, bias)

@@ -161,7 +161,7 @@ def _layer_by_thread_py(x, planes, bias, relu, pH, pW, th, tw, rows, F, C, Vs, M
         g0 = task * rows
         g1 = min(R, g0 + rows)
         P = (g1 - g0) * tw
-        Pp = (P + L - 1) // L * L
+        Pp = simd.whole_vectors(P, L)
         V, M = Vs[get_thread_id()], Ms[get_thread_id()]
         for e in range(16):                    # columns no tile fills: zeros, not stale bits
             for c in range(C):
@@ -251,7 +251,7 @@ def _convolve(x, U, bias, padding, relu=False):
         # whole vector tiles of columns at least, else V and M near the cache budget
         wide = plane_products_numba.VECTORS * L
         rows = min(R, max(-(-wide // tw), tuning.WINOGRAD_BY_THREAD_BYTES // (16 * (C + F) * tw * x.itemsize)))
-        Pp = -(-(rows * tw) // L) * L
+        Pp = simd.whole_vectors(rows * tw, L)
         Vs = _by_thread("winograd V by thread", C * Pp, dt)
         Ms = _by_thread("winograd M by thread", F * Pp, dt)
         _layer_by_thread(x, planes, b, relu, pH, pW, th, tw, rows, F, C, Vs, Ms, y,
@@ -261,7 +261,7 @@ def _convolve(x, U, bias, padding, relu=False):
     for g0 in range(0, R, rows):
         g1 = min(R, g0 + rows)
         P = (g1 - g0) * tw
-        Pp = -(-P // L) * L
+        Pp = simd.whole_vectors(P, L)
         V = workspace.planes("winograd V", 16, C * Pp, dt)
         M = workspace.planes("winograd M", 16, F * Pp, dt)
         if Pp > P:                              # columns no tile fills: zeros, not stale bits

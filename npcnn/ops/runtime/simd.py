@@ -50,6 +50,18 @@ def _lanes_of_jit(array):
     return lambda array: VECTOR_BYTES // array.itemsize
 
 
+def whole_vectors(count, lanes):
+    """``count`` elements rounded up to a whole number of vectors of
+    ``lanes`` lanes: the row length of a kernel's padded rows (in jitted
+    code too)."""
+    return -(-count // lanes) * lanes
+
+
+@overload(whole_vectors, inline="always")
+def _whole_vectors_jit(count, lanes):
+    return lambda count, lanes: -(-count // lanes) * lanes
+
+
 class Vector(types.Type):
     """A numba type: ``count`` lanes of the float type ``dtype``."""
 
