@@ -92,10 +92,11 @@ def interleaved_ms(impls, repeats, budget_s, rounds=3, span_s=ROUND_SPAN_S):
     """{name: median ms} of several implementations timed in ``rounds``
     rounds, each taking every implementation in turn: its share of the
     repeats back to back (and more, until they span ``span_s``), after
-    ``settle()`` and one discarded call (its threads were asleep). The host's slow spells last seconds (a LeNet-5
-    forward at batch 500 took 11.5 ms in one process and 20.5 ms in the
-    next), so timing each implementation once, in a block, let a spell fall
-    on one of them; in rounds it falls on all of them alike."""
+    ``settle()`` and one discarded call (its threads were asleep). The
+    host's slow spells last seconds (a LeNet-5 forward at batch 500 took
+    11.5 ms in one process and 20.5 ms in the next), so timing each
+    implementation once, in a block, let a spell fall on one of them; in
+    rounds it falls on all of them alike."""
     times = {name: [] for name in impls}
     for _ in range(rounds):
         for name, fn in impls.items():

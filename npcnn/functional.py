@@ -82,8 +82,8 @@ def _conv_args(op, input, weight, bias, stride, padding, groups, transposed, val
     input comes back as (1, C, H, W). The weight is conv2d's (C_out,
     C_in/groups, kH, kW) or, ``transposed``, (C_in, C_out/groups, kH, kW).
     ``values=False`` checks shapes and arguments only, not that the weight
-    is finite (``conv_path``, a question about shapes: the pass over
-    VGG16's weights cost the deconvnet a few ms a projection)."""
+    is finite (``conv_path``: a question about shapes, which the deconvnet
+    asks before every transposed conv, need not read every weight)."""
     x = checks.array(op, "input", input, ndim=(3, 4))
     x = x[None] if x.ndim == 3 else x  # (1, C, H, W)
     w = checks.array(op, "weight", weight, ndim=4, dtype=x.dtype)

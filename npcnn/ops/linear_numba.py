@@ -8,9 +8,9 @@ own np.dot copies a transposed operand first.)
 A batch of fewer than ``tuning.LINEAR_TILES_MIN_ROWS`` rows, whatever the
 size of the weight, runs ``_linear_rows``: each output one dot product of
 a weight row with an input row, the weight read once, in its own layout.
-VGG16's fc6 at batch 1 reads 411 MB of weights for 0.1 GFLOP; OpenBLAS
-runs that on both cores, and its threads then spin for about 0.1 s, into
-the next forward's convolutions.
+OpenBLAS would run VGG16's fc layers at batch 1 on every core, and its
+threads then keep spinning, into the next forward's convolutions
+(``benchmarks/TUNING.md``).
 
 Small layers over a batch (LeNet-5's and SimpleCNN's fc layers, below
 ``tuning.LINEAR_TILES_MAX_WEIGHTS``) run a jitted kernel of their own
@@ -186,7 +186,7 @@ def _transposed(weight):
     ``runtime/weight_cache.py``)."""
     O, I = weight.shape
     L = simd.lanes(weight.dtype)
-    Op = -(-O // L) * L
+    Op = simd.whole_vectors(O, L)
     wt = np.zeros((I, Op), dtype=weight.dtype)
     wt[:, :O] = weight.T
     return wt.reshape(I * Op)

@@ -55,8 +55,9 @@ class Kernel:
         return work * cost < tuning.PARALLEL_MIN_WORK
 
     def __call__(self, *args, work):
-        # serial_at's test written out: this runs some 17 times in each of
-        # LeNet-5's forwards at batch 1 (about 70 us), a method call more is ~0.2 us
+        # serial_at's test written out: this runs on every kernel call, many
+        # times in a small forward, where the extra method call shows
+        # (benchmarks/TUNING.md, Threads)
         cost = getattr(tuning, self.cost) if self.cost.__class__ is str else self.cost
         if work * cost < tuning.PARALLEL_MIN_WORK:
             return self.serial(*args)
