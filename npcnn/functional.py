@@ -417,12 +417,6 @@ def _check_out(op, out, shape, *inputs):
         raise ValueError(f"{op}: out must not overlap the input or the indices (shape {out.shape})")
 
 
-def _check_switch_range(op, indices, plane):
-    if indices.size and (indices.min() < 0 or indices.max() >= plane[0] * plane[1]):
-        raise ValueError(f"{op}: indices range over [{indices.min()}, {indices.max()}] but the "
-                         f"output plane {plane[0]}x{plane[1]} holds {plane[0] * plane[1]} positions")
-
-
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None, *,
                  out=None, backend="numba"):
     """Send every pooled value back to its switch; zeros elsewhere.
@@ -432,7 +426,9 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     Values whose switches coincide add up (overlapping windows): this is the
     adjoint of ``max_pool2d``, equal to torch's autograd gradient of
     max-pooling, where ``torch.nn.functional.max_unpool2d`` would keep only
-    one. With non-overlapping windows the two are equal.
+    one. With non-overlapping windows the two are equal. An index outside
+    the output plane (s < 0 or s >= Ho*Wo) is refused by name; the numba
+    backend tests each as it scatters, so ``out`` is then partly written.
 
     Shape:
         input and indices (N, C, Hp, Wp) -> (N, C, Ho, Wo), with (Ho, Wo) =
@@ -458,15 +454,14 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
                 raise ValueError(f"{op}: output_size {plane} must lie strictly between {low} and "
                                  f"{high} in {('height', 'width')[axis]}, the sizes a pooling with "
                                  f"kernel_size {k}, stride {s}, padding {p} maps to input {y.shape}")
-    _check_switch_range(op, idx, plane)
     if input.ndim == 3:  # unbatched: out is (C, Ho, Wo), seen as (1, C, Ho, Wo)
         given = out
         out = out[None] if isinstance(out, np.ndarray) else out
         _check_out(op, out, y.shape[:2] + plane, y, idx)
-        x = _impl("pool", op, backend).max_unpool2d(y, idx, plane, out)
+        x = _impl("pool", op, backend).max_unpool2d(y, idx, plane, out, op)
         return given if given is not None else x[0]
     _check_out(op, out, y.shape[:2] + plane, y, idx)
-    return _impl("pool", op, backend).max_unpool2d(y, idx, plane, out)
+    return _impl("pool", op, backend).max_unpool2d(y, idx, plane, out, op)
 
 
 def max_pool2d_backward(grad_output, indices, input_size, *, out=None, reuse=False, backend="numba"):
@@ -486,13 +481,12 @@ def max_pool2d_backward(grad_output, indices, input_size, *, out=None, reuse=Fal
     g, idx = _switches(op, grad_output, indices, "grad_output")
     unbatched, given = grad_output.ndim == 3, out
     plane = _plane_size(op, "input_size", input_size, grad_output.ndim)
-    _check_switch_range(op, idx, plane)
     if unbatched and isinstance(out, np.ndarray):
         out = out[None]  # (1, C, H, W)
     _check_out(op, out, g.shape[:2] + plane, g, idx)
     if reuse and out is None:
         out = _reused_buffer(op, g.shape[:2] + plane, g)
-    dx = _impl("pool", op, backend).max_unpool2d(g, idx, plane, out)
+    dx = _impl("pool", op, backend).max_unpool2d(g, idx, plane, out, op)
     if unbatched:
         return given if given is not None else dx[0]
     return dx

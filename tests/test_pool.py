@@ -215,3 +215,26 @@ def test_unpooling_spreads_over_threads_by_the_pixels_it_writes():
     assert not unpool.serial_at(pool_numba.unpool_work((1, 64, 112, 112), (224, 224)))
     assert not unpool.serial_at(pool_numba.unpool_work((500, 6, 14, 14), (28, 28)))
     assert unpool.serial_at(pool_numba.unpool_work((1, 6, 14, 14), (28, 28)))
+
+
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("plane,value", [(0, -1), (5, 16), (11, 1 << 40), (11, -(1 << 40))],
+                         ids=["first-negative", "middle-past", "last-far", "last-far-negative"])
+@pytest.mark.parametrize("op", ["max_unpool2d", "max_pool2d_backward"])
+def test_a_switch_outside_the_plane_is_refused(op, plane, value, threads, backend, monkeypatch):
+    """One switch outside the 4x4 plane, in the first, a middle or the last
+    of 12 planes, is refused by name whichever backend and compilation
+    (the numba kernel tests each switch as it scatters; nothing is written
+    outside the output)."""
+    from npcnn.ops.runtime import tuning
+    monkeypatch.setattr(tuning, "PARALLEL_MIN_WORK", 0 if threads == "parallel" else 1 << 62)
+    y, switches = F.max_pool2d(np.arange(192.0).reshape(2, 6, 4, 4), 2, backend=backend)
+    switches.reshape(12, 4)[plane, 3] = value
+    out = np.zeros((3, 2, 6, 4, 4))  # the output is the middle one: a write past it would show
+    call = (lambda: F.max_unpool2d(y, switches, 2, out=out[1], backend=backend)) if op == "max_unpool2d" \
+        else (lambda: F.max_pool2d_backward(y, switches, (4, 4), out=out[1], backend=backend))
+    low, high = switches.min(), switches.max()
+    with pytest.raises(ValueError, match=rf"{op}: indices range over \[{low}, {high}\] but the output "
+                                         r"plane 4x4 holds 16 positions"):
+        call()
+    assert not out[0].any() and not out[2].any()

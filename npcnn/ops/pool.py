@@ -91,13 +91,15 @@ def max_pool2d_values(x, kernel_size, stride, padding, ceil_mode, dilation=(1, 1
     return max_pool2d(x, kernel_size, stride, padding, ceil_mode, dilation)[0]
 
 
-def max_unpool2d(y, switches, output_size, out=None):
+def max_unpool2d(y, switches, output_size, out=None, op="max_unpool2d"):
     """Put every pooled value back where its maximum came from.
 
     Inputs:
         y, switches: (N, C, Hp, Wp), as returned by ``max_pool2d``
         output_size: (Ho, Wo), the size of the pooled input
         out: None, or a C-contiguous (N, C, Ho, Wo) array to write x into
+        op: the name a switch outside the plane is reported under
+            (``check_switch_range``)
     Returns:
         x: (N, C, Ho, Wo), zero except at switch positions (``out`` if given)
 
@@ -111,11 +113,22 @@ def max_unpool2d(y, switches, output_size, out=None):
     """
     N, C = y.shape[:2]
     Ho, Wo = output_size
+    check_switch_range(op, switches, output_size)
     x = (np.empty((N, C, Ho, Wo), dtype=y.dtype) if out is None else out).reshape(N * C, Ho * Wo)
     x[...] = 0
     plane = np.arange(N * C)[:, None]  # (N*C, 1) row of each value
     np.add.at(x, (plane, switches.reshape(N * C, -1)), y.reshape(N * C, -1))
     return x.reshape(N, C, Ho, Wo) if out is None else out
+
+
+def check_switch_range(op, switches, output_size):
+    """Raise a ValueError naming ``op`` unless every switch indexes the
+    (Ho, Wo) plane: 0 <= s < Ho*Wo. (The numba kernel makes the same test
+    as it scatters, and calls this to word the error.)"""
+    Ho, Wo = output_size
+    if switches.size and (switches.min() < 0 or switches.max() >= Ho * Wo):
+        raise ValueError(f"{op}: indices range over [{switches.min()}, {switches.max()}] but the "
+                         f"output plane {Ho}x{Wo} holds {Ho * Wo} positions")
 
 
 def adaptive_bounds(size, out):

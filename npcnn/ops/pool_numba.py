@@ -9,7 +9,7 @@ from numba import njit, prange
 
 from .runtime import tuning
 from .runtime.jit import Kernel
-from .pool import adaptive_bounds, pool_output_size
+from .pool import adaptive_bounds, check_switch_range, pool_output_size
 from .runtime.rows import fill_row
 
 
@@ -97,15 +97,25 @@ def _max_pool_2x2_values_py(x, Ho, Wo):
 
 def _unpool_planes_py(y, switches, x):
     """x[n, c] = 0, then x[n, c, switches[n, c, i, j]] += y[n, c, i, j];
-    x is (N, C, Ho*Wo), allocated by the caller (or the caller's ``out``)."""
+    x is (N, C, Ho*Wo), allocated by the caller (or the caller's ``out``).
+    Returns how many switches lay outside the plane (those are skipped):
+    the range is tested here, as each switch is read, rather than in a
+    pass of its own over the switches before."""
     N, C, Hp, Wp = y.shape
+    size = x.shape[2]
+    outside = 0
     for nc in prange(N * C):
         n, c = nc // C, nc % C
         plane = x[n, c]
         fill_row(plane, 0.0)
         for i in range(Hp):
             for j in range(Wp):
-                plane[switches[n, c, i, j]] += y[n, c, i, j]  # adds up where windows overlap
+                s = switches[n, c, i, j]
+                if 0 <= s < size:
+                    plane[s] += y[n, c, i, j]  # adds up where windows overlap
+                else:
+                    outside += 1
+    return outside
 
 
 def _adaptive_avg_planes_py(x, h_bounds, w_bounds):
@@ -186,11 +196,13 @@ def unpool_work(pooled_shape, output_size):
     return N * C * Ho * Wo
 
 
-def max_unpool2d(y, switches, output_size, out=None):
-    """See ``pool.max_unpool2d``."""
+def max_unpool2d(y, switches, output_size, out=None, op="max_unpool2d"):
+    """See ``pool.max_unpool2d``. A switch outside the plane raises the same
+    error, after the scatter (``out``, if given, is then partly written)."""
     (N, C), (Ho, Wo) = y.shape[:2], output_size
     x = np.empty((N, C, Ho, Wo), dtype=y.dtype) if out is None else out
-    _unpool_planes(y, switches, x.reshape(N, C, Ho * Wo), work=unpool_work(y.shape, output_size))
+    if _unpool_planes(y, switches, x.reshape(N, C, Ho * Wo), work=unpool_work(y.shape, output_size)):
+        check_switch_range(op, switches, output_size)
     return x
 
 
