@@ -2,7 +2,8 @@
 CPU, at LeNet-5 and VGG16 shapes, ops and whole pipelines.
 
 Every case first checks that npcnn and torch agree (max relative difference
-<= 1e-4 in float32), then times them. Times are medians in milliseconds.
+<= 1e-4 in float32), then times them. Times are in milliseconds: the median call of the fastest
+round (``timing.interleaved_ms``).
 """
 import numpy as np
 import torch

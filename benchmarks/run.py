@@ -86,7 +86,8 @@ def collect(quick):
 def report(results, sgemm, copy, first_call, memory, threads, quick):
     lines = [f"npcnn benchmarks ({'quick' if quick else 'full'}), {time.strftime('%Y-%m-%d')}: "
              f"{os.cpu_count()} CPUs, {threads} threads for numba and torch, torch {torch.__version__}, "
-             f"numba {numba.__version__}, numpy {np.__version__}; float32; median ms after warm-up.",
+             f"numba {numba.__version__}, numpy {np.__version__}; float32; ms: the median call of each "
+             f"implementation's fastest of three rounds.",
              *machine_lines(sgemm, copy), "",
              "| case | npcnn-numpy ms | npcnn-numba ms | torch ms | numba / torch | target | "
              "numba GFLOP/s | % of SGEMM | numba GB/s | % of copy | max rel diff |",

@@ -89,21 +89,28 @@ def median_ms(fn, repeats=5, warmup=1, budget_s=None):
 
 
 def interleaved_ms(impls, repeats, budget_s, rounds=3, span_s=ROUND_SPAN_S):
-    """{name: median ms} of several implementations timed in ``rounds``
-    rounds, each taking every implementation in turn: its share of the
-    repeats back to back (and more, until they span ``span_s``), after
-    ``settle()`` and one discarded call (its threads were asleep). The
-    host's slow spells last seconds (a LeNet-5 forward at batch 500 took
-    11.5 ms in one process and 20.5 ms in the next), so timing each
-    implementation once, in a block, let a spell fall on one of them; in
-    rounds it falls on all of them alike."""
-    times = {name: [] for name in impls}
+    """{name: ms} of several implementations timed in ``rounds`` rounds,
+    each taking every implementation in turn: its share of the repeats
+    back to back (and more, until they span ``span_s``), after
+    ``settle()`` and one discarded call (its threads were asleep). Each
+    implementation's time is the median of its calls in its fastest round.
+
+    Why rounds: the host's slow spells last seconds (a LeNet-5 forward at
+    batch 500 took 11.5 ms in one process and 20.5 ms in the next), so
+    timing each implementation once, in a block, let a spell fall on one
+    of them. Why the fastest round's median: a spell only ever adds time,
+    and in three rounds each implementation has three chances at a quiet
+    one; the median over all calls still let a spell that covered one of
+    an implementation's rounds move its row by tens of percent
+    (benchmarks/README.md, History)."""
+    rounds_ms = {name: [] for name in impls}
     for _ in range(rounds):
         for name, fn in impls.items():
             settle()
-            times[name] += call_times(fn, -(-repeats // rounds), budget_s=budget_s and budget_s / rounds,
-                                      at_least=1, span_s=span_s)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+            times = call_times(fn, -(-repeats // rounds), budget_s=budget_s and budget_s / rounds,
+                               at_least=1, span_s=span_s)
+            rounds_ms[name].append(1e3 * statistics.median(times))
+    return {name: min(ms) for name, ms in rounds_ms.items()}
 
 
 def max_rel_diff(ours, reference):

@@ -5,7 +5,7 @@ case down the other path, after checking that both give the same numbers.
     python -m benchmarks.tuning                  # every experiment
     python -m benchmarks.tuning DIRECT_MAX_WEIGHTS WINOGRAD_MIN_TILES
 
-Each experiment prints the median milliseconds of both settings, timed in
+Each experiment prints the milliseconds of both settings, timed in
 interleaved rounds (``timing.interleaved_ms``). The results, the machine and
 what they decided are in ``benchmarks/TUNING.md``.
 """

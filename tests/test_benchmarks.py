@@ -230,3 +230,15 @@ def test_the_bench_runs_from_a_namespace_without_the_kernel_arguments(tmp_path, 
     monkeypatch.setattr(run, "copy_bandwidth", lambda repeats: dict(numba=1.0, numpy=1.0, best=1.0, array_bytes=1))
     with pytest.raises(Reached):
         run.run(argparse.Namespace(quick=True, out=str(tmp_path), no_memory=True))
+
+
+def test_each_implementation_gets_the_median_of_its_fastest_round(monkeypatch):
+    """A slow spell adds time to one round only: the time reported is the
+    median call of the implementation's fastest round, not of all calls."""
+    rounds = iter([[0.005, 0.001, 0.009], [0.020, 0.030, 0.025],   # a, then b, round 1
+                   [0.001, 0.002, 0.003], [0.004, 0.003, 0.005],   # round 2
+                   [0.050, 0.060, 0.070], [0.002, 0.010, 0.001]])  # round 3: a slow spell on a
+    monkeypatch.setattr(timing, "settle", lambda: None)
+    monkeypatch.setattr(timing, "call_times", lambda *args, **kwargs: next(rounds))
+    ms = interleaved_ms({"a": None, "b": None}, repeats=9, budget_s=None)
+    assert ms == pytest.approx({"a": 2.0, "b": 2.0})
