@@ -87,7 +87,7 @@ EXPERIMENTS = {
     "WEIGHT_CACHE_BYTES": ("VGG16's conv3_x (256 -> 256 at 56x56) by Winograd: filters kept vs transformed "
                            "on every call", lambda: _conv((1, 256, 56, 56), (256, 256, 3, 3), padding=1), 0),
     "COST_DENSE_MULTIPLY_ADD": ("LeNet-5's fc_1 at batch 500: one thread vs two",
-                                lambda: _linear((500, 400), (120, 400)), 1 / 128),
+                                lambda: _linear((500, 400), (120, 400)), 1 / 512),
     "LINEAR_TILES_MAX_WEIGHTS": ("a LeNet-5 forward at batch 500: tile kernel vs BLAS for the fc layers",
                                  lambda: _lenet5_forward(500), 0),
     "LINEAR_TILES_MIN_ROWS": ("a LeNet-5 forward at batch 1: dot products by rows vs the tile kernel",

@@ -201,14 +201,16 @@ print(same)
 
 
 def test_parallel_kernels_called_from_two_threads(tmp_path):
-    """numba's workqueue layer aborts the process when two threads launch
-    parallel kernels at once; Kernel makes them take turns. In a process of
-    its own, so that an abort fails this test and not the whole run."""
+    """numba's workqueue layer (npcnn's where OpenMP does not load) aborts
+    the process when two threads launch parallel kernels at once; Kernel
+    makes them take turns. In a process of its own, on that layer, so that
+    an abort fails this test and not the whole run."""
+    import os
     import subprocess
     import sys
     (tmp_path / "two_threads.py").write_text(TWO_THREADS)
     done = subprocess.run([sys.executable, "two_threads.py"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300)
+                          env={**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}, timeout=300)
     assert done.returncode == 0, done.stderr[-500:]
     assert done.stdout.split() == ["[True,", "True]"]
 
@@ -325,3 +327,39 @@ def test_the_kernel_vectorised_over_images_in_several_launches(threading, monkey
     y = check_op(lambda x, w, b: conv_lanes_numba.conv2d(x, w, b, (1, 1), True, work=x.size * w.size),
                  lambda x, w, b: TF.relu(TF.conv2d(x, w, b, 1, 1)), [x, w, b])
     assert np.isnan(y[20, :, 3:6, 3:6]).all() and not np.isnan(np.delete(y, 20, axis=0)).any()
+
+
+def test_the_threading_layer_is_openmp_where_it_loads_else_workqueue(monkeypatch):
+    """npcnn picks numba's OpenMP layer where its runtime (libgomp) loads,
+    else workqueue, and a parallel kernel runs on the layer picked."""
+    import builtins
+    import numba
+    from npcnn import ops
+    real_import = builtins.__import__
+
+    def without_openmp(name, globals=None, locals=None, fromlist=(), level=0):
+        if name == "numba.np.ufunc" and "omppool" in (fromlist or ()):
+            raise ImportError("libgomp.so.1: cannot open shared object file")
+        return real_import(name, globals, locals, fromlist, level)
+
+    import os
+    picked = ops._threading_layer()
+    assert picked in ("omp", "workqueue")
+    F.relu(np.ones(1 << 22, dtype=np.float32))          # parallel: the threads start on the layer set
+    assert numba.threading_layer() == os.environ.get("NUMBA_THREADING_LAYER", picked)
+    monkeypatch.setattr(builtins, "__import__", without_openmp)
+    assert ops._threading_layer() == "workqueue"
+
+
+def test_numba_threading_layer_in_the_environment_wins(tmp_path):
+    """NUMBA_THREADING_LAYER set by the user is left as it is (a process of
+    its own: the layer is chosen when npcnn is imported)."""
+    import os
+    import subprocess
+    import sys
+    code = ("import numpy as np, numba, npcnn.functional as F; "
+            "F.relu(np.ones(1 << 22, dtype=np.float32)); print(numba.threading_layer())")
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.split() == ["workqueue"]

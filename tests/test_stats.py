@@ -8,6 +8,7 @@ import threading
 import time
 import tracemalloc
 
+import numba
 import numpy as np
 import pytest
 
@@ -17,7 +18,7 @@ from npcnn.data import DataError, load_mnist, to_tensor, write_idx
 from npcnn.stats import (ArraySource, ClassMeans, IdxSource, NpySource, TopK, load_stats, save_stats, shards,
                          tally)
 from npcnn.stats.cluster import dask_client, parse_scheduler
-from npcnn.stats.tally import merge_all, tally_shard
+from npcnn.stats.tally import merge_all, on_one_numba_thread, tally_shard
 from npcnn.topk import top_activations
 
 LAYERS = ["relu_1", "pool_2", "fc_1"]
@@ -188,6 +189,20 @@ def client():
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with Client(cluster) as c:
             yield c
+
+
+def _numba_threads():
+    import numba
+    return numba.get_num_threads()
+
+
+def test_a_shard_runs_numba_on_one_thread_on_a_worker(client):
+    """A shard's task runs numba on one thread in its worker, as Dask counts
+    a worker's threads: two workers with a numba thread per core would spin
+    against each other (npcnn/ops/__init__.py); this process keeps its own."""
+    threads = numba.get_num_threads()
+    assert client.submit(on_one_numba_thread, _numba_threads, pure=False).result() == 1
+    assert numba.get_num_threads() == threads
 
 
 @pytest.mark.parametrize("shard_size", [350, 1000])

@@ -20,15 +20,33 @@ reused aligned buffers (``workspace``), transformed weights kept from call
 to call (``weight_cache``, keyed by the weights' content) and the tuning
 thresholds.
 
-numba's parallel loops run on its "workqueue" threading layer unless
-NUMBA_THREADING_LAYER says otherwise: its OpenMP layer keeps its threads
-spinning after every parallel loop, and on a small machine they then take
-the cores from the BLAS call that follows. Workqueue threads sleep when
-idle.
+numba's parallel loops run on its OpenMP threading layer where it loads
+(it needs the GNU OpenMP runtime, libgomp), else on "workqueue", unless
+NUMBA_THREADING_LAYER says otherwise. OpenMP's threads spin for a few
+milliseconds after a parallel loop before they sleep, as torch's own do,
+so the next loop starts at once; workqueue's sleep at once, and waking
+them costs every launch as much as a small kernel's whole run (the
+measurements, and what the spin costs beside other work:
+``benchmarks/TUNING.md``, "Threading layer"). Two consequences: a shard
+of ``npcnn.stats`` runs numba on one thread on a Dask worker
+(``npcnn/stats/tally.py``), so that workers sharing a machine do not spin
+against each other; and a process that forks after a parallel loop must
+not run one in the child (GNU OpenMP is not fork-safe: numba stops such a
+child), so npcnn's own child processes are spawned.
 """
 import os
 
 import numba
 
+
+def _threading_layer():
+    """"omp" where numba's OpenMP layer loads, else "workqueue"."""
+    try:
+        from numba.np.ufunc import omppool  # noqa: F401  (loads libgomp; starts no thread)
+    except ImportError:
+        return "workqueue"
+    return "omp"
+
+
 if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+    numba.config.THREADING_LAYER = _threading_layer()

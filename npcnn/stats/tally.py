@@ -21,6 +21,7 @@ imported only then (``pip install 'dask[distributed]'``).
 import os
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from ..model import Model
@@ -145,13 +146,25 @@ def tally(weights, source, stats, client=None, shard_size=5000, batch_size=500, 
     return _tally_on_dask(client, weights, source, stats, parts, batch_size, progress)
 
 
+def on_one_numba_thread(fn, *args):
+    """fn(*args), numba's parallel loops on one thread in this thread (a Dask
+    worker's): a worker's parallelism is its processes and threads, as Dask
+    counts them, and numba's OpenMP threads, which spin for milliseconds
+    after each loop, would take the cores of the workers beside it
+    (``npcnn/ops/__init__.py``), as Dask sets OMP_NUM_THREADS=1 in its
+    workers for other libraries. (The setting is the calling thread's.)"""
+    numba.set_num_threads(1)
+    return fn(*args)
+
+
 def _tally_on_dask(client, weights, source, stats, parts, batch_size, progress):
     from dask.distributed import as_completed
 
     weights = os.path.abspath(weights)
     # sent to every worker once, not with every task (an in-memory source holds the images)
     [shared] = client.scatter([source], broadcast=True, hash=False)
-    futures = [client.submit(tally_shard, weights, shared, start, stop, stats, batch_size, pure=False)
+    futures = [client.submit(on_one_numba_thread, tally_shard, weights, shared, start, stop, stats, batch_size,
+                             pure=False)
                for start, stop in parts]
     done = 0
     for _ in as_completed(futures):       # progress; failures surface below

@@ -14,9 +14,10 @@ from numba import njit
 
 from . import tuning
 
-# numba's workqueue layer (npcnn/ops/__init__.py) aborts the process when
-# two Python threads launch parallel kernels at once ("Concurrent access has
-# been detected"), so parallel launches take turns; serial ones need not.
+# numba's workqueue layer (where OpenMP does not load, npcnn/ops/__init__.py)
+# aborts the process when two Python threads launch parallel kernels at once
+# ("Concurrent access has been detected"), so parallel launches take turns,
+# whichever the layer; serial ones need not.
 _PARALLEL_LAUNCH = threading.Lock()
 
 

@@ -9,7 +9,7 @@ module at call time, so a test or an experiment can change one with
 
 # --- threads (runtime/jit.py) -------------------------------------------------
 # Below this much weighted work a kernel runs on one thread: waking numba's
-# workers costs more than a small layer's whole loop.
+# workers after they went to sleep costs more than a small layer's whole loop.
 PARALLEL_MIN_WORK = 1 << 16
 # Weights of the work a caller counts: an element of an elementwise pass
 # (ReLU, pooling, bias add, channel scan; for unpooling every pixel it
@@ -17,10 +17,10 @@ PARALLEL_MIN_WORK = 1 << 16
 COST_ELEMENTWISE = 1 / 16
 # ... and so is one multiply-add of a convolution: threads from 8M of them.
 COST_MULTIPLY_ADD = 1 / 128
-# The dense tile kernel's multiply-adds run from cache near one core's peak,
-# so a second thread pays for waking only from 4x as many (a LeNet-5 fc
-# layer stays on one thread, as torch's small products are quick to start).
-COST_DENSE_MULTIPLY_ADD = 1 / 512
+# The dense tile kernel's multiply-adds, as a convolution's: threads from 8M
+# of them (LeNet-5's fc_1 at batch 500 has 24M). It was 1/512 while waking
+# the threads cost each launch tens of microseconds (npcnn/ops/__init__.py).
+COST_DENSE_MULTIPLY_ADD = 1 / 128
 
 # --- which convolution path (conv_numba.path) ---------------------------------
 # Few, small filters: shifted copies of the image beat a thin BLAS product;
