@@ -226,16 +226,17 @@ LANES = [(37, 6, 13, 11, 5, 0), (21, 8, 9, 12, 3, 2), (16, 3, 7, 7, 5, 1), (19, 
 @pytest.mark.parametrize("case", LANES, ids=[str(c) for c in LANES])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 def test_the_kernel_vectorised_over_images(threading, dtype, case):
-    """conv_lanes_numba (register tiles of 4 filters x 4 pixels over blocks
-    of images) equals torch for every filter count 1-9 (F % 4 = 0-3, odd
-    and even), with and without its ReLU, and is the direct path's choice
+    """conv_lanes_numba (register tiles of 4 or 6 filters x 4 pixels over
+    blocks of images) equals torch for every filter count 1-9 (F % 4 = 0-3,
+    odd and even) and 12-16 (six filters at a time twice, then four, two
+    or none), with and without its ReLU, and is the direct path's choice
     for such a batch; forward and transposed (the flipped filters)."""
     from npcnn.ops import conv_direct_numba, conv_lanes_numba
     N, C, H, W, k, pad = case
     rng = np.random.default_rng(N + C)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     assert conv_direct_numba.uses_lanes(x.shape, (1, C, k, k), dtype, 1.0)
-    for Fo in range(1, 10):
+    for Fo in [*range(1, 10), 12, 14, 15, 16]:
         w = (rng.standard_normal((Fo, C, k, k)) / k).astype(dtype)
         b = rng.standard_normal(Fo).astype(dtype)
         for relu, torch_op in ((False, TF.conv2d), (True, lambda *a: TF.relu(TF.conv2d(*a)))):

@@ -19,10 +19,12 @@ computed and dropped) are FILTERS * PIXELS vector accumulators, summed over
 every tap before they are stored. Each tap loads PIXELS vectors and
 FILTERS broadcast weights for FILTERS * PIXELS multiply-adds. (The wide-row
 kernel of ``conv_direct_numba.py`` keeps its accumulators in memory and
-loads and stores them every four taps.) When F % 4 is 2 (LeNet-5's 6
-filters) the first six go together; the last F % 4 filters go two at a
-time, an odd filter beside a zero one; pixels past Ho*Wo in the last tile
-repeat the last pixel and are not written.
+loads and stores them every four taps.) Filters go six at a time while
+twelve or more remain, or when six more than a multiple of four remain
+(LeNet-5's 6; its 16 go 6 + 6 + 4), as 24 accumulators need fewer loads
+per multiply-add than 16; then four at a time, and the last F % 4 two at
+a time, an odd filter beside a zero one. Pixels past Ho*Wo in the last
+tile repeat the last pixel and are not written.
 
 Dimension letters as in ``conv.py``; L lanes, B = ceil(N / L) blocks, T
 taps per filter, P = Ho*Wo output pixels.
@@ -105,9 +107,10 @@ def _four_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, s, P
 
 
 def _six_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, s, Pr):
-    """``_four_filters`` for the six filters f0 .. f0 + 5: 24 accumulators
-    (for F = 6, 10, 14 ..., where four and then two filters at a time would
-    leave the pair with twice the loads per multiply-add)."""
+    """``_four_filters`` for the six filters f0 .. f0 + 5: 24 accumulators,
+    10 loads for 24 multiply-adds where four filters take 8 for 16 (and
+    four and then two filters at a time would leave the pair with twice
+    the loads per multiply-add)."""
     L = simd.lanes_of(x)
     a00 = a01 = a02 = a03 = splat_at(bias, f0)
     a10 = a11 = a12 = a13 = splat_at(bias, f0 + 1)
@@ -191,9 +194,9 @@ def _conv_lanes_py(x, block0, pH, pW, Hp, Wp, where, xb, wt, Fp, offsets, bases,
         for p0 in range(0, Pr, PIXELS):
             b0, b1, b2, b3 = bases[p0], bases[p0 + 1], bases[p0 + 2], bases[p0 + 3]
             f0 = 0
-            if Fp % 4 == 2 and Fp >= 6:
-                _six_filters(packed, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, p0 * L, Pr)
-                f0 = 6
+            while Fp - f0 >= 12 or (Fp - f0 >= 6 and (Fp - f0) % 4 == 2):
+                _six_filters(packed, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, (f0 * Pr + p0) * L, Pr)
+                f0 += 6
             while f0 + FILTERS <= Fp:
                 _four_filters(packed, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, (f0 * Pr + p0) * L, Pr)
                 f0 += FILTERS
