@@ -69,6 +69,7 @@ class Model:
         self.aliases = dict(aliases or {})
         self.backend = backend
         self._hooks = {}
+        self._last_plan = None  # (what it was made for, the plan): see plan()
 
     @classmethod
     def from_spec(cls, spec, dtype=np.float32, seed=None, backend="numba", initialise=True):
@@ -169,9 +170,16 @@ class Model:
         - "with switches": a max-pool in a recording also returns its
           switches (the deconvnet's unpooling needs them).
         - "run": ``layer.forward`` as it is.
+
+        The last plan is kept, with what it was made for (the arguments,
+        whether hooks are registered, the layers themselves), and returned
+        again while that is the same: a forward at batch 1 is mostly Python.
         """
         hooked = any(self._hooks.values())
-        items = list(self.layers.items())
+        items = tuple(self.layers.items())
+        made_for = (record, stop, None if kept is None else frozenset(kept), hooked, items)
+        if self._last_plan is not None and self._last_plan[0] == made_for:
+            return self._last_plan[1]
         if stop is not None:
             items = items[:[name for name, _ in items].index(stop) + 1]
         steps, fused = [], False
@@ -189,7 +197,8 @@ class Model:
             else:
                 how = "run"
             steps.append((name, layer, how))
-        return steps
+        self._last_plan = (made_for, tuple(steps))
+        return self._last_plan[1]
 
     def _step(self, layer, how, x, given, record):
         """One step of the plan: (output, switches or None)."""

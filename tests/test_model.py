@@ -251,6 +251,26 @@ def test_a_plain_forward_fuses_each_conv_with_its_relu(arch):
     assert (until < 0).any()
 
 
+def test_the_last_plan_is_reused_until_what_it_was_made_for_changes():
+    """The plan of the last forward comes back as it is for the same
+    arguments; a hook, other arguments or a replaced layer make a new one,
+    which is what a first plan for them would be."""
+    model = npcnn.build("lenet5", seed=3)
+    plain = model.plan()
+    assert model.plan() is plain
+    assert hows(model, record=True)["conv_1"] == "run" and model.plan() is not plain
+    handle = model.register_forward_hook("conv_1", lambda *args: None)
+    assert hows(model)["conv_1"] == "run"                  # hooked: no conv+relu
+    handle.remove()
+    assert hows(model)["conv_1"] == "conv+relu"
+    assert hows(model, record=True, kept={"fc_3"})["conv_1"] == "conv+relu"
+    assert hows(model, record=True, kept={"conv_1"})["conv_1"] == "run"
+    assert hows(model, stop="conv_2") != hows(model)
+    swapped = npcnn.build("lenet5", seed=4).layers["conv_2"]
+    model.layers["conv_2"] = swapped
+    assert dict((name, layer) for name, layer, _ in model.plan())["conv_2"] is swapped
+
+
 def test_a_recording_keeps_only_the_layers_asked_for():
     """``keep=``: only those outputs are recorded, the switches and every
     shape still are, and a conv whose output is not kept runs with its ReLU
