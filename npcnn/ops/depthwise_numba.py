@@ -29,7 +29,7 @@ reference's) within a channel c, channel after channel; _weight_gradient
 keeps a float64 sum per column j and adds the columns last.
 """
 import numpy as np
-from numba import njit, prange, uint64
+from numba import config, get_thread_id, njit, prange, uint64
 
 from .conv import conv_output_size, conv_transpose_output_size
 from .im2col_numba import _valid_columns
@@ -103,10 +103,12 @@ def _add_taps(out, padded, w, sH, sW, dH, dW):
                 _axpy(out_flat, i * Wo, 1, w[p, q], padded_flat, source, sW, Wo)
 
 
-def _correlate_py(x, w, bias, groups, sH, sW, pH, pW, dH, dW, Ho, Wo, relu):
+def _correlate_py(x, w, bias, groups, sH, sW, pH, pW, dH, dW, Ho, Wo, relu, pads):
     """y[n, f] for every (n, f) plane (with bias, and max(y, 0) with relu).
-    Each input plane of the group is first copied into a zero-padded plane
-    of its own, so that no tap needs a bounds test."""
+    Each input plane of the group is first copied into the middle of its
+    thread's zero-padded plane, pads[thread] (H + 2pH, W + 2pW), zeros
+    from the caller, so that no tap needs a bounds test; only the middle is
+    ever written, so the border stays zero from plane to plane."""
     N, C, H, W = x.shape
     F, Cg, kH, kW = w.shape
     Fg = F // groups
@@ -114,7 +116,7 @@ def _correlate_py(x, w, bias, groups, sH, sW, pH, pW, dH, dW, Ho, Wo, relu):
     for nf in prange(N * F):
         n, f = nf // F, nf % F
         first = (f // Fg) * Cg                               # the group's first input channel
-        padded = np.zeros((H + 2 * pH, W + 2 * pW), dtype=x.dtype)
+        padded = pads[get_thread_id()]
         out = y[n, f]
         out[:, :] = 0.0
         for c in range(Cg):
@@ -221,6 +223,14 @@ def _no_bias(F, dtype):
     return np.zeros(F, dtype=dtype)
 
 
+def _pads(x, pH, pW):
+    """``_correlate``'s zero-padded planes of x's, one for every thread of
+    numba's pool (every ``get_thread_id`` is below its size, whatever
+    ``set_num_threads`` masks)."""
+    H, W = x.shape[2:]
+    return np.zeros((config.NUMBA_NUM_THREADS, H + 2 * pH, W + 2 * pW), dtype=x.dtype)
+
+
 def conv2d(x, weight, bias, stride, padding, dilation, groups, relu):
     """``conv.conv2d`` (``conv.conv2d_relu`` with ``relu``) by direct sums."""
     (sH, sW), (pH, pW), (dH, dW) = stride, padding, dilation
@@ -228,7 +238,7 @@ def conv2d(x, weight, bias, stride, padding, dilation, groups, relu):
     F, Cg, kH, kW = weight.shape
     Ho, Wo = conv_output_size(H, kH, sH, pH, dH), conv_output_size(W, kW, sW, pW, dW)
     b = _no_bias(F, x.dtype) if bias is None else bias
-    return _correlate(x, weight, b, groups, sH, sW, pH, pW, dH, dW, Ho, Wo, relu,
+    return _correlate(x, weight, b, groups, sH, sW, pH, pW, dH, dW, Ho, Wo, relu, _pads(x, pH, pW),
                       work=N * F * Ho * Wo * Cg * kH * kW)
 
 
@@ -265,6 +275,6 @@ def conv_transpose2d_backward(grad_output, x, weight, stride, padding, output_pa
     _, Fg, kH, kW = weight.shape
     work = x.size * Fg * kH * kW
     dx = _correlate(grad_output, weight, _no_bias(C, x.dtype), groups, sH, sW, pH, pW, dH, dW, H, W,
-                    False, work=work)
+                    False, _pads(grad_output, pH, pW), work=work)
     dw = _weight_gradient(x, grad_output, groups, kH, kW, sH, sW, pH, pW, dH, dW, work=work)
     return dx, dw, grad_output.sum(axis=(0, 2, 3))
