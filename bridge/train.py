@@ -87,8 +87,9 @@ def _deterministic(seed, device):
         torch.backends.cudnn.benchmark = before[1]
 
 
-def _loss(module, logits_or_logp, target):
-    # LeNet-5 ends in log_softmax (NLL on its output); the others in logits
+def classification_loss(module, logits_or_logp, target):
+    """The training loss of ``module``'s output: NLL where the network ends
+    in log_softmax (LeNet-5), cross-entropy on the logits otherwise."""
     if isinstance(module[-1], torch.nn.LogSoftmax):
         return TF.nll_loss(logits_or_logp, target)
     return TF.cross_entropy(logits_or_logp, target)
@@ -178,7 +179,7 @@ def _train(arch, train_set, test_set, epochs, seed, device, batch_size, lr, out,
             idx = order[step * batch_size:(step + 1) * batch_size]
             xb, yb = x[idx].to(device), y[idx].to(device)
             out_b = module(xb)
-            loss = _loss(module, out_b, yb)
+            loss = classification_loss(module, out_b, yb)
             if not torch.isfinite(loss):
                 # the weights are NaN from here on: stop before any checkpoint holds them
                 raise ValueError(f"train: the loss became {loss.item()} at epoch {epoch}, step "

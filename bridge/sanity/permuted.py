@@ -22,7 +22,7 @@ import torch
 from npcnn.data import to_tensor
 
 from ..networks import torch_model
-from ..train import _loss, evaluate
+from ..train import classification_loss, evaluate
 
 
 @dataclass
@@ -59,7 +59,7 @@ def train_permuted(arch, train_set, mean, std, seed=0, seconds=60.0, max_epochs=
         loss_sum = 0.0
         for i in range(0, len(x), batch_size):
             idx = order[i:i + batch_size]
-            loss = _loss(module, module(x[idx]), y[idx])
+            loss = classification_loss(module, module(x[idx]), y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
