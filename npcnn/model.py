@@ -178,8 +178,9 @@ class Model:
         hooked = any(self._hooks.values())
         items = tuple(self.layers.items())
         made_for = (record, stop, None if kept is None else frozenset(kept), hooked, items)
-        if self._last_plan is not None and self._last_plan[0] == made_for:
-            return self._last_plan[1]
+        last = self._last_plan            # read once: another thread may replace it
+        if last is not None and last[0] == made_for:
+            return last[1]
         if stop is not None:
             items = items[:[name for name, _ in items].index(stop) + 1]
         steps, fused = [], False
@@ -197,8 +198,9 @@ class Model:
             else:
                 how = "run"
             steps.append((name, layer, how))
-        self._last_plan = (made_for, tuple(steps))
-        return self._last_plan[1]
+        steps = tuple(steps)
+        self._last_plan = (made_for, steps)
+        return steps
 
     def _step(self, layer, how, x, given, record):
         """One step of the plan: (output, switches or None)."""
