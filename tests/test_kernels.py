@@ -364,3 +364,38 @@ def test_numba_threading_layer_in_the_environment_wins(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-500:]
     assert done.stdout.split() == ["workqueue"]
+
+
+FORKED = '''
+import multiprocessing, numpy as np, numba
+import npcnn.functional as F
+from npcnn.ops.runtime import jit
+x = np.linspace(-1.0, 1.0, 1 << 22, dtype=np.float32)
+
+def child(queue):
+    y = F.relu(x)                            # parallel work: the serial compilation, in a forked child
+    queue.put((jit._forked_after_openmp, bool(np.array_equal(y, np.maximum(x, 0)))))
+
+if __name__ == "__main__":
+    F.relu(x)                                # numba's threads start in the parent
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=child, args=(queue,))
+    process.start()
+    process.join(120)
+    print(numba.threading_layer(), process.exitcode, *(queue.get() if process.exitcode == 0 else ()))
+'''
+
+
+def test_a_child_forked_after_the_threads_started_runs_its_kernels(tmp_path):
+    """GNU OpenMP is not fork-safe and numba stops a forked child that starts
+    a parallel loop: after OpenMP's threads started, a forked child runs the
+    serial compilations and gets the same numbers (a process of its own:
+    forking the test process, with torch's threads, could hang it)."""
+    import subprocess
+    import sys
+    (tmp_path / "forked.py").write_text(FORKED)
+    done = subprocess.run([sys.executable, "forked.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-500:]
+    layer, *rest = done.stdout.split()
+    assert rest == (["0", "True", "True"] if layer == "omp" else ["0", "False", "True"]), done.stdout

@@ -30,9 +30,10 @@ measurements, and what the spin costs beside other work:
 ``benchmarks/TUNING.md``, "Threading layer"). Two consequences: a shard
 of ``npcnn.stats`` runs numba on one thread on a Dask worker
 (``npcnn/stats/tally.py``), so that workers sharing a machine do not spin
-against each other; and a process that forks after a parallel loop must
-not run one in the child (GNU OpenMP is not fork-safe: numba stops such a
-child), so npcnn's own child processes are spawned.
+against each other; and a child forked after numba's threads started runs
+every kernel on one thread (GNU OpenMP is not fork-safe: numba stops a
+forked child that starts a parallel loop; ``runtime/jit.py``), so npcnn's
+own child processes are spawned.
 """
 import os
 

@@ -6,10 +6,16 @@ weighted by the kernel's cost, below ``tuning.PARALLEL_MIN_WORK``) and on
 all of them otherwise. Both are compiled from the same plain-Python function
 (``prange`` is an ordinary ``range`` in the serial one), so they compute the
 same thing.
+
+A process forked after numba started its OpenMP threads runs every kernel's
+serial compilation: GNU OpenMP is not fork-safe, and numba stops such a
+child as soon as it starts a parallel loop.
 """
+import os
 import threading
 import types
 
+import numba
 from numba import njit
 
 from . import tuning
@@ -19,6 +25,19 @@ from . import tuning
 # ("Concurrent access has been detected"), so parallel launches take turns,
 # whichever the layer; serial ones need not.
 _PARALLEL_LAUNCH = threading.Lock()
+
+_forked_after_openmp = False
+
+
+def _after_fork_in_child():
+    global _forked_after_openmp
+    try:
+        _forked_after_openmp = numba.threading_layer() == "omp"
+    except ValueError:  # the parent never started numba's threads: the child may
+        pass
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _renamed(fn, suffix):
@@ -53,14 +72,14 @@ class Kernel:
     def serial_at(self, work):
         """Whether a call with this ``work`` runs the serial compilation."""
         cost = getattr(tuning, self.cost) if self.cost.__class__ is str else self.cost
-        return work * cost < tuning.PARALLEL_MIN_WORK
+        return work * cost < tuning.PARALLEL_MIN_WORK or _forked_after_openmp
 
     def __call__(self, *args, work):
         # serial_at's test written out: this runs on every kernel call, many
         # times in a small forward, where the extra method call shows
         # (benchmarks/TUNING.md, Threads)
         cost = getattr(tuning, self.cost) if self.cost.__class__ is str else self.cost
-        if work * cost < tuning.PARALLEL_MIN_WORK:
+        if work * cost < tuning.PARALLEL_MIN_WORK or _forked_after_openmp:
             return self.serial(*args)
         with _PARALLEL_LAUNCH:
             return self.parallel(*args)
