@@ -1,5 +1,9 @@
 """Each numba kernel is compiled twice, parallel and serial (npcnn/ops/runtime/jit.py);
 both compilations must give the same numbers as torch."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch.nn.functional as TF
@@ -7,6 +11,17 @@ import torch.nn.functional as TF
 import npcnn.functional as F
 from npcnn.ops.runtime import tuning
 from parity import check_op
+
+
+def _run_script(folder, name, text, *args, **environ):
+    """The words a Python script prints, run in a process of its own in
+    ``folder`` with these environment variables set (a crash or an abort
+    there fails the test, not the whole run)."""
+    (folder / name).write_text(text)
+    done = subprocess.run([sys.executable, name, *args], cwd=folder, env={**os.environ, **environ},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-500:]
+    return done.stdout.split()
 
 
 @pytest.fixture(params=["parallel", "serial"])
@@ -144,16 +159,9 @@ def test_the_serial_compilation_stays_serial_when_loaded_from_the_cache(tmp_path
     cached would run it as the "serial" kernel (waking every thread, which
     made small ops 100x slower). Process 1 caches the parallel compilation;
     process 2 runs the serial one from the same cache on one thread only."""
-    import os
-    import subprocess
-    import sys
-    (tmp_path / "probe.py").write_text(PROBE)
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), NUMBA_NUM_THREADS="2")
-
     def threads_used(variant):
-        done = subprocess.run([sys.executable, "probe.py", variant], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, check=True)
-        return int(done.stdout.split()[-1])
+        return int(_run_script(tmp_path, "probe.py", PROBE, variant, NUMBA_CACHE_DIR=str(tmp_path / "cache"),
+                               NUMBA_NUM_THREADS="2")[-1])
 
     assert threads_used("parallel") == 2
     assert threads_used("serial") == 1
@@ -205,14 +213,8 @@ def test_parallel_kernels_called_from_two_threads(tmp_path):
     the process when two threads launch parallel kernels at once; Kernel
     makes them take turns. In a process of its own, on that layer, so that
     an abort fails this test and not the whole run."""
-    import os
-    import subprocess
-    import sys
-    (tmp_path / "two_threads.py").write_text(TWO_THREADS)
-    done = subprocess.run([sys.executable, "two_threads.py"], cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}, timeout=300)
-    assert done.returncode == 0, done.stderr[-500:]
-    assert done.stdout.split() == ["[True,", "True]"]
+    printed = _run_script(tmp_path, "two_threads.py", TWO_THREADS, NUMBA_THREADING_LAYER="workqueue")
+    assert printed == ["[True,", "True]"]
 
 
 # (N, C, H, W, k, padding): blocks of lanes cut by N (16 float32 or 8
@@ -343,7 +345,6 @@ def test_the_threading_layer_is_openmp_where_it_loads_else_workqueue(monkeypatch
             raise ImportError("libgomp.so.1: cannot open shared object file")
         return real_import(name, globals, locals, fromlist, level)
 
-    import os
     picked = ops._threading_layer()
     assert picked in ("omp", "workqueue")
     F.relu(np.ones(1 << 22, dtype=np.float32))          # parallel: the threads start on the layer set
@@ -355,15 +356,9 @@ def test_the_threading_layer_is_openmp_where_it_loads_else_workqueue(monkeypatch
 def test_numba_threading_layer_in_the_environment_wins(tmp_path):
     """NUMBA_THREADING_LAYER set by the user is left as it is (a process of
     its own: the layer is chosen when npcnn is imported)."""
-    import os
-    import subprocess
-    import sys
-    code = ("import numpy as np, numba, npcnn.functional as F; "
-            "F.relu(np.ones(1 << 22, dtype=np.float32)); print(numba.threading_layer())")
-    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-500:]
-    assert done.stdout.split() == ["workqueue"]
+    code = ("import numpy as np, numba, npcnn.functional as F\n"
+            "F.relu(np.ones(1 << 22, dtype=np.float32)); print(numba.threading_layer())\n")
+    assert _run_script(tmp_path, "layer.py", code, NUMBA_THREADING_LAYER="workqueue") == ["workqueue"]
 
 
 FORKED = '''
@@ -392,10 +387,5 @@ def test_a_child_forked_after_the_threads_started_runs_its_kernels(tmp_path):
     a parallel loop: after OpenMP's threads started, a forked child runs the
     serial compilations and gets the same numbers (a process of its own:
     forking the test process, with torch's threads, could hang it)."""
-    import subprocess
-    import sys
-    (tmp_path / "forked.py").write_text(FORKED)
-    done = subprocess.run([sys.executable, "forked.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-500:]
-    layer, *rest = done.stdout.split()
-    assert rest == (["0", "True", "True"] if layer == "omp" else ["0", "False", "True"]), done.stdout
+    layer, *rest = _run_script(tmp_path, "forked.py", FORKED)
+    assert rest == (["0", "True", "True"] if layer == "omp" else ["0", "False", "True"]), rest
