@@ -21,6 +21,7 @@ import numpy as np
 from npcnn import Model
 from npcnn.data import load_mnist
 from npcnn.stats import ArraySource, ClassMeans, TopK, tally
+from npcnn.stats.cluster import dask_client
 
 CLASS_MEAN_LAYERS = ["relu_1", "pool_1", "relu_2", "pool_2", "relu_3", "relu_4", "fc_3"]
 TOP9_LAYERS = ["relu_1", "relu_2"]
@@ -46,7 +47,6 @@ def _rate(weights, source, shard_size, client=None):
 
 def measure(n=60000, shard_size=5000, workers=(1, 2)):
     """{"process": images/s, 1: images/s, 2: images/s, ...} and the source's name."""
-    from dask.distributed import Client, LocalCluster
     source = training_images(n)
     with tempfile.TemporaryDirectory() as folder:
         weights = Path(folder) / "lenet5.npz"
@@ -54,11 +54,10 @@ def measure(n=60000, shard_size=5000, workers=(1, 2)):
         tally(weights, ArraySource(source.images[:1000], source.labels[:1000]), statistics())   # warm this process
         rates = {"process": _rate(weights, source, shard_size)}
         for w in workers:
-            with LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-                with Client(cluster) as client:
-                    small = ArraySource(source.images[:200 * w], source.labels[:200 * w])
-                    tally(weights, small, statistics(), client=client, shard_size=200)   # warm every worker
-                    rates[w] = _rate(weights, source, shard_size, client)
+            with dask_client(f"local:{w}") as client:   # the cluster npcnn's --scheduler local:N starts
+                small = ArraySource(source.images[:200 * w], source.labels[:200 * w])
+                tally(weights, small, statistics(), client=client, shard_size=200)   # warm every worker
+                rates[w] = _rate(weights, source, shard_size, client)
     return rates, source.name
 
 
