@@ -502,10 +502,12 @@ def _reused_buffer(op, shape, input):
 
 
 def _adaptive_size(op, output_size, input_hw):
-    if output_size is None or isinstance(output_size, (int, np.integer)):
+    if isinstance(output_size, (int, np.integer)):
         output_size = (output_size, output_size)
+    # a bare None, which torch refuses too, would be a size left out by mistake
     if not isinstance(output_size, (tuple, list)) or len(output_size) != 2:
-        raise ValueError(f"{op}: output_size must be an int or an (H, W) pair, got {output_size!r}")
+        raise ValueError(f"{op}: output_size must be an int or an (H, W) pair (None in the pair keeps "
+                         f"that axis's size), got {output_size!r}")
     # None keeps that dimension's input size, as in torch
     hw = tuple(int(input_hw[i]) if v is None else v for i, v in enumerate(output_size))
     # torch returns an empty output for a 0; npcnn refuses it, as no layer asks for one
@@ -518,8 +520,8 @@ def adaptive_avg_pool2d(input, output_size, *, backend="numba"):
         y[n,c,i,j] = mean(x[n, c, floor(i*H/Ho):ceil((i+1)*H/Ho), floor(j*W/Wo):ceil((j+1)*W/Wo)])
 
     Shape: input (N, C, H, W) -> (N, C, Ho, Wo), (Ho, Wo) = output_size;
-    an int is (n, n), and None (alone or in the pair) keeps the input's size
-    on that axis.
+    an int is (n, n), and None in the pair keeps the input's size on that
+    axis.
     """
     op = "adaptive_avg_pool2d"
     x = checks.array(op, "input", input, ndim=(3, 4))

@@ -310,6 +310,16 @@ def test_adaptive_avg_pool2d_none_keeps_input_size(output_size, unbatched, backe
              backward=lambda g, x: F.adaptive_avg_pool2d_backward(g, x.shape, backend=backend))
 
 
+def test_adaptive_avg_pool2d_refuses_a_bare_none(backend):
+    """None keeps an axis only inside the pair: alone it is a size left
+    out, which torch refuses too."""
+    x = draw(np.random.default_rng(9), (2, 3, 7, 6), np.float64)
+    with pytest.raises(TypeError):
+        TF.adaptive_avg_pool2d(torch.from_numpy(x), None)
+    with pytest.raises(ValueError, match=r"^adaptive_avg_pool2d: output_size .* got None$"):
+        F.adaptive_avg_pool2d(x, None, backend=backend)
+
+
 def test_relu_of_0d_is_0d(backend, dtype):
     for value in (-1.5, 2.5):
         x = np.array(value, dtype)
