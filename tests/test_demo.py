@@ -41,8 +41,22 @@ def test_the_page_loads_in_a_headless_browser(demo):
     assert shot.stat().st_size > 10_000
 
 
-def test_rerunning_reuses_the_checkpoints(demo, capsys):
-    assert main(["demo", "--quick", "--dataset", "mnist5k", "--out", str(demo)]) == 0
+def test_rerunning_reuses_the_checkpoints(demo, capsys, monkeypatch):
+    """A second run finds both networks' checkpoints of the first and
+    trains neither (the tour asks ``trained`` for each; the rest of the
+    run is the first one's again, which the test above checks)."""
+    from npcnn.data import load_mnist
+    from vis import demo as demo_cmd
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the rerun trained a network")
+
+    monkeypatch.setattr(demo_cmd, "train", no_training)
+    train_set, test_set = load_mnist("mnist5k", "train"), load_mnist("mnist5k", "test")
+    capsys.readouterr()
+    for arch in ("lenet5", "simplecnn"):
+        path, meta, seconds = demo_cmd.trained(arch, train_set, test_set, 1, demo / "checkpoints")
+        assert path.parent == demo / "checkpoints" and seconds == 0.0 and meta["epochs"] == 1
     out = capsys.readouterr().out
     assert "lenet5: reusing" in out and "simplecnn: reusing" in out and "epoch(s) on" not in out
 
