@@ -59,6 +59,15 @@ def sampled_channels(n):
     return sorted({0, 1, n // 2, n - 1})
 
 
+# Every map of the ImageNet networks takes minutes (VGG16 about 6 on 2
+# cores, AlexNet half a minute): .ci/run runs them as a step of their own
+# after the suite; the suite projects four maps of every layer of both
+# (test_every_layer_of_alexnet_and_vgg16).
+every_map = pytest.mark.skipif(os.environ.get("NPCNN_EVERY_MAP") != "1",
+                               reason="minutes on 2 cores: .ci/run runs it after the suite (NPCNN_EVERY_MAP=1)")
+
+
+@every_map
 def test_every_map_of_every_layer_of_alexnet():
     """All 2,816 maps of AlexNet's 13 projectable layers (strongest unit of
     each), against the reference's batched backward."""
@@ -73,9 +82,7 @@ def test_every_map_of_every_layer_of_alexnet():
                                  f"alexnet {layer}")
 
 
-@pytest.mark.skipif(os.environ.get("NPCNN_EVERY_VGG16_MAP") != "1",
-                    reason="about 6 minutes on 2 cores: .ci/run runs it as a step of its own after the suite "
-                           "(NPCNN_EVERY_VGG16_MAP=1)")
+@every_map
 def test_every_map_of_every_layer_of_vgg16():
     """All 9,920 maps of VGG16's 31 projectable layers at 32x32 (the smallest
     input its five pools take), strongest unit of each, in float64, against
@@ -97,7 +104,7 @@ def test_every_map_of_every_layer_of_vgg16():
 @pytest.mark.parametrize("arch,size", [("alexnet", 67), ("vgg16", 32)])
 def test_every_layer_of_alexnet_and_vgg16(arch, size):
     """Every projectable layer, four maps each (first, second, middle, last),
-    both selections. (Every map of VGG16: the test above.)"""
+    both selections. (Every map of both: the tests above, run by .ci/run.)"""
     module, model = twins(arch, np.float64)
     x = np.random.default_rng(0).standard_normal((2, 3, size, size))
     _, acts = model.forward(x, record=True)
