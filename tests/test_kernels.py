@@ -167,6 +167,37 @@ def test_the_serial_compilation_stays_serial_when_loaded_from_the_cache(tmp_path
     assert threads_used("serial") == 1
 
 
+BY_THREAD = '''
+import sys
+import numpy as np
+import npcnn.functional as F
+from npcnn.ops.runtime import tuning
+
+tuning.PARALLEL_MIN_WORK = 1 << 62                   # every kernel on its serial compilation
+rng = np.random.default_rng(0)
+if sys.argv[1] == "depthwise":
+    x, w, groups = rng.standard_normal((1, 4, 7, 7)), np.ones((4, 1, 3, 3)), 4
+else:                                                # 64 tiles, filters small enough to go by thread
+    x, w, groups = rng.standard_normal((1, 64, 16, 16)), rng.standard_normal((64, 64, 3, 3)) / 24, 1
+print(F.conv_path("conv2d", x, w, 1, 1, 1, groups), F.conv2d(x, w, None, 1, 1, 1, groups).sum())
+'''
+
+
+@pytest.mark.parametrize("path", ["depthwise", "winograd"])
+def test_kernels_with_a_buffer_per_thread_run_serial_from_the_cache(tmp_path, path):
+    """The depthwise and Winograd kernels index their buffers by
+    ``get_thread_id``, which crashed (SIGSEGV) in a serial compilation
+    loaded from numba's disk cache into a process whose thread pool had
+    not started. Process 1 compiles and caches; process 2 loads and runs
+    the same serial kernel and prints the same numbers."""
+    def run():
+        return _run_script(tmp_path, "by_thread.py", BY_THREAD, path, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+
+    first = run()
+    assert first[0] == path
+    assert run() == first
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 def test_class_sums_equal_the_reference(threading, dtype):
     """The per-class sums behind class_averages: the same float64 sums, to

@@ -29,6 +29,7 @@ reference's) within a channel c, channel after channel; _weight_gradient
 keeps a float64 sum per column j and adds the columns last.
 """
 import numpy as np
+import numba
 from numba import config, get_thread_id, njit, prange, uint64
 
 from .conv import conv_output_size, conv_transpose_output_size
@@ -226,7 +227,10 @@ def _no_bias(F, dtype):
 def _pads(x, pH, pW):
     """``_correlate``'s zero-padded planes of x's, one for every thread of
     numba's pool (every ``get_thread_id`` is below its size, whatever
-    ``set_num_threads`` masks)."""
+    ``set_num_threads`` masks). The pool is started first: the serial
+    compilation, loaded from numba's disk cache into a process that has
+    not started it, would crash in ``get_thread_id``."""
+    numba.get_num_threads()
     H, W = x.shape[2:]
     return np.zeros((config.NUMBA_NUM_THREADS, H + 2 * pH, W + 2 * pW), dtype=x.dtype)
 

@@ -42,6 +42,7 @@ untransforming its own tile rows in its own V and M
 of the direct sum's: the parity tests hold it to the same tolerances as
 the other paths.
 """
+import numba
 from numba import config, get_thread_id, njit, prange
 import numpy as np
 
@@ -223,7 +224,10 @@ def conv_transpose2d_3x3(x, weight, bias, padding):
 def _by_thread(name, size, dtype):
     """(threads, 16, size + skew): ``workspace.planes`` for each thread of
     numba's pool (every ``get_thread_id`` is below its size, whatever
-    ``set_num_threads`` masks)."""
+    ``set_num_threads`` masks). The pool is started first, as for
+    ``depthwise_numba._pads``: a serial compilation loaded from the disk
+    cache would crash in ``get_thread_id`` without it."""
+    numba.get_num_threads()
     threads, width = config.NUMBA_NUM_THREADS, size + tuning.PLANE_SKEW
     return workspace.buffer(name, threads * 16 * width, dtype).reshape(threads, 16, width)
 
