@@ -7,22 +7,44 @@ from numba import prange
 from .ops.runtime.jit import Kernel
 
 FLOAT_DTYPES = (np.float32, np.float64)
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
 
 
 def pair(op, name, value):
-    """An int or a pair of ints -> (h, w), as torch's ``_pair``."""
+    """An int, or a sequence of one or two ints -> (h, w), as torch's
+    conv and pooling ops read their sizes; each fits in int64, as torch's."""
     # the common cases first, without the general test's generator, which
     # costs more than the rest of a small conv call's checks
-    if type(value) is int:
+    if type(value) is int and INT64_MIN <= value <= INT64_MAX:
         return value, value
-    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+    if (type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int
+            and INT64_MIN <= min(value) and max(value) <= INT64_MAX):
         return value
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value), int(value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
+    one = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if one or isinstance(value, (tuple, list)) and len(value) in (1, 2) and all(
             isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
-        return int(value[0]), int(value[1])
+        h, w = (value, value) if one else (value[0], value[-1])
+        if not (INT64_MIN <= min(h, w) and max(h, w) <= INT64_MAX):
+            raise ValueError(f"{op}: {name} must fit in 64 bits, as torch's (at most 2**63 - 1), "
+                             f"got {value!r}")
+        return int(h), int(w)
     raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+
+
+def integer(op, name, value):
+    """A Python or numpy int (not a bool, nor an array), as torch's int
+    arguments (softmax's ``dim``, flatten's dims)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{op}: {name} must be an int, got {value!r}")
+    return int(value)
+
+
+def boolean(op, name, value):
+    """A bool (Python's or numpy's), as torch's flags (``ceil_mode``,
+    ``training``, ``inplace``): a 2.0 or a "yes" is a mistake, not a flag."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{op}: {name} must be a bool, got {value!r}")
+    return bool(value)
 
 
 def positive(op, name, hw):
@@ -58,7 +80,7 @@ def array(op, name, a, ndim=None, dtype=None):
         raise ValueError(f"{op}: {name} must be a numpy array, got {type(a).__name__}")
     if ndim is not None and not (a.ndim == ndim if isinstance(ndim, int) else a.ndim in ndim):
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-        want = (f"at least {allowed[0]}-D" if len(allowed) > 4
+        want = (f"{allowed[0]}-D to {allowed[-1]}-D" if len(allowed) > 4
                 else " or ".join(f"{d}-D" for d in allowed))
         raise ValueError(f"{op}: {name} must be {want}, got shape {a.shape}")
     if dtype is None:

@@ -4,7 +4,8 @@
 Layouts are torch's: activations (N, C, H, W), conv weight (C_out,
 C_in/groups, kH, kW), transposed-conv weight (C_in, C_out/groups, kH, kW),
 linear weight (out, in). ``stride``, ``padding``, ``kernel_size`` and
-``dilation`` take an int or an (h, w) pair.
+``dilation`` take an int or an (h, w) pair (a one-element sequence is
+both, as torch reads it).
 The conv and pooling ops also take torch's unbatched (C, H, W) form: a batch
 of one, whose axis the result drops again.
 float32 and float64 in, the same dtype out.
@@ -43,8 +44,11 @@ Where npcnn differs from torch on purpose:
   or, in an empty batch, without a plane; an adaptive pool's empty output or
   empty input plane; unpooling arguments that no ``max_pool2d`` accepts; a
   dilated max-pooling window with no input pixel in it (torch returns -inf
-  and an index outside the input). ``tests/test_op_arguments.py`` draws
-  them against torch.
+  and an index outside the input); a backward's whole ``input_size`` whose
+  batch or channels are not the gradient's. ``tests/test_op_arguments.py``
+  draws them against torch.
+- ``linear`` takes a 2-D weight and a bias of shape (out,) only, where
+  torch also broadcasts a bias of (1,) or (1, out), and a 1-D weight.
 """
 import numpy as np
 
@@ -129,7 +133,13 @@ def _conv2d_out_size(op, x, w, s, p, d):
         raise ValueError(f"{op}: kernel {kH}x{kW}{spans} is larger than the padded input "
                          f"{H + 2 * p[0]}x{W + 2 * p[1]} (input {x.shape}, weight {w.shape}, "
                          f"padding {p})")
-    return conv.conv_output_size(H, kH, s[0], p[0], d[0]), conv.conv_output_size(W, kW, s[1], p[1], d[1])
+    Ho, Wo = conv.conv_output_size(H, kH, s[0], p[0], d[0]), conv.conv_output_size(W, kW, s[1], p[1], d[1])
+    # a padding of 2**31 or so: numpy's error, or the kernels' int64 sizes
+    # overflowing, would not say which op or argument (torch fails allocating)
+    if x.shape[0] * w.shape[0] * Ho * Wo * x.itemsize > checks.INT64_MAX:
+        raise ValueError(f"{op}: the output {(x.shape[0], w.shape[0], Ho, Wo)} would take over 2**63 bytes "
+                         f"(input {x.shape}, weight {w.shape}, padding {p})")
+    return Ho, Wo
 
 
 def _conv2d_args(op, input, weight, bias, stride, padding, dilation, groups, values=True):
@@ -346,6 +356,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     if 0 in x.shape[1:]:
         raise ValueError(f"{op}: input {x.shape} must have channels and a non-empty plane")
     k, s, p = _pool_args(op, kernel_size, stride, padding)
+    ceil_mode = checks.boolean(op, "ceil_mode", ceil_mode)
     dilated = "" if d == (1, 1) else f" at dilation {d}"
     for axis, name in ((0, "height"), (1, "width")):
         size = x.shape[2 + axis]
@@ -369,7 +380,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 def _pool_args(op, kernel_size, stride, padding):
     k = checks.positive(op, "kernel_size", checks.pair(op, "kernel_size", kernel_size))
-    s = k if stride is None else checks.positive(op, "stride", checks.pair(op, "stride", stride))
+    # an empty stride is torch's default too (its signature's [] for "not given")
+    default = stride is None or isinstance(stride, (tuple, list)) and len(stride) == 0
+    s = k if default else checks.positive(op, "stride", checks.pair(op, "stride", stride))
     p = checks.non_negative(op, "padding", checks.pair(op, "padding", padding))
     for name, hw in (("kernel_size", k), ("stride", s), ("padding", p)):
         checks.int32(op, name, hw)
@@ -393,10 +406,16 @@ def _switches(op, input, indices, input_name="input"):
     return y, np.ascontiguousarray(indices)
 
 
-def _plane_size(op, name, size, ndim):
+def _plane_size(op, name, size, ndim, leading=None):
+    """(H, W) from ``size``, (H, W) or a whole shape of ``ndim`` dimensions,
+    whose leading (N, C) or (C,) must then be ``leading`` where given (a
+    backward's input size; unpooling's output_size ignores them, as torch)."""
     if isinstance(size, (tuple, list)) and len(size) in (2, ndim):
         hw = tuple(size)[-2:]
-        if all(isinstance(v, (int, np.integer)) and v >= 1 for v in hw):
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in hw):
+            if leading is not None and len(size) == ndim and tuple(size)[:-2] != tuple(leading):
+                raise ValueError(f"{op}: {name} {tuple(size)} does not match the gradient's leading "
+                                 f"dimensions {tuple(leading)}")
             return int(hw[0]), int(hw[1])
     raise ValueError(f"{op}: {name} must be (H, W) or a full (N, C, H, W) shape, got {size!r}")
 
@@ -441,6 +460,8 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     """
     op = "max_unpool2d"
     y, idx = _switches(op, input, indices)
+    if 0 in y.shape[1:]:  # as torch: a pooling never makes one
+        raise ValueError(f"{op}: input {y.shape} must have channels and a non-empty plane")
     k, s, p = _pool_args(op, kernel_size, stride, padding)
     default = ((y.shape[2] - 1) * s[0] - 2 * p[0] + k[0], (y.shape[3] - 1) * s[1] - 2 * p[1] + k[1])
     if output_size is None:
@@ -480,7 +501,7 @@ def max_pool2d_backward(grad_output, indices, input_size, *, out=None, reuse=Fal
     op = "max_pool2d_backward"
     g, idx = _switches(op, grad_output, indices, "grad_output")
     unbatched, given = grad_output.ndim == 3, out
-    plane = _plane_size(op, "input_size", input_size, grad_output.ndim)
+    plane = _plane_size(op, "input_size", input_size, grad_output.ndim, grad_output.shape[:-2])
     if unbatched and isinstance(out, np.ndarray):
         out = out[None]  # (1, C, H, W)
     _check_out(op, out, g.shape[:2] + plane, g, idx)
@@ -538,7 +559,7 @@ def adaptive_avg_pool2d_backward(grad_output, input_size, *, backend="numba"):
     """Gradient of ``adaptive_avg_pool2d``: dy spread evenly over its window."""
     op = "adaptive_avg_pool2d_backward"
     g = checks.array(op, "grad_output", grad_output, ndim=(3, 4))
-    plane = _plane_size(op, "input_size", input_size, g.ndim)
+    plane = _plane_size(op, "input_size", input_size, g.ndim, g.shape[:-2])
     if g.ndim == 3:
         return _impl("pool", op, backend).adaptive_avg_pool2d_backward(g[None], plane)[0]
     return _impl("pool", op, backend).adaptive_avg_pool2d_backward(g, plane)
@@ -594,6 +615,8 @@ def relu(input, inplace=False, *, backend="numba"):
     """
     x = checks.array("relu", "input", input)
     impl = _impl("activation", "relu", backend)
+    if checks.boolean("relu", "inplace", inplace) and not input.flags.writeable:
+        raise ValueError(f"relu: inplace=True needs a writeable input, got a read-only {input.shape} array")
     if not inplace:
         y = impl.relu(x)
         return y.reshape(()) if input.ndim == 0 else y  # checks.array made a 0-d input (1,)
@@ -615,6 +638,7 @@ def relu_backward(grad_output, input, *, backend="numba"):
 def _softmax_dim(op, x, dim):
     if dim is None:  # torch's legacy implicit choice (it warns; we follow it)
         dim = 0 if x.ndim in (0, 1, 3) else 1
+    dim = checks.integer(op, "dim", dim)
     if not -x.ndim <= dim < x.ndim:
         raise ValueError(f"{op}: dim {dim} is out of range for input of shape {x.shape}")
     return dim % x.ndim
@@ -623,12 +647,19 @@ def _softmax_dim(op, x, dim):
 def _softmax_input(op, input, dtype):
     """torch's ``dtype=``: the input is cast to it before the op."""
     if dtype is not None:
-        if np.dtype(dtype).type not in checks.FLOAT_DTYPES:
+        if not isinstance(dtype, (type, np.dtype, str)) or np.dtype(dtype).type not in checks.FLOAT_DTYPES:
             raise ValueError(f"{op}: dtype must be float32 or float64, got {dtype!r}")
         if not isinstance(input, np.ndarray):
             raise ValueError(f"{op}: input must be a numpy array, got {type(input).__name__}")
         input = input.astype(dtype, copy=False)
-    return checks.finite(op, "input", checks.array(op, "input", input, ndim=range(0, 33)))
+    x = checks.array(op, "input", input, ndim=range(0, 33))
+    # -inf is a masked element (exp(-inf) = 0), as in torch; NaN and +inf
+    # make the whole row NaN
+    bad = int(np.isnan(x).sum() + np.isposinf(x).sum())
+    if bad:
+        raise ValueError(f"{op}: input holds {bad} non-finite value(s) (NaN or +inf; -inf, a masked "
+                         f"element, is allowed), shape {x.shape}")
+    return x
 
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None, *, backend="numba"):
@@ -682,8 +713,13 @@ def dropout(input, p=0.5, training=True, inplace=False, *, rng=None, backend="nu
     """
     op = "dropout"
     x = checks.array(op, "input", input)
-    if not 0 <= p <= 1:
-        raise ValueError(f"{op}: p must be in [0, 1], got {p}")
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0 <= p <= 1:
+        raise ValueError(f"{op}: p must be a number in [0, 1], got {p!r}")
+    training, inplace = checks.boolean(op, "training", training), checks.boolean(op, "inplace", inplace)
+    if inplace and not input.flags.writeable:
+        raise ValueError(f"{op}: inplace=True needs a writeable input, got a read-only {input.shape} array")
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise ValueError(f"{op}: rng must be a numpy.random.Generator, got {type(rng).__name__}")
     rng = np.random.default_rng() if rng is None else rng
     y = _impl("activation", op, backend).dropout(x, p, training, rng)
     y = y.reshape(()) if input.ndim == 0 else y  # checks.array made a 0-d input (1,)
@@ -703,9 +739,12 @@ def flatten(input, start_dim=0, end_dim=-1, *, backend="numba"):
     checks.backend(op, backend)
     if not isinstance(input, np.ndarray):
         raise ValueError(f"{op}: input must be a numpy array, got {type(input).__name__}")
+    start_dim, end_dim = checks.integer(op, "start_dim", start_dim), checks.integer(op, "end_dim", end_dim)
     nd = max(input.ndim, 1)
     lo, hi = start_dim % nd, end_dim % nd
     if not (-nd <= start_dim < nd and -nd <= end_dim < nd) or lo > hi:
         raise ValueError(f"{op}: start_dim {start_dim} and end_dim {end_dim} do not select "
                          f"dimensions of input {input.shape}")
-    return input.reshape(input.shape[:lo] + (-1,) + input.shape[hi + 1:])
+    # the merged size written out: -1 cannot be resolved beside a 0 (an empty batch)
+    merged = int(np.prod(input.shape[lo:hi + 1]))
+    return input.reshape(input.shape[:lo] + (merged,) + input.shape[hi + 1:])

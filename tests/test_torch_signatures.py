@@ -151,6 +151,31 @@ REFUSED = [
     (lambda b: F.conv2d(x4, z(2, 2, 3, 3), groups=1.0, backend=b),
      lambda: TF.conv2d(t4, tz(2, 2, 3, 3), groups=1.0),
      "conv2d: groups must be an int, got 1.0"),
+    # sizes past int64 (torch: "Overflow when unpacking long long"), and a
+    # padding whose output no machine holds (torch fails allocating it)
+    (lambda b: F.conv2d(x4, z(2, 2, 3, 3), None, 2**63, backend=b),
+     lambda: TF.conv2d(t4, tz(2, 2, 3, 3), None, 2**63),
+     "conv2d: stride must fit in 64 bits, as torch's (at most 2**63 - 1), got 9223372036854775808"),
+    (lambda b: F.conv2d(x4, z(2, 2, 3, 3), None, 1, 2**31, backend=b),
+     lambda: TF.conv2d(t4, tz(2, 2, 3, 3), None, 1, 2**31),
+     "conv2d: the output (1, 2, 4294967300, 4294967300) would take over 2**63 bytes (input (1, 2, 6, 6), "
+     "weight (2, 2, 3, 3), padding (2147483648, 2147483648))"),
+    # torch's bools and ints are bools and ints, not 2.0 or True
+    (lambda b: F.max_pool2d(x4, 2, ceil_mode=2.0, backend=b),
+     lambda: TF.max_pool2d(t4, 2, ceil_mode=2.0),
+     "max_pool2d: ceil_mode must be a bool, got 2.0"),
+    (lambda b: F.dropout(x4, 0.5, training=2.0, backend=b),
+     lambda: TF.dropout(t4, 0.5, training=2.0),
+     "dropout: training must be a bool, got 2.0"),
+    (lambda b: F.softmax(x4, True, backend=b),
+     lambda: TF.softmax(t4, True),
+     "softmax: dim must be an int, got True"),
+    (lambda b: F.flatten(x4, True, backend=b),
+     lambda: torch.flatten(t4, True),
+     "flatten: start_dim must be an int, got True"),
+    (lambda b: F.max_unpool2d(z(2, 0, 2, 2), np.zeros((2, 0, 2, 2), np.int64), 2, backend=b),
+     lambda: TF.max_unpool2d(tz(2, 0, 2, 2), torch.zeros((2, 0, 2, 2), dtype=torch.int64), 2),
+     "max_unpool2d: input (2, 0, 2, 2) must have channels and a non-empty plane"),
 ]
 
 
@@ -308,6 +333,67 @@ def test_adaptive_avg_pool2d_none_keeps_input_size(output_size, unbatched, backe
     check_op(lambda x: F.adaptive_avg_pool2d(x, output_size, backend=backend),
              lambda x: TF.adaptive_avg_pool2d(x, output_size), [x],
              backward=lambda g, x: F.adaptive_avg_pool2d_backward(g, x.shape, backend=backend))
+
+
+def test_one_element_sizes_and_an_empty_pool_stride_read_as_torch_reads_them(backend, dtype):
+    """torch expands stride=(2,), padding=[1] and the like to both axes,
+    and takes an empty pooling stride for its default, the kernel size."""
+    rng = np.random.default_rng(10)
+    x, w, wt = draw(rng, (2, 2, 7, 6), dtype), draw(rng, (3, 2, 3, 3), dtype), draw(rng, (2, 3, 3, 3), dtype)
+    check_op(lambda x, w: F.conv2d(x, w, None, (2,), [1], (2,), backend=backend),
+             lambda x, w: TF.conv2d(x, w, None, (2,), [1], (2,)), [x, w])
+    check_op(lambda x, w: F.conv_transpose2d(x, w, None, (2,), (1,), [1], backend=backend),
+             lambda x, w: TF.conv_transpose2d(x, w, None, (2,), (1,), [1]), [x, wt])
+    check_op(lambda x: F.max_pool2d(x, (3,), (), (1,), return_indices=False, backend=backend),
+             lambda x: TF.max_pool2d(x, (3,), (), (1,)), [x])
+
+
+def test_softmax_takes_minus_infinity_as_a_masked_element(backend, dtype):
+    """exp(-inf) = 0: a masked element gets probability 0 (log-probability
+    -inf), and a row masked whole is NaN, all as torch's; NaN and +inf stay
+    refused."""
+    x = np.array([[0.0, -np.inf, 1.0], [-np.inf, -np.inf, -np.inf], [2.0, 3.0, -np.inf]], dtype)
+    for ours, theirs in ((F.softmax, TF.softmax), (F.log_softmax, TF.log_softmax)):
+        got, want = ours(x, 1, backend=backend), theirs(torch.from_numpy(x), 1).numpy()
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=0, equal_nan=True)
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match=r"^softmax: input holds 1 non-finite value\(s\) \(NaN or \+inf"):
+            F.softmax(np.array([[0.0, bad]], dtype), 1, backend=backend)
+
+
+def test_flatten_and_a_model_take_an_empty_batch(backend):
+    """A batch of 0 flattens to (0, C*H*W) as torch's, so a whole forward of
+    an empty batch runs (numpy's reshape cannot resolve -1 beside a 0)."""
+    import npcnn
+    assert F.flatten(np.zeros((0, 3, 6, 6)), 1, backend=backend).shape == torch.flatten(
+        torch.zeros(0, 3, 6, 6), 1).shape == (0, 108)
+    model = npcnn.build("simplecnn", seed=0)
+    model.backend = backend
+    assert model(np.zeros((0, 1, 28, 28), np.float32)).shape == (0, 10)
+
+
+def test_flags_and_sizes_refused_by_name(backend):
+    """In-place ops on a read-only array, and a backward's whole input size
+    whose batch or channels differ from the gradient's: one ValueError
+    naming the op and the argument (numpy's own errors named neither)."""
+    frozen = np.ones((2, 3))
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match=r"^relu: inplace=True needs a writeable input"):
+        F.relu(frozen, True, backend=backend)
+    with pytest.raises(ValueError, match=r"^dropout: inplace=True needs a writeable input"):
+        F.dropout(frozen, 0.5, True, True, backend=backend)
+    with pytest.raises(ValueError, match=r"^dropout: rng must be a numpy.random.Generator, got int"):
+        F.dropout(np.ones((2, 3)), 0.5, rng=0, backend=backend)
+    with pytest.raises(ValueError, match=r"^dropout: p must be a number in \[0, 1\], got 'x'"):
+        F.dropout(np.ones((2, 3)), "x", backend=backend)
+    g, indices = F.max_pool2d(np.ones((2, 3, 6, 6)), 2, backend=backend)
+    with pytest.raises(ValueError, match=r"^max_pool2d_backward: input_size \(9, 9, 6, 6\) does not match"):
+        F.max_pool2d_backward(g, indices, (9, 9, 6, 6), backend=backend)
+    assert F.max_pool2d_backward(g, indices, (2, 3, 6, 6), backend=backend).shape == (2, 3, 6, 6)
+    with pytest.raises(ValueError, match=r"^adaptive_avg_pool2d_backward: input_size \(2, 4, 6, 6\) does not"):
+        F.adaptive_avg_pool2d_backward(np.ones((2, 3, 2, 2)), (2, 4, 6, 6), backend=backend)
 
 
 def test_adaptive_avg_pool2d_refuses_a_bare_none(backend):

@@ -21,9 +21,11 @@ def softmax(x, dim):
     """y_k = exp(x_k - m) / sum_j exp(x_j - m) along ``dim``, m = max_j x_j.
 
     Subtracting the row maximum changes nothing mathematically and keeps
-    exp() from overflowing.
+    exp() from overflowing. A -inf is a masked element (exp gives 0); a row
+    masked whole has no softmax, NaN, as torch's.
     """
-    e = np.exp(x - x.max(axis=dim, keepdims=True))
+    with np.errstate(invalid="ignore"):   # -inf - (-inf): that whole-masked row
+        e = np.exp(x - x.max(axis=dim, keepdims=True))
     return e / e.sum(axis=dim, keepdims=True)
 
 
@@ -33,8 +35,10 @@ def softmax_backward(grad_output, output, dim):
 
 
 def log_softmax(x, dim):
-    """y_k = x_k - m - log(sum_j exp(x_j - m)) along ``dim``, m = max_j x_j."""
-    shifted = x - x.max(axis=dim, keepdims=True)
+    """y_k = x_k - m - log(sum_j exp(x_j - m)) along ``dim``, m = max_j x_j
+    (-inf and a row of them as ``softmax``'s)."""
+    with np.errstate(invalid="ignore"):
+        shifted = x - x.max(axis=dim, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
 
 
