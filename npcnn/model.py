@@ -81,6 +81,7 @@ class Model:
         ``initialise=False`` leaves the parameters at zero, for a loader that
         fills every one of them next (VGG16's 138 M draws take a second or two)."""
         spec = spec if isinstance(spec, Spec) else get_spec(spec)
+        dtype = _float_dtype(f"build ({spec.name})", dtype)
         rng = np.random.default_rng(seed)
         layers = []
         for name, kind, arguments in spec.layers:
@@ -246,24 +247,35 @@ class Model:
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays into the parameters. Missing or unexpected keys (with
-        ``strict``) and any shape mismatch raise an error naming the key."""
+        ``strict``), any shape mismatch and any value that is not a finite
+        real number in the model's dtype raise an error naming the key, and
+        leave every parameter as it was."""
         own = self.state_dict()
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if strict and (missing or unexpected):
             raise ValueError(f"load_state_dict ({self.arch}): missing keys {missing}, "
                              f"unexpected keys {unexpected}")
+        checked = {}   # every value is checked before any is copied: no half-loaded model
         for key, target in own.items():
             if key not in state:
                 continue
             value = np.asarray(state[key])
+            if value.dtype.kind not in "iuf":   # complex would lose its imaginary part; object, anything
+                raise ValueError(f"load_state_dict ({self.arch}): {key} holds {value.dtype} values, "
+                                 f"not real numbers (shape {value.shape})")
             if value.shape != target.shape:
                 raise ValueError(f"load_state_dict ({self.arch}): {key} has shape {value.shape} "
                                  f"in the file but {target.shape} in the model{self._layout(key)}")
+            # tested in the model's dtype: a float64 1e300 is a float32 inf
+            with np.errstate(over="ignore", invalid="ignore"):   # reported just below
+                value = value.astype(target.dtype, copy=False)
             if not np.isfinite(value).all():
                 raise ValueError(f"load_state_dict ({self.arch}): {key} holds non-finite values "
-                                 f"(NaN or inf), shape {value.shape}")
-            target[...] = value
+                                 f"(NaN or inf) in {target.dtype}, shape {value.shape}")
+            checked[key] = value
+        for key, value in checked.items():
+            own[key][...] = value
         return self
 
     def _layout(self, key):
@@ -277,6 +289,7 @@ class Model:
 
     def astype(self, dtype):
         """Convert every parameter to ``dtype`` in place (float32 or float64)."""
+        dtype = _float_dtype(f"astype ({self.arch})", dtype)
         for layer in self.layers.values():
             for key, value in layer.params.items():
                 layer.params[key] = value.astype(dtype)
@@ -334,6 +347,18 @@ class Model:
             raise ValueError(f"{path}: {err}") from None
         model.meta = meta.get("meta", {})
         return model
+
+
+def _float_dtype(what, dtype):
+    """``dtype`` as numpy's float32 or float64, the only ones the ops take:
+    refused here, by name, rather than at the first forward."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.type not in (np.float32, np.float64):
+        raise ValueError(f"{what}: dtype must be float32 or float64, got {dtype!r}")
+    return dt.type
 
 
 def build(arch, dtype=np.float32, seed=None, backend="numba"):

@@ -221,6 +221,35 @@ def test_non_finite_weights_are_refused_at_load():
         model.load_state_dict(state)
 
 
+def test_weights_are_tested_in_the_models_dtype_and_must_be_real_numbers():
+    """A float64 1e300 is an inf once in a float32 model: refused as one;
+    complex values (whose imaginary part a copy would drop) and objects
+    are refused by key; the model is left as it was, every layer of it."""
+    model = npcnn.build("lenet5", seed=0)
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    state = {k: 2 * v.astype(np.float64) for k, v in before.items()}   # all new but one
+    state["fc_2.weight"][3, 4] = 1e300
+    with pytest.raises(ValueError, match=r"^load_state_dict \(lenet5\): fc_2.weight holds non-finite values "
+                                         r"\(NaN or inf\) in float32"):
+        model.load_state_dict(state)
+    for kind in (complex, object):
+        state["fc_2.weight"] = before["fc_2.weight"].astype(kind)
+        with pytest.raises(ValueError, match=rf"^load_state_dict \(lenet5\): fc_2.weight holds "
+                                             rf"{np.dtype(kind)} values, not real numbers"):
+            model.load_state_dict(state)
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key], err_msg=key)
+    assert npcnn.build("lenet5", dtype=np.float64).state_dict()["fc_2.weight"].dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int64, "bogus"])
+def test_a_dtype_the_ops_refuse_is_refused_when_the_model_is_made(dtype):
+    with pytest.raises(ValueError, match=r"^build \(lenet5\): dtype must be float32 or float64"):
+        npcnn.build("lenet5", dtype=dtype)
+    with pytest.raises(ValueError, match=r"^astype \(lenet5\): dtype must be float32 or float64"):
+        npcnn.build("lenet5").astype(dtype)
+
+
 def hows(model, **plan_args):
     """{layer: how} of the model's forward plan."""
     return {name: how for name, _, how in model.plan(**plan_args)}
