@@ -131,18 +131,20 @@ def test_bad_output_is_one_line_naming_the_case(fn, message):
     assert second.status == "error" and second.name == "float64"                   # the rest is still judged
 
 
-def test_a_module_that_does_not_import_is_one_line_and_the_report_is_written(npcnn_main, tmp_path, capsys):
+def test_a_function_that_cannot_be_loaded_is_one_line_before_any_case(npcnn_main, tmp_path, capsys):
+    """A mistyped module or function name is a mistake in the arguments: one
+    line naming it and why, exit status 1, no case run and no report
+    written (a report of every case "not run" said nothing more)."""
     out = tmp_path / "report"
-    assert npcnn_main(["verify-deconv", "--impl", "no_such_module:project", "--cases", "batch", "float32",
-                       "--out", str(out)]) == 1
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == ("FAIL batch (pool_2, channel 1, select='map'): not run: cannot load "
-                        "no_such_module:project: ModuleNotFoundError: No module named 'no_such_module'")
-    assert lines[1].startswith("FAIL float32 (pool_2, channel 3, select='map'): not run: cannot load")
-    report = json.loads((out / "report.json").read_text())
-    assert [c["status"] for c in report["cases"]] == ["not run", "not run"] and not report["passed"]
-    assert "No module named 'no_such_module'" in (out / "report.md").read_text()
-    assert not (out / "verdict.png").exists()                                        # nothing to draw
+    for target, why in (("no_such_module:project", "ModuleNotFoundError: No module named 'no_such_module'"),
+                        ("flawed_deconvnets:no_such_function", "no_such_function")):
+        assert npcnn_main(["verify-deconv", "--impl", target, "--cases", "batch", "float32",
+                           "--out", str(out)]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1
+        assert captured.err.startswith(f"npcnn verify-deconv: error: cannot load {target}: ") and why in captured.err
+        assert "no case was run" in captured.err
+        assert not out.exists()
 
 
 def test_arguments_are_checked_before_any_work(npcnn_main, tmp_path, capsys):

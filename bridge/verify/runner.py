@@ -215,6 +215,14 @@ class ProcessRunner:
                                       f"(exit code {code}; its error is printed above)")
         return kind == "ready"
 
+    def ready(self):
+        """Start the worker, which loads the function: None when it can be
+        called, else why not (a module that does not import, a name that
+        is not in it, a worker that died starting)."""
+        if self._process is None and not self.broken:
+            self._start()
+        return self.broken
+
     def _receive(self, limit):
         """The worker's next message; ``_GONE`` when it died, None when it
         took longer than ``limit``."""
@@ -306,6 +314,10 @@ class ThreadRunner:
 
     def __exit__(self, *exc):
         pass
+
+    def ready(self):
+        """None when the function was loaded (on entering), else why not."""
+        return self.broken
 
     def call(self, case, probe):
         if self.broken:
