@@ -172,7 +172,7 @@ def main(argv=None):
 
 
 def add_arguments(p):
-    p.add_argument("--quick", action="store_true", help="fewer repeats and cases: under 2 minutes")
+    p.add_argument("--quick", action="store_true", help="fewer repeats and cases: 2-3 minutes on 2 cores")
     p.add_argument("--out", default="bench", help="folder for results.md, results.json, ratios.png "
                    "(with --kernel: kernel.md, kernel.json)")
     p.add_argument("--no-memory", action="store_true", help="skip the VGG16 peak-memory processes")

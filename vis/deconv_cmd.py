@@ -228,8 +228,9 @@ def draw_evolution(checkpoint, series, x, layers, out, search=2000):
             per_layer[layer].append(np.stack(crops))                    # (C, h, w)
     epochs = [e for e, _ in series]
     return [(figures.evolution(layer, np.stack(p, axis=1), epochs, out / f"evolution_{layer}.png"),
-             f"{layer}: each map's strongest activation projected, after each of epochs "
-             f"{epochs[0]}-{epochs[-1]} (fig. 4)") for layer, p in per_layer.items()]
+             f"{layer}: each map's strongest activation projected, after "
+             + (f"each of epochs {epochs[0]}-{epochs[-1]}" if len(epochs) > 1 else f"epoch {epochs[0]}")
+             + " (fig. 4)") for layer, p in per_layer.items()]
 
 
 def draw_occlusion(model, x, labels, picks, digits, layer, norm, out, size=6, stride=1):

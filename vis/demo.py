@@ -25,7 +25,7 @@ from .arguments import positive_int
 from .index_page import write_index
 from .paths import input_dir, output_dir, writing_into
 
-EXAMPLE = "example: npcnn demo --out out        (npcnn demo --quick: a one-minute tour)"
+EXAMPLE = "example: npcnn demo --out out        (npcnn demo --quick: the short tour, a few minutes)"
 
 # The parity the tests assert for the MNIST networks in float32.
 ATOL = RTOL = 1e-5
@@ -36,7 +36,8 @@ def add_parser(sub):
                        description=__doc__, epilog=EXAMPLE,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=output_dir, default="out", help="output folder (default: out)")
-    p.add_argument("--quick", action="store_true", help="one epoch, fewer figures, no benchmark: ~1 minute")
+    p.add_argument("--quick", action="store_true", help="one epoch, fewer figures, no benchmark: a few minutes "
+                   "on 2 cores, most of them the two trainings")
     p.add_argument("--dataset", default="mnist", choices=["mnist", "mnist5k"],
                    help="mnist: the full set where found (else the 5,000 embedded samples)")
     p.add_argument("--data-dir", type=input_dir,
@@ -158,8 +159,9 @@ def write_page(out, train_set, test_set, nets, parity_text, deconv_figures, atla
     facts = [("dataset", f"{train_set.name}: {len(train_set)} training, {len(test_set)} test images "
                          f"({train_set.source})")]
     for arch, (path, meta, _) in nets.items():
+        epochs = f"{meta['epochs']} epoch" + ("s" if meta["epochs"] != 1 else "")
         facts.append((f"{arch}", f"{100 * meta['test_accuracy']:.2f}% test accuracy after "
-                                 f"{meta['epochs']} epochs ({rel(path, 'checkpoints')})"))
+                                 f"{epochs} ({rel(path, 'checkpoints')})"))
     facts.append(("timings", ", ".join(f"{k} {v:.0f} s" for k, v in timings.items() if v)))
     facts.append(("torch", str(torch.__version__)))
     sections = [("npcnn equals torch, layer by layer", [], "\n\n".join(parity_text))]

@@ -146,7 +146,8 @@ def explain_images(module, paths, load, methods, target, s, out, arch):
                     one = {m: v[k:k + 1] for m, v in maps.items()}
                     name = f"{start + k:04d}_{path.stem}.png"
                     written.append(figures.attributions([image], [label], one, out / "attributions" / name,
-                                                        f"{arch}: {path.name}, attributions for {label}"))
+                                                        f"{arch}: {path.name}, attributions for {label}",
+                                                        kind="class"))
                     first = next(iter(maps.values()))[k]
                     summary.thumbnails.append(_thumbnail(image))
                     summary.maps.append(_thumbnail(first))
@@ -154,7 +155,8 @@ def explain_images(module, paths, load, methods, target, s, out, arch):
                                             f"({float(probs[k].max()):.1%})")
                 else:
                     written.append(figures.attributions([image], [label], maps, out / "attributions.png",
-                                                        f"{arch}: attributions for the class {label}"))
+                                                        f"{arch}: attributions for the class {label}",
+                                                        kind="class"))
             progress(start + len(batch))
     if several:
         written.append(_write_predictions(table, out / "predictions.csv"))

@@ -13,8 +13,12 @@ def _overlay(ax, image, heat, text):
     ax.set_title(text, fontsize=7, pad=2)
 
 
-def attributions(images, labels, maps, path, heading):
+def attributions(images, labels, maps, path, heading, kind="label"):
     """Rows: images; columns: the input, then one map per method.
+
+    ``labels``: each image's class, under the input as "{kind} {label}": the
+    true label ("label", the demo's test images), or the class the maps
+    explain ("class": the prediction or ``--target``, for photos).
 
     maps: {method: (N, H, W) or (N, C, H, W)}; signed maps (gradients,
     Integrated Gradients) use the diverging scale, non-negative ones
@@ -22,7 +26,7 @@ def attributions(images, labels, maps, path, heading):
     N, M = len(images), len(maps)
     fig, axes = plt.subplots(N, M + 1, figsize=(1.45 * (M + 1), 1.55 * N + 0.5), squeeze=False)
     for n in range(N):
-        show_image(axes[n, 0], images[n], f"label {labels[n]}" if n else f"input\nlabel {labels[n]}")
+        show_image(axes[n, 0], images[n], f"{kind} {labels[n]}" if n else f"input\n{kind} {labels[n]}")
         for m, (method, values) in enumerate(maps.items()):
             v = np.squeeze(values[n])
             head = method if n == 0 else None

@@ -1,4 +1,4 @@
-"""``npcnn train``: train LeNet-5 or SimpleCNN in torch and write a checkpoint."""
+"""``npcnn train``: train LeNet-5, SimpleCNN or the separable net in torch and write a checkpoint."""
 from bridge.train import TRAINABLE, epoch_path, pick_device, saved_epochs, train
 from npcnn.data import load_mnist
 
@@ -9,15 +9,16 @@ EXAMPLE = "example: npcnn train --model lenet5 --epochs 8 --save-every 1 --out l
 
 
 def add_parser(sub):
-    p = sub.add_parser("train", help="train LeNet-5 or SimpleCNN (torch; CUDA when present)",
+    p = sub.add_parser("train", help="train LeNet-5, SimpleCNN or the separable net (torch; CUDA when present)",
                        description=__doc__, epilog=EXAMPLE)
     p.add_argument("--model", required=True, choices=TRAINABLE)
     p.add_argument("--dataset", default="mnist", choices=["mnist", "mnist5k", "fashion-mnist"])
     p.add_argument("--data-dir", type=input_dir,
                    help="directory of the four IDX files (default: $NPCNN_DATA_DIR)")
-    p.add_argument("--epochs", type=positive_int, default=8)
-    p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--epochs", type=positive_int, default=8, help="passes over the training set (default 8)")
+    p.add_argument("--seed", type=seed_int, default=0,
+                   help="seeds the initialisation and the shuffling: a run is repeatable (default 0)")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="images per step (default 128)")
     p.add_argument("--lr", type=LEARNING_RATE, default=2e-3,
                    help="peak learning rate of Adam (cosine decay), in (0, 1]")
     p.add_argument("--save-every", type=non_negative_int, default=0, metavar="K",

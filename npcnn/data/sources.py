@@ -231,5 +231,5 @@ def _not_found(spec, split, looked_in, download, failure):
     install = (" install Debian's dataset-fashion-mnist package,"
                if spec.name == "fashion-mnist" else "")
     return (f"{spec.name} {split}: not found in {places}, and {downloads}. "
-            f"Pass data_dir= a directory of the four IDX files,{install} "
-            f"or allow downloading (download=True).")
+            f"Name a directory of the four IDX files (data_dir=; on the command line --data-dir "
+            f"or NPCNN_DATA_DIR),{install} or allow downloading (download=True; unset NPCNN_OFFLINE).")
