@@ -132,6 +132,23 @@ def test_npcnn_deconv_unknown_layer_lists_the_valid_ones(tmp_path, capsys):
     assert err.count("\n") == 1
 
 
+def test_npcnn_deconv_evolution_alone_needs_the_epoch_checkpoints(tmp_path, capsys):
+    """Asked for alone, the feature evolution without its per-epoch files is
+    an error, with nothing written; beside other figures it is skipped with
+    a note (and they are drawn)."""
+    ckpt = tmp_path / "lenet5.npz"
+    npcnn.build("lenet5", seed=0).save(ckpt)
+    out = tmp_path / "o"
+    assert main(["deconv", "--checkpoint", str(ckpt), "--figures", "evolution", "--dataset", "mnist5k",
+                 "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("npcnn deconv: error: --figures evolution: no lenet5.epochNN.npz files beside ")
+    assert err.count("\n") == 1 and not out.exists()
+    from vis.deconv_cmd import draw_evolution
+    assert draw_evolution(ckpt, [], None, ["pool_1"], out) == []
+    assert capsys.readouterr().out.startswith("evolution: no lenet5.epochNN.npz files beside ")
+
+
 def test_npcnn_deconv_checkpoint_of_another_architecture_is_one_line(tmp_path, capsys):
     import torch
     import bridge

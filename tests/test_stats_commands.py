@@ -1,6 +1,5 @@
 """npcnn atlas and npcnn deconv over a whole split, in this process or on a
 Dask LocalCluster of 2 worker processes; bad scheduler options are one line."""
-import functools
 
 import numpy as np
 import pytest
@@ -10,7 +9,6 @@ from bridge.train import train
 from npcnn.data import load_mnist, to_tensor
 from npcnn.stats import cluster, load_stats
 from npcnn.topk import top_activations
-from vis import dataset_stats
 from vis.cli import main
 
 
@@ -59,11 +57,15 @@ def test_atlas_on_two_workers_equals_this_process(checkpoint, tmp_path):
     (["--limit", "0"], "argument --limit", 2),
     (["--scheduler", "tcp://127.0.0.1:9"], "--scheduler tcp://127.0.0.1:9: no Dask scheduler answered", 1),
 ])
-def test_bad_scheduler_options_are_one_line(checkpoint, tmp_path, capsys, monkeypatch, argv, fragment, code):
+@pytest.mark.parametrize("command", [["deconv", "--figures", "digits", "top9"], ["atlas"]], ids=["deconv", "atlas"])
+def test_bad_scheduler_options_are_one_line(checkpoint, tmp_path, capsys, monkeypatch, argv, fragment, code,
+                                            command):
+    """Before any figure is drawn: an address nothing answers is found
+    before the figures that need no scheduler, not after them."""
     # an address nothing answers is given up on after 1 s, not the 10 s users wait
-    monkeypatch.setattr(dataset_stats, "dask_client", functools.partial(cluster.dask_client, timeout=1))
+    monkeypatch.setattr(cluster, "ANSWER_TIMEOUT_S", 1)
     out = tmp_path / "o"
-    assert main(["deconv", "--checkpoint", str(checkpoint), "--figures", "top9", "--limit", "500", *argv,
+    assert main([command[0], "--checkpoint", str(checkpoint), *command[1:], "--limit", "500", *argv,
                  "--out", str(out)]) == code
     err = capsys.readouterr().err
     assert fragment in err and err.count("\n") == 1, err

@@ -25,6 +25,7 @@ from npcnn.analysis import channel_correlation, class_selectivity, near_duplicat
 from npcnn.atomic import atomic_write_text
 from npcnn.data import DATASET_NAMES
 from npcnn.stats import ArraySource, ClassMeans, save_stats
+from npcnn.stats.cluster import check_scheduler
 from npcnn.topk import batched_forward
 
 from . import atlas_figures as figures
@@ -90,6 +91,7 @@ def build(args):
     if args.per_class is not None and args.per_class < 1:
         raise ValueError(f"--per-class must be >= 1, got {args.per_class}")
     study = load_study(args.checkpoint, args.dataset, args.data_dir)
+    check_scheduler(args.scheduler)
     with writing_into(Path(args.out)) as out:
         return _draw(args, study, out)
 

@@ -29,6 +29,7 @@ from npcnn.data import DATASET_NAMES
 from npcnn.occlusion import occlusion_maps, probabilities
 from npcnn.receptive_field import receptive_field, unit_window
 from npcnn.stats import TopK, save_stats
+from npcnn.stats.cluster import check_scheduler
 from npcnn.topk import batched_forward, top_activations
 
 from . import dataset_stats
@@ -121,13 +122,17 @@ def build(args):
     model, test, x, norm = study.model, study.test, study.x, study.normalization
     layers = stage_layers(model, args.stage) if not getattr(args, "layers", None) else \
         [deconv.check_layer(model, layer) for layer in args.layers]
+    # every epoch checkpoint read now: a bad one is refused before any figure is drawn
+    series = load_series(args.checkpoint, model) if "evolution" in args.figures else []
+    if args.figures == ["evolution"] and not series:   # among others it is skipped with a note
+        raise ValueError(f"--figures evolution: {missing_epochs(args.checkpoint)}")
     print(f"{model.arch} from {args.checkpoint}; {test.name} test set ({len(test)} images); "
           f"projecting {', '.join(layers)} ({args.select}, {args.rule})")
     picks = pick_examples(model, x, test.labels, digits)
     for d, i in zip(digits, picks):
         print(f"digit {d}: test image #{i}")
-    # every epoch checkpoint read now: a bad one is refused before any figure is drawn
-    series = load_series(args.checkpoint, model) if "evolution" in args.figures else []
+    if "top9" in args.figures:
+        check_scheduler(args.scheduler)
     written = []
     with writing_into(out):
         if "digits" in args.figures:
@@ -209,10 +214,14 @@ def load_series(checkpoint, model):
     return [(epoch, bridge.load(path, arch=model.arch)) for epoch, path in epoch_checkpoints(checkpoint)]
 
 
+def missing_epochs(checkpoint):
+    return (f"no {Path(checkpoint).stem}.epochNN{Path(checkpoint).suffix} files beside {checkpoint} "
+            f"(train with --save-every 1)")
+
+
 def draw_evolution(checkpoint, series, x, layers, out, search=2000):
     if not series:
-        print(f"evolution: no {Path(checkpoint).stem}.epochNN{Path(checkpoint).suffix} files beside "
-              f"{checkpoint} (train with --save-every 1); skipped")
+        print(f"evolution: {missing_epochs(checkpoint)}; skipped")
         return []
     pool = x[:search]
     per_layer = {layer: [] for layer in layers}

@@ -1,7 +1,7 @@
 """The Dask client a ``--scheduler`` option names, checked before any work:
 
     local:N            a LocalCluster of N worker processes on this machine (one thread each)
-    tcp://host:port    a running scheduler; it must answer within ``timeout`` seconds
+    tcp://host:port    a running scheduler; it must answer within ``ANSWER_TIMEOUT_S`` seconds
 
 Dask is imported here only, so the engine works without it."""
 import contextlib
@@ -20,10 +20,26 @@ def parse_scheduler(text):
                      f"or tcp://host:port (a running Dask scheduler)")
 
 
+# seconds a tcp:// scheduler has to answer
+ANSWER_TIMEOUT_S = 10
+
+
+def check_scheduler(text, timeout=None):
+    """Refuse, before any work, a ``--scheduler`` that names no scheduler
+    or one that does not answer (a command would otherwise draw its other
+    figures first and fail late); a local cluster is started when used."""
+    if text is None or parse_scheduler(text)[0] == "local":
+        return
+    with dask_client(text, timeout):
+        pass
+
+
 @contextlib.contextmanager
-def dask_client(text, timeout=10):
+def dask_client(text, timeout=None):
     """Yields a ``dask.distributed.Client`` for ``text`` (None: yields None,
-    the work runs in this process); a local cluster is stopped afterwards."""
+    the work runs in this process); a local cluster is stopped afterwards.
+    ``timeout``: seconds an address has to answer (``ANSWER_TIMEOUT_S``)."""
+    timeout = ANSWER_TIMEOUT_S if timeout is None else timeout
     if text is None:
         yield None
         return
