@@ -20,7 +20,7 @@ def draw_verdict(result, path):
     columns = [("image", None), ("your projection", result.got), ("npcnn's projection", result.expected),
                ("yours - npcnn's", result.got.astype(np.float64) - result.expected)]
     if diagnosis is not None and diagnosis.matched:
-        columns.append((f"npcnn with {_short(diagnosis.cause)}", diagnosis.closest))
+        columns.append((f"npcnn with\n{_short(diagnosis.cause)}", diagnosis.closest))   # two lines: a panel's width
     rows = min(MAX_ROWS, len(result.x))
     fig, axes = plt.subplots(rows, len(columns), figsize=(1.9 * len(columns), 1.9 * rows + 0.6), squeeze=False)
     for n in range(rows):
