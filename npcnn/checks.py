@@ -113,15 +113,16 @@ def _sum_of_zeros_py(flat):
 _sum_of_zeros = Kernel(_sum_of_zeros_py, cost="COST_ELEMENTWISE", fastmath={"reassoc"})
 
 
-def finite(op, name, a):
-    """Refuse NaN and infinity where they would make the result meaningless."""
+def finite(op, name, a, masked=False):
+    """Refuse NaN and infinity where they would make the result meaningless;
+    ``masked``: -inf is allowed (softmax's masked elements)."""
     flat = np.asarray(a).reshape(-1)  # (an np.matrix stays 2-D under reshape)
     if _sum_of_zeros(flat, work=flat.size) == 0:
         return a
-    bad = int(a.size - np.isfinite(a).sum())
+    bad = int(np.isnan(a).sum() + np.isposinf(a).sum()) if masked else int(a.size - np.isfinite(a).sum())
     if bad:
-        raise ValueError(f"{op}: {name} holds {bad} non-finite value(s) (NaN or inf), "
-                         f"shape {a.shape}")
+        what = "NaN or +inf; -inf, a masked element, is allowed" if masked else "NaN or inf"
+        raise ValueError(f"{op}: {name} holds {bad} non-finite value(s) ({what}), shape {a.shape}")
     return a
 
 
