@@ -41,10 +41,22 @@ def class_averages(model, x, y, per_class=500, n_classes=10, layers=None, keep=N
     correctly classified samples). Returns a ``ClassAverages``.
     """
     y = np.asarray(y)
+    for name, value in (("per_class", per_class), ("n_classes", n_classes), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"class_averages: {name} must be an integer >= 1, got {value!r}")
+    # a label outside 0..n_classes-1, or a float one, would be left out without a word
+    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"class_averages: y must hold one integer label per sample, got {y.dtype} {y.shape} "
+                         f"for x {np.shape(x)}")
+    if len(y) and (y.min() < 0 or y.max() >= n_classes):
+        bad = y.min() if y.min() < 0 else y.max()
+        raise ValueError(f"class_averages: label {int(bad)} is out of range 0..{n_classes - 1}")
     index = select_per_class(y, per_class, n_classes, keep)
     if index.size == 0:
         raise ValueError("class_averages: no samples selected (empty data, or keep excludes all)")
     wanted = model.layer_names if layers is None else [model.resolve(l) for l in layers]
+    if len(set(wanted)) < len(wanted):   # each would be summed twice over
+        raise ValueError(f"class_averages: layers name one layer more than once: {list(layers)} are {wanted}")
     add_class_sums = {"numpy": class_sums, "numba": class_sums_numba}[model.backend].add_class_sums
     sums, zeros, shapes = {}, {}, {}
     counts = np.zeros(n_classes, dtype=np.int64)

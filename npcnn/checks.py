@@ -17,9 +17,10 @@ def pair(op, name, value):
     # costs more than the rest of a small conv call's checks
     if type(value) is int and INT64_MIN <= value <= INT64_MAX:
         return value, value
-    if (type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int
-            and INT64_MIN <= min(value) and max(value) <= INT64_MAX):
-        return value
+    if type(value) is tuple and len(value) == 2:
+        h, w = value
+        if type(h) is int and type(w) is int and INT64_MIN <= h <= INT64_MAX and INT64_MIN <= w <= INT64_MAX:
+            return value
     one = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
     if one or isinstance(value, (tuple, list)) and len(value) in (1, 2) and all(
             isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
@@ -40,9 +41,11 @@ def integer(op, name, value):
 
 
 def boolean(op, name, value):
-    """A bool (Python's or numpy's), as torch's flags (``ceil_mode``,
-    ``training``, ``inplace``): a 2.0 or a "yes" is a mistake, not a flag."""
-    if not isinstance(value, (bool, np.bool_)):
+    """A bool (Python's or numpy's), as torch's C++ flags (``ceil_mode``,
+    dropout's ``training``): a 2.0 or a "yes" is a mistake, not a flag."""
+    if value is True or value is False:
+        return value
+    if not isinstance(value, np.bool_):
         raise ValueError(f"{op}: {name} must be a bool, got {value!r}")
     return bool(value)
 

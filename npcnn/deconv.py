@@ -230,11 +230,12 @@ def project_channels(model, x, layer, channels, select="map", rule="deconvnet", 
     elif name not in acts:
         raise ValueError(f"project_channels: the recording passed as acts did not keep layer {name!r}, "
                          f"where the projection starts")
-    channels = [int(c) for c in channels]
+    # a channel is an int: int(2.7) or int("3") would project another map than asked
+    channels = [checks.integer("project_channels", "channel", c) for c in channels]
     n_channels = acts[name].shape[1]
     bad = [c for c in channels if not 0 <= c < n_channels]
     if bad:
-        raise ValueError(f"channel {bad[0]} is out of range for layer {layer!r} with "
+        raise ValueError(f"project_channels: channel {bad[0]} is out of range for layer {layer!r} with "
                          f"{n_channels} channels")
     N = acts.input.shape[0]
     below = [acts.input.shape] + [acts.shapes[n] for n in model.layer_names[:model.layer_names.index(name)]]

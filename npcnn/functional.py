@@ -5,7 +5,8 @@ Layouts are torch's: activations (N, C, H, W), conv weight (C_out,
 C_in/groups, kH, kW), transposed-conv weight (C_in, C_out/groups, kH, kW),
 linear weight (out, in). ``stride``, ``padding``, ``kernel_size`` and
 ``dilation`` take an int or an (h, w) pair (a one-element sequence is
-both, as torch reads it).
+both, as torch's convolutions and max_pool2d read it; torch's max_unpool2d
+refuses one, npcnn's takes it as the others do).
 The conv and pooling ops also take torch's unbatched (C, H, W) form: a batch
 of one, whose axis the result drops again.
 float32 and float64 in, the same dtype out.
@@ -50,6 +51,8 @@ Where npcnn differs from torch on purpose:
 - ``linear`` takes a 2-D weight and a bias of shape (out,) only, where
   torch also broadcasts a bias of (1,) or (1, out), and a 1-D weight.
 """
+import math
+
 import numpy as np
 
 from . import checks
@@ -460,8 +463,9 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     """
     op = "max_unpool2d"
     y, idx = _switches(op, input, indices)
-    if 0 in y.shape[1:]:  # as torch: a pooling never makes one
-        raise ValueError(f"{op}: input {y.shape} must have channels and a non-empty plane")
+    # as torch: a batch's channels and plane (an unbatched input's plane) must not be empty
+    if 0 in (y.shape[2:] if input.ndim == 3 else y.shape[1:]):
+        raise ValueError(f"{op}: input {input.shape} must have channels and a non-empty plane")
     k, s, p = _pool_args(op, kernel_size, stride, padding)
     default = ((y.shape[2] - 1) * s[0] - 2 * p[0] + k[0], (y.shape[3] - 1) * s[1] - 2 * p[1] + k[1])
     if output_size is None:
@@ -615,7 +619,7 @@ def relu(input, inplace=False, *, backend="numba"):
     """
     x = checks.array("relu", "input", input)
     impl = _impl("activation", "relu", backend)
-    if checks.boolean("relu", "inplace", inplace) and not input.flags.writeable:
+    if inplace and not input.flags.writeable:   # (torch tests inplace for truth: 1 and None pass)
         raise ValueError(f"relu: inplace=True needs a writeable input, got a read-only {input.shape} array")
     if not inplace:
         y = impl.relu(x)
@@ -647,7 +651,11 @@ def _softmax_dim(op, x, dim):
 def _softmax_input(op, input, dtype):
     """torch's ``dtype=``: the input is cast to it before the op."""
     if dtype is not None:
-        if not isinstance(dtype, (type, np.dtype, str)) or np.dtype(dtype).type not in checks.FLOAT_DTYPES:
+        try:
+            floating = isinstance(dtype, (type, np.dtype, str)) and np.dtype(dtype).type in checks.FLOAT_DTYPES
+        except TypeError:   # a name numpy does not know
+            floating = False
+        if not floating:
             raise ValueError(f"{op}: dtype must be float32 or float64, got {dtype!r}")
         if not isinstance(input, np.ndarray):
             raise ValueError(f"{op}: input must be a numpy array, got {type(input).__name__}")
@@ -708,9 +716,10 @@ def dropout(input, p=0.5, training=True, inplace=False, *, rng=None, backend="nu
     """
     op = "dropout"
     x = checks.array(op, "input", input)
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0 <= p <= 1:
+    if not isinstance(p, (int, float, np.integer, np.floating)) or not 0 <= p <= 1:   # True is 1, as torch's
         raise ValueError(f"{op}: p must be a number in [0, 1], got {p!r}")
-    training, inplace = checks.boolean(op, "training", training), checks.boolean(op, "inplace", inplace)
+    # torch's C++ takes training as a bool only; inplace it tests for truth
+    training, inplace = checks.boolean(op, "training", training), bool(inplace)
     if inplace and not input.flags.writeable:
         raise ValueError(f"{op}: inplace=True needs a writeable input, got a read-only {input.shape} array")
     if rng is not None and not isinstance(rng, np.random.Generator):
@@ -740,6 +749,6 @@ def flatten(input, start_dim=0, end_dim=-1, *, backend="numba"):
     if not (-nd <= start_dim < nd and -nd <= end_dim < nd) or lo > hi:
         raise ValueError(f"{op}: start_dim {start_dim} and end_dim {end_dim} do not select "
                          f"dimensions of input {input.shape}")
-    # the merged size written out: -1 cannot be resolved beside a 0 (an empty batch)
-    merged = int(np.prod(input.shape[lo:hi + 1]))
+    # -1 cannot be resolved beside a 0 (an empty batch): the merged size is then written out
+    merged = -1 if all(input.shape) else math.prod(input.shape[lo:hi + 1])
     return input.reshape(input.shape[:lo] + (merged,) + input.shape[hi + 1:])

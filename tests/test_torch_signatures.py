@@ -348,6 +348,26 @@ def test_one_element_sizes_and_an_empty_pool_stride_read_as_torch_reads_them(bac
              lambda x: TF.max_pool2d(x, (3,), (), (1,)), [x])
 
 
+def test_what_torch_tests_only_for_truth_or_reads_as_a_number_is_taken(backend):
+    """torch's Python wrappers test ``inplace`` for truth (1, None) and
+    dropout's ``p`` is a number (True is 1); its C++ refuses a non-bool
+    ``training`` and ``ceil_mode`` (the table of refusals above). An
+    unbatched unpooling input without channels is an empty result, as
+    torch's, where a batch's is refused."""
+    x = np.array([[-1.0, 2.0], [3.0, -4.0]])
+    for inplace in (1, None, 0):
+        ours, theirs = F.relu(x.copy(), inplace, backend=backend), TF.relu(torch.from_numpy(x.copy()), inplace)
+        np.testing.assert_array_equal(ours, theirs.numpy())
+    np.testing.assert_array_equal(F.dropout(x, True, backend=backend), TF.dropout(torch.from_numpy(x), True).numpy())
+    kept = F.dropout(x.copy(), 0.5, False, 1, backend=backend)
+    np.testing.assert_array_equal(kept, TF.dropout(torch.from_numpy(x.copy()), 0.5, False, 1).numpy())
+    empty, indices = np.zeros((0, 2, 2)), np.zeros((0, 2, 2), np.int64)
+    assert F.max_unpool2d(empty, indices, 2, backend=backend).shape == TF.max_unpool2d(
+        torch.from_numpy(empty), torch.from_numpy(indices), 2).shape == (0, 4, 4)
+    with pytest.raises(ValueError, match=r"^softmax: dtype must be float32 or float64, got 'bogus'$"):
+        F.softmax(x, 1, dtype="bogus", backend=backend)
+
+
 def test_softmax_takes_minus_infinity_as_a_masked_element(backend, dtype):
     """exp(-inf) = 0: a masked element gets probability 0 (log-probability
     -inf), and a row masked whole is NaN, all as torch's; NaN and +inf stay

@@ -74,12 +74,12 @@ def train_permuted(arch, train_set, mean, std, seed=0, seconds=60.0, max_epochs=
         result.history.append(record)
         if progress:
             progress(record)
+        if seen < len(x) or record["seconds"] >= seconds:   # an epoch cut short: time stopped it
+            result.stopped = "seconds"
+            break
         accuracies = [r["train_accuracy"] for r in result.history]
         if len(accuracies) > patience and accuracies[-1] - accuracies[-1 - patience] < min_gain:
             result.stopped = "plateau"
-            break
-        if record["seconds"] >= seconds:
-            result.stopped = "seconds"
             break
     else:
         result.stopped = "max_epochs"

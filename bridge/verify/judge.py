@@ -90,8 +90,9 @@ def deconvnet(fn, model="lenet5", weights=None, module=None, cases=None, timeout
     ``every_map``: sweep every map of AlexNet / VGG16 (default four a
     layer). ``isolation``: see ``runner.runner_for``. ``on_result``: called
     with each CaseResult as it is ready. A function that cannot be loaded
-    (its module does not import, the name is not in it) raises a
-    ValueError before any case is run.
+    (its module does not import, the name is not in it, or the worker
+    process that loads it cannot start) raises a ValueError before any
+    case is run.
     """
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
@@ -107,7 +108,7 @@ def deconvnet(fn, model="lenet5", weights=None, module=None, cases=None, timeout
     runner = runner_for(fn, timeout, isolation)
     results, recordings = [], {}
     with runner:
-        # a function that cannot be loaded is a mistake in the arguments, not a verdict
+        # a function that cannot be loaded (or run at all) is no verdict on it
         broken = runner.ready()
         if broken:
             raise ValueError(f"{broken}; no case was run")

@@ -117,7 +117,8 @@ def max_unpool2d(y, switches, output_size, out=None, op="max_unpool2d"):
     x = (np.empty((N, C, Ho, Wo), dtype=y.dtype) if out is None else out).reshape(N * C, Ho * Wo)
     x[...] = 0
     plane = np.arange(N * C)[:, None]  # (N*C, 1) row of each value
-    np.add.at(x, (plane, switches.reshape(N * C, -1)), y.reshape(N * C, -1))
+    pooled = y.shape[2] * y.shape[3]   # written out: -1 is undefined beside N*C = 0
+    np.add.at(x, (plane, switches.reshape(N * C, pooled)), y.reshape(N * C, pooled))
     return x.reshape(N, C, Ho, Wo) if out is None else out
 
 

@@ -49,8 +49,11 @@ class ClassMeans:
             layers = [layers]
         if not layers:
             raise ValueError("ClassMeans: layers must name at least one layer")
-        if not (isinstance(n_classes, (int, np.integer)) and n_classes >= 1):
+        if isinstance(n_classes, bool) or not (isinstance(n_classes, (int, np.integer)) and n_classes >= 1):
             raise ValueError(f"ClassMeans: n_classes must be an integer >= 1, got {n_classes!r}")
+        twice = sorted({layer for layer in layers if list(layers).count(layer) > 1})
+        if twice:   # each batch would be added to it twice over
+            raise ValueError(f"ClassMeans: layers name {twice[0]} more than once: {list(layers)}")
         self.layers = list(layers)
         self.n_classes = int(n_classes)
         self.spatial = spatial
@@ -71,12 +74,16 @@ class ClassMeans:
         if len(labels) and (labels.min() < 0 or labels.max() >= self.n_classes):
             bad = labels.min() if labels.min() < 0 else labels.max()
             raise ValueError(f"ClassMeans.add: label {int(bad)} is out of range 0..{self.n_classes - 1}")
-        self.counts += np.bincount(labels, minlength=self.n_classes)
-        present = np.unique(labels)
-        for layer in self.layers:
-            a = np.asarray(activations[layer])
+        batch = {layer: np.asarray(activations[layer]) for layer in self.layers}
+        for layer, a in batch.items():   # every check before any sum changes: a refused batch adds nothing
             if len(a) != len(labels):
                 raise ValueError(f"ClassMeans.add: {layer} has {len(a)} rows, labels {len(labels)}")
+            shape = a.shape[1:2] if self.spatial == "mean" and a.ndim == 4 else a.shape[1:]
+            if layer in self.shapes and self.shapes[layer] != tuple(shape):
+                raise ValueError(f"ClassMeans: {layer} has shape {tuple(shape)} here, {self.shapes[layer]} before")
+        self.counts += np.bincount(labels, minlength=self.n_classes)
+        present = np.unique(labels)
+        for layer, a in batch.items():
             units = int(np.prod(a.shape[1:]))
             zeros_each = np.count_nonzero(a.reshape(len(a), -1) == 0, axis=1)     # (n,) per sample
             if self.spatial == "mean" and a.ndim == 4:
@@ -107,6 +114,9 @@ class ClassMeans:
         if (other.layers, other.n_classes, other.spatial) != (self.layers, self.n_classes, self.spatial):
             raise ValueError(f"ClassMeans.merge: layers {other.layers}, {other.n_classes} classes, spatial "
                              f"{other.spatial!r} against {self.layers}, {self.n_classes}, {self.spatial!r}")
+        for layer, shape in other.shapes.items():   # checked first: a refused merge changes nothing
+            if layer in self.shapes and self.shapes[layer] != shape:
+                raise ValueError(f"ClassMeans: {layer} has shape {shape} here, {self.shapes[layer]} before")
         self.counts += other.counts
         for layer, shape in other.shapes.items():
             self._start(layer, shape, other.units[layer])

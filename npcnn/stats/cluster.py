@@ -26,9 +26,16 @@ ANSWER_TIMEOUT_S = 10
 
 def check_scheduler(text, timeout=None):
     """Refuse, before any work, a ``--scheduler`` that names no scheduler
-    or one that does not answer (a command would otherwise draw its other
-    figures first and fail late); a local cluster is started when used."""
-    if text is None or parse_scheduler(text)[0] == "local":
+    or one that does not answer, or Dask missing (a command would otherwise
+    draw its other figures first and fail late); a local cluster is started
+    when used."""
+    if text is None:
+        return
+    if parse_scheduler(text)[0] == "local":
+        try:
+            import dask.distributed  # noqa: F401 - only whether it imports
+        except ImportError:
+            raise ValueError(f"--scheduler {text}: Dask is not installed (pip install 'dask[distributed]')") from None
         return
     with dask_client(text, timeout):
         pass

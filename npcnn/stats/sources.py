@@ -31,6 +31,9 @@ from ..data.idx import parse_header
 class ArraySource:
     def __init__(self, images, labels=None, name="arrays in memory"):
         self.images = images
+        if labels is not None and not np.issubdtype(np.asarray(labels).dtype, np.integer):
+            # a cast would floor 0.7 to class 0
+            raise ValueError(f"{name}: labels must be integers, got {np.asarray(labels).dtype}")
         self.labels = (np.full(len(images), -1, dtype=np.int64) if labels is None
                        else np.asarray(labels, dtype=np.int64))
         if len(self.labels) != len(images):
