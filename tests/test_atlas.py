@@ -1,4 +1,6 @@
 """Class averages, the measures built on them, the atlas figures and command."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -56,6 +58,24 @@ def test_class_averages_equal_torch_forward_hooks(data, twins):
         # either side of the ReLU, so a few in 10,000 may differ
         theirs = np.array([(a[y[index] == k] == 0).mean() for k in range(10)])
         np.testing.assert_allclose(avg.zero_fraction[layer], theirs, atol=1e-3, err_msg=layer)
+
+
+def test_labels_and_layers_that_would_count_wrong_are_refused(data, twins):
+    """A label outside 0..9, a float label, fewer labels than images, a
+    layer named twice (or with its alias) and a per_class below 1 were left
+    out, floored, ignored or summed twice without a word."""
+    x, y = data
+    _, model = twins
+    for labels, message in ((y + 5, "label 14 is out of range 0..9"), (y - 5, "label -5 is out of range 0..9"),
+                            (y + 0.5, "y must hold one integer label per sample, got float64"),
+                            (y[:-1], "y must hold one integer label per sample")):
+        with pytest.raises(ValueError, match=rf"^class_averages: {re.escape(message)}"):
+            class_averages(model, x, labels, per_class=2)
+    with pytest.raises(ValueError, match=r"^class_averages: layers name one layer more than once"):
+        class_averages(model, x, y, per_class=2, layers=["relu_1", "relu_1"])
+    for name, value in (("per_class", -1), ("n_classes", 0), ("batch_size", 0)):
+        with pytest.raises(ValueError, match=rf"^class_averages: {name} must be an integer >= 1"):
+            class_averages(model, x, y, **{"per_class": 2, name: value})
 
 
 def test_streaming_does_not_change_the_result(data, twins):

@@ -210,6 +210,10 @@ def test_bad_input_is_named():
         deconv.project(model, x, "conv_7", 0)
     with pytest.raises(ValueError, match=r"channel 16 is out of range for layer 'conv_2' with 16"):
         deconv.project(model, x, "conv_2", 16)
+    for channel in (2.7, "3", True):   # int() of these projected another map than asked
+        with pytest.raises(ValueError, match=rf"^project_channels: channel must be an int, got {channel!r}"):
+            deconv.project(model, x, "conv_2", channel)
+    assert deconv.project(model, x, "conv_2", np.int64(3)).shape == x.shape
     with pytest.raises(ValueError, match=r"layer 'fc_1' \(linear\) cannot be projected.*"
                                          r"projectable: conv_1, relu_1, pool_1, conv_2, relu_2, pool_2"):
         deconv.project(model, x, "fc_1", 0)

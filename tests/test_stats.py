@@ -293,3 +293,42 @@ def test_channel_means_keep_one_value_per_channel(weights, digits):
     loaded, = load_stats(save_stats(weights.parent / "pooled.npz", [pooled]))
     assert loaded.spatial == "mean" and loaded.units == pooled.units
     np.testing.assert_array_equal(loaded.result().zero_fraction["relu_2"], b.zero_fraction["relu_2"])
+
+
+def test_what_would_count_wrong_is_refused_by_name(weights, digits, tmp_path, monkeypatch):
+    """Found by a hunt through the statistics' API: a layer named twice (a
+    name and its alias too) was summed twice, float labels were floored to
+    a class, a refused batch had already counted its labels, ``limit=0``
+    returned None, and statistics holding data were dropped for empty
+    copies. Each is now a ValueError naming the argument, and a refused
+    batch or merge changes nothing."""
+    with pytest.raises(ValueError, match=r"^ClassMeans: layers name relu_1 more than once"):
+        ClassMeans(["relu_1", "relu_1"], 10)
+    source = ArraySource(digits.images[:20], digits.labels[:20])
+    from npcnn.stats.tally import load_weights
+    monkeypatch.setitem(load_weights(weights).aliases, "c1", "conv_1")   # as VGG16's conv5_3
+    with pytest.raises(ValueError, match=r"^tally: class_means names one layer more than once"):
+        tally(weights, source, [ClassMeans(["conv_1", "c1"], 10)])
+    with pytest.raises(ValueError, match=r"^arrays in memory: labels must be integers, got float64"):
+        ArraySource(digits.images[:3], np.array([0.7, 1.0, 2.0]))
+    labels = tmp_path / "labels.npy"
+    np.save(tmp_path / "images.npy", digits.images[:3])
+    np.save(labels, np.array([0.9, 1.5, 2.0]))
+    with pytest.raises(DataError, match=r"labels must be integers, got float64"):
+        NpySource(tmp_path / "images.npy", labels)
+    for argument, value in (("limit", 0), ("limit", -3), ("batch_size", 0), ("batch_size", True)):
+        with pytest.raises(ValueError, match=rf"^tally: {argument} must be an integer >= 1, got {value!r}$"):
+            tally(weights, source, [TopK("relu_2")], **{argument: value})
+    with pytest.raises(ValueError, match=r"^tally: stats is empty"):
+        tally(weights, source, [])
+    held = TopK("relu_2").add({"relu_2": np.ones((2, 16, 3, 3))})
+    with pytest.raises(ValueError, match=r"^tally: stats\[1\] \(top_k\) already holds data"):
+        tally(weights, source, [TopK("relu_2"), held])
+    means = ClassMeans(["a"], 3).add({"a": np.ones((2, 4))}, np.array([0, 1]))
+    for bad in (lambda: means.add({"a": np.ones((3, 4))}, np.array([0, 1, 2, 2])[:2]),
+                lambda: means.add({"a": np.ones((2, 5))}, np.array([0, 1])),
+                lambda: means.merge(ClassMeans(["a"], 3).add({"a": np.ones((1, 5))}, np.array([2])))):
+        with pytest.raises(ValueError):
+            bad()
+        assert means.counts.tolist() == [1, 1, 0] and means.sums["a"].sum() == 8
+    assert TopK("relu_2").add({"relu_2": np.ones((0, 16, 3, 3))}).values.shape == (16, 9)

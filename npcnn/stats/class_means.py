@@ -65,6 +65,9 @@ class ClassMeans:
         """A new, empty ClassMeans of the same layers and classes."""
         return ClassMeans(self.layers, self.n_classes, self.spatial)
 
+    def is_empty(self):
+        return not self.shapes and not self.counts.any()
+
     def add(self, activations, labels, ids=None):
         """Add a batch: ``activations`` {layer: (n, ...)}, ``labels`` (n,) in 0..K-1."""
         labels = np.asarray(labels)

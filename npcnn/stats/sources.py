@@ -178,6 +178,9 @@ class NpySource(_FileSource):
         if self.labels_path is not None and self._map(self.labels_path).shape != (self._length,):
             raise DataError(f"{labels_path}: labels of shape {self._map(self.labels_path).shape}, expected "
                             f"({self._length},)")
+        if self.labels_path is not None and self._map(self.labels_path).dtype.kind not in "iu":
+            raise DataError(f"{labels_path}: labels must be integers, got {self._map(self.labels_path).dtype} "
+                            f"(a cast would floor 0.7 to class 0)")
 
     @staticmethod
     def _map(path):

@@ -48,7 +48,7 @@ def normalization(model):
 
 def shards(n, shard_size, limit=None):
     """[(start, stop)] covering the first ``limit`` (default all) of n images."""
-    if not (isinstance(shard_size, (int, np.integer)) and shard_size >= 1):
+    if isinstance(shard_size, bool) or not (isinstance(shard_size, (int, np.integer)) and shard_size >= 1):
         raise ValueError(f"tally: shard_size must be an integer >= 1, got {shard_size!r}")
     n = n if limit is None else min(n, limit)
     return [(s, min(s + shard_size, n)) for s in range(0, n, shard_size)]
@@ -108,8 +108,9 @@ def check(weights, source, stats):
     shard by shard, as they are read."""
     model = load_weights(weights)
     for s in stats:
-        for layer in s.layers:
-            model.resolve(layer)      # ValueError naming the layer and the valid ones
+        resolved = [model.resolve(layer) for layer in s.layers]   # ValueError naming the layer and the valid ones
+        if len(set(resolved)) < len(resolved):   # a name and its alias: each batch added twice over
+            raise ValueError(f"tally: {s.kind} names one layer more than once: {s.layers} are {resolved}")
         labels = getattr(source, "labels", None)
         if getattr(s, "n_classes", None) and labels is not None and len(labels):
             outside = labels[(labels < 0) | (labels >= s.n_classes)]
@@ -133,6 +134,15 @@ def tally(weights, source, stats, client=None, shard_size=5000, batch_size=500, 
     if not len(source):
         raise ValueError(f"{source.name}: holds no image")
     stats = list(stats)
+    if not stats:
+        raise ValueError("tally: stats is empty: pass the statistics to fill (ClassMeans, TopK)")
+    held = [k for k, s in enumerate(stats) if not s.is_empty()]
+    if held:   # each shard starts from an empty copy: what they hold would be dropped
+        raise ValueError(f"tally: stats[{held[0]}] ({stats[held[0]].kind}) already holds data; pass empty "
+                         f"statistics and merge the result with it")
+    for name, value in (("batch_size", batch_size), ("limit", limit)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise ValueError(f"tally: {name} must be an integer >= 1, got {value!r}")
     check(weights, source, stats)
     parts = shards(len(source), shard_size, limit)
     if client is None:

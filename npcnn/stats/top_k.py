@@ -19,7 +19,7 @@ class TopK:
     kind = "top_k"
 
     def __init__(self, layer, k=9):
-        if not (isinstance(k, (int, np.integer)) and k >= 1):
+        if isinstance(k, bool) or not (isinstance(k, (int, np.integer)) and k >= 1):
             raise ValueError(f"TopK: k must be an integer >= 1, got {k!r}")
         self.layer, self.k = str(layer), int(k)
         self.values = self.ids = self.positions = None     # (C, k), (C, k), (C, k, 2) once data arrives
@@ -31,6 +31,9 @@ class TopK:
     def empty(self):
         return TopK(self.layer, self.k)
 
+    def is_empty(self):
+        return self.values is None
+
     def add(self, activations, labels=None, ids=None):
         """Add a batch: ``activations[layer]`` (n, C, H, W) or (n, C); ``ids`` (n,) the images' ids."""
         a = np.asarray(activations[self.layer])
@@ -38,7 +41,7 @@ class TopK:
         ids = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
         if ids.shape != (n,):
             raise ValueError(f"TopK.add: ids must be ({n},), got {ids.shape}")
-        flat = a.reshape(n, C, -1)                                   # (n, C, H*W)
+        flat = a.reshape(n, C, int(np.prod(a.shape[2:])))           # (n, C, H*W); -1 is undefined at n = 0
         first_max = flat.argmax(axis=2)                              # (n, C)
         value = np.take_along_axis(flat, first_max[..., None], 2)[..., 0].astype(np.float64)
         if not np.isfinite(value).all():
