@@ -5,6 +5,7 @@
 
 Dask is imported here only, so the engine works without it."""
 import contextlib
+import importlib
 
 
 def parse_scheduler(text):
@@ -33,7 +34,7 @@ def check_scheduler(text, timeout=None):
         return
     if parse_scheduler(text)[0] == "local":
         try:
-            import dask.distributed  # noqa: F401 - only whether it imports
+            importlib.import_module("dask.distributed")   # only whether it imports
         except ImportError:
             raise ValueError(f"--scheduler {text}: Dask is not installed (pip install 'dask[distributed]')") from None
         return
