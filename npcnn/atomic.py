@@ -3,6 +3,7 @@ half of one: write a temporary file in the same directory, then ``os.replace``
 it into place (atomic on POSIX and Windows when both are on one filesystem,
 which the same directory guarantees)."""
 import contextlib
+import errno
 import os
 import secrets
 from pathlib import Path
@@ -15,9 +16,18 @@ def atomic_path(path):
 
     The caller creates and writes the temporary file itself. Its name starts
     with a dot and ends in ``.part`` so that a crash leaves an obvious orphan
-    rather than a plausible-looking data file.
+    rather than a plausible-looking data file. A missing folder, a folder at
+    ``path`` or a read-only file there raise before anything is written,
+    naming ``path``.
     """
     path = Path(path)
+    # found before writing, and named by the target (the temporary name means nothing to a caller)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, f"cannot write {path}: no folder {path.parent}", str(path))
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {path}: it is a folder", str(path))
+    if path.exists() and not os.access(path, os.W_OK):   # os.replace would replace it all the same
+        raise PermissionError(errno.EACCES, f"cannot write {path}: the file is read-only", str(path))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
     try:
         yield tmp

@@ -75,7 +75,7 @@ def starting_signal(activation, channels, select):
         if select == "map":
             signal[k, :, c] = activation[:, c]
         else:
-            best = activation[:, c].reshape(N, -1).argmax(axis=1)  # (N,) first maximum
+            best = activation[:, c].reshape(N, H * W).argmax(axis=1)  # (N,) first maximum
             n = np.arange(N)
             signal[k, n, c, best // W, best % W] = activation[n, c, best // W, best % W]
     return signal
@@ -95,9 +95,12 @@ def backward_from(model, acts, layer, signal, rule="deconvnet"):
     if rule not in RULES:
         raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
     name = check_layer(model, layer)
-    if signal.shape[0] % acts.input.shape[0] or signal.shape[1:] != acts.shapes[name][1:]:
+    N = acts.input.shape[0]
+    if (signal.shape[0] % N if N else signal.shape[0]) or signal.shape[1:] != acts.shapes[name][1:]:
         raise ValueError(f"backward_from: signal of shape {signal.shape} does not match layer "
                          f"{name!r} output {acts.shapes[name]}")
+    if N == 0:   # an empty batch projects to an empty batch
+        return np.zeros(acts.input.shape, dtype=acts.input.dtype)
     walk = _Walk(model, acts, signal, rule)
     g = signal
     for i in range(model.layer_names.index(name), -1, -1):
@@ -241,7 +244,7 @@ def project_channels(model, x, layer, channels, select="map", rule="deconvnet", 
     below = [acts.input.shape] + [acts.shapes[n] for n in model.layer_names[:model.layer_names.index(name)]]
     # the largest map a signal passes through, in bytes
     per_signal = max(int(np.prod(shape[1:])) for shape in below) * acts.input.itemsize
-    step = max(1, tuning.DECONV_BATCH_BYTES // (N * per_signal))
+    step = max(1, tuning.DECONV_BATCH_BYTES // max(1, N * per_signal))   # (an empty batch: N = 0)
     out = np.empty((len(channels),) + acts.input.shape, dtype=acts.input.dtype)
     for start in range(0, len(channels), step):
         chunk = channels[start:start + step]

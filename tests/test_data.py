@@ -11,6 +11,7 @@ which source was loaded. Real MNIST is used where it is available
 import gzip
 import hashlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -217,6 +218,25 @@ def test_atomic_path_keeps_old_file_on_failure(tmp_path):
             raise RuntimeError("interrupted")
     assert path.read_bytes() == b"old"
     assert files_in(tmp_path) == ["f"]
+
+
+def test_atomic_path_refuses_by_the_targets_name_before_writing(tmp_path, monkeypatch):
+    """A missing folder, a folder in the way and a read-only file: each named
+    by the path asked for, not the temporary one, and nothing written (a
+    read-only file was replaced, as os.replace may)."""
+    frozen = tmp_path / "frozen"
+    frozen.write_bytes(b"keep")
+    frozen.chmod(0o444)
+    # root may write any file, so os.access says yes to root: asked as a user would be
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != frozen)
+    (tmp_path / "folder").mkdir()
+    for path, error, why in ((tmp_path / "missing" / "f", FileNotFoundError, "no folder"),
+                             (tmp_path / "folder", IsADirectoryError, "it is a folder"),
+                             (frozen, PermissionError, "the file is read-only")):
+        with pytest.raises(error, match=f"cannot write {re.escape(str(path))}: {why}"):
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(b"new")
+    assert frozen.read_bytes() == b"keep" and sorted(files_in(tmp_path)) == ["folder", "frozen"]
 
 
 # --------------------------------------------------------------- downloads

@@ -203,6 +203,16 @@ def test_projection_starts_from_the_activation_not_one(digits):
                  npcnn.functional.conv_transpose2d(keep, w, None, 1, 2), atol=1e-12)
 
 
+def test_an_empty_batch_projects_to_an_empty_batch():
+    """A batch of 0 images (a filter that kept none) gives 0 projections
+    per channel, by each selection and rule (it divided by zero)."""
+    model = npcnn.build("lenet5", seed=0)
+    x = np.zeros((0, 1, 28, 28), dtype=np.float32)
+    for select, rule in (("map", "deconvnet"), ("max", "deconvnet"), ("map", "guided")):
+        out = deconv.project_channels(model, x, "pool_2", [0, 5], select, rule)
+        assert out.shape == (2, 0, 1, 28, 28) and out.dtype == np.float32
+
+
 def test_bad_input_is_named():
     model = npcnn.build("lenet5")
     x = np.zeros((1, 1, 28, 28), dtype=np.float32)
