@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from npcnn import checks
+
 from .networks import forward_to, named_layers, resolve_layer
 
 RULES = ("deconvnet", "guided", "saliency")
@@ -109,7 +111,8 @@ class ReferenceDeconvnet:
         large as ``_BATCH_BUDGET`` allows."""
         name = resolve_layer(self.net, layer)
         xt = torch.tensor(np.asarray(x))
-        channels = [int(c) for c in channels]
+        # as npcnn's: int(2.7) or int("3") would project another map than asked
+        channels = [checks.integer("ReferenceDeconvnet.project", "channel", c) for c in channels]
         out = np.empty((len(channels),) + tuple(xt.shape), dtype=xt.numpy().dtype)
         start, step = 0, 1
         while start < len(channels):

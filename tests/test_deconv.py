@@ -224,6 +224,9 @@ def test_bad_input_is_named():
         with pytest.raises(ValueError, match=rf"^project_channels: channel must be an int, got {channel!r}"):
             deconv.project(model, x, "conv_2", channel)
     assert deconv.project(model, x, "conv_2", np.int64(3)).shape == x.shape
+    reference = bridge.ReferenceDeconvnet(bridge.torch_model("lenet5"))
+    with pytest.raises(ValueError, match=r"^ReferenceDeconvnet.project: channel must be an int, got 2.7"):
+        reference.project(x, "conv_2", [2.7])
     with pytest.raises(ValueError, match=r"layer 'fc_1' \(linear\) cannot be projected.*"
                                          r"projectable: conv_1, relu_1, pool_1, conv_2, relu_2, pool_2"):
         deconv.project(model, x, "fc_1", 0)
