@@ -3,6 +3,7 @@ a Dask cluster of 2 worker processes (started and stopped here)."""
 import gzip
 import os
 import random
+import re
 import signal
 import threading
 import time
@@ -332,3 +333,33 @@ def test_what_would_count_wrong_is_refused_by_name(weights, digits, tmp_path, mo
             bad()
         assert means.counts.tolist() == [1, 1, 0] and means.sums["a"].sum() == 8
     assert TopK("relu_2").add({"relu_2": np.ones((0, 16, 3, 3))}).values.shape == (16, 9)
+
+
+def test_a_file_that_is_not_saved_statistics_is_one_error_naming_it(tmp_path):
+    """load_stats has Model.load's checks: a folder, an .npy, another .npz,
+    a missing array and arrays whose shapes disagree are each a ValueError
+    (DataError) starting with the path, where they were numpy's or Python's
+    own errors, or (mismatched top-k arrays) loaded as they were."""
+    saved = save_stats(tmp_path / "s.npz", [ClassMeans(["a"], 3).add({"a": np.ones((2, 4))}, np.array([0, 1])),
+                                            TopK("b", 2).add({"b": np.ones((3, 4, 2, 2))})])
+    state = dict(np.load(saved))
+    np.save(tmp_path / "a.npy", np.ones(3))
+    np.savez(tmp_path / "other.npz", w=np.ones(3))
+    broken = {"missing.npz": {k: v for k, v in state.items() if k != "0:counts"},
+              "ids.npz": {**state, "1:ids": np.ones((4, 3), np.int64)},
+              "counts.npz": {**state, "0:counts": np.array([1.5, 2.0, 0.0])},
+              "sums.npz": {**state, "0:a/sum": np.ones((3, 5))}}
+    for name, arrays in broken.items():
+        np.savez(tmp_path / name, **arrays)
+    for name, why in (("a.npy", "not an .npz file"), ("other.npz", "'w' is not a statistic's array"),
+                      ("missing.npz", "statistic 0 (class_means) does not load: missing 'counts'"),
+                      ("ids.npz", "statistic 1 (top_k) does not load: TopK.load_state_dict: values (4, 2), "
+                                  "ids (4, 3)"),
+                      ("counts.npz", "counts must be 3 counts >= 0, got float64"),
+                      ("sums.npz", "a's sums, squares and zeros do not match its shape (4,)")):
+        with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path / name))}: .*{re.escape(why)}"):
+            load_stats(tmp_path / name)
+    with pytest.raises(DataError, match="is a folder"):
+        load_stats(tmp_path)
+    means, top = load_stats(saved)
+    assert means.counts.tolist() == [1, 1, 0] and top.result()[0].shape == (4, 2)

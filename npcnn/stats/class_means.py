@@ -164,11 +164,20 @@ class ClassMeans:
         if str(state["kind"]) != self.kind:
             raise ValueError(f"ClassMeans.load_state_dict: the state is of a {state['kind']}")
         self.__init__([str(s) for s in state["layers"]], int(state["n_classes"]), str(state["spatial"]))
-        self.counts = np.asarray(state["counts"], dtype=np.int64).copy()
+        counts = np.asarray(state["counts"])
+        if counts.shape != (self.n_classes,) or counts.dtype.kind not in "iu" or (counts < 0).any():
+            raise ValueError(f"ClassMeans.load_state_dict: counts must be {self.n_classes} counts >= 0, got "
+                             f"{counts.dtype} {counts.shape}")
+        self.counts = counts.astype(np.int64)
         for layer in self.layers:
             if f"{layer}/shape" in state:
-                self._start(layer, tuple(state[f"{layer}/shape"]), int(state[f"{layer}/units"]))
-                self.sums[layer] = np.asarray(state[f"{layer}/sum"], dtype=np.float64).copy()
-                self.squares[layer] = np.asarray(state[f"{layer}/squares"], dtype=np.float64).copy()
-                self.zeros[layer] = np.asarray(state[f"{layer}/zeros"], dtype=np.int64).copy()
+                self._start(layer, tuple(int(s) for s in state[f"{layer}/shape"]), int(state[f"{layer}/units"]))
+                K, D = self.sums[layer].shape
+                arrays = {key: np.asarray(state[f"{layer}/{key}"]) for key in ("sum", "squares", "zeros")}
+                if (arrays["sum"].shape, arrays["squares"].shape, arrays["zeros"].shape) != ((K, D), (K, D), (K,)):
+                    raise ValueError(f"ClassMeans.load_state_dict: {layer}'s sums, squares and zeros do not "
+                                     f"match its shape {self.shapes[layer]} and {K} classes")
+                self.sums[layer] = arrays["sum"].astype(np.float64)
+                self.squares[layer] = arrays["squares"].astype(np.float64)
+                self.zeros[layer] = arrays["zeros"].astype(np.int64)
         return self

@@ -36,7 +36,8 @@ def check_scheduler(text, timeout=None):
         try:
             importlib.import_module("dask.distributed")   # only whether it imports
         except ImportError:
-            raise ValueError(f"--scheduler {text}: Dask is not installed (pip install 'dask[distributed]')") from None
+            raise ValueError(f"--scheduler {text}: Dask is not installed "
+                             f"(pip install 'dask[distributed]')") from None
         return
     with dask_client(text, timeout):
         pass

@@ -1,8 +1,12 @@
 """Statistics saved as ``.npz`` of plain arrays (no pickle): each statistic's
 ``state_dict`` under a prefix ``<k>:``, read back with ``allow_pickle=False``."""
+import zipfile
+
 import numpy as np
 
 from ..atomic import atomic_path
+from ..data.files import readable_file
+from ..weight_files import check_archive
 from .class_means import ClassMeans
 from .top_k import TopK
 
@@ -18,15 +22,37 @@ def save_stats(path, stats):
 
 
 def load_stats(path):
-    with np.load(path, allow_pickle=False) as data:
-        grouped = {}
-        for key in data.files:
-            k, name = key.split(":", 1)
-            grouped.setdefault(int(k), {})[name] = data[key]
+    """The statistics ``save_stats`` wrote, in order. A file that is not one
+    (a folder, another archive, keys or arrays that are not a statistic's,
+    a zip claiming more than ``MAX_WEIGHT_BYTES``) is a ValueError that
+    starts with its path; nothing is unpickled."""
+    path = readable_file(path, "npcnn statistics file")
+    check_archive(path, zip_required=True)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: not a readable statistics .npz ({str(err).splitlines()[0]})") from None
+    grouped = {}
+    for key, value in arrays.items():
+        k, colon, name = key.partition(":")
+        if not (colon and k.isdigit()):
+            raise ValueError(f"{path}: {key!r} is not a statistic's array (saved as '<k>:<name>' by save_stats)")
+        grouped.setdefault(int(k), {})[name] = value
+    if sorted(grouped) != list(range(len(grouped))):
+        raise ValueError(f"{path}: statistics numbered {sorted(grouped)}, expected 0 to {len(grouped) - 1}")
     stats = []
     for k in sorted(grouped):
-        kind = str(grouped[k]["kind"])
+        state = grouped[k]
+        kind = str(state.get("kind", ""))
         if kind not in KINDS:
             raise ValueError(f"{path}: statistic {k} is of an unknown kind {kind!r}")
-        stats.append(KINDS[kind].from_state_dict(grouped[k]))
+        try:
+            stats.append(KINDS[kind].from_state_dict(state))
+        except (KeyError, TypeError, ValueError) as err:   # a key missing, a shape or value out of place
+            raise ValueError(f"{path}: statistic {k} ({kind}) does not load: {describe(err)}") from None
     return stats
+
+
+def describe(err):
+    return f"missing {err}" if isinstance(err, KeyError) else str(err).splitlines()[0]

@@ -141,7 +141,8 @@ def tally(weights, source, stats, client=None, shard_size=5000, batch_size=500, 
         raise ValueError(f"tally: stats[{held[0]}] ({stats[held[0]].kind}) already holds data; pass empty "
                          f"statistics and merge the result with it")
     for name, value in (("batch_size", batch_size), ("limit", limit)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+        integer = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        if value is not None and not (integer and value >= 1):
             raise ValueError(f"tally: {name} must be an integer >= 1, got {value!r}")
     check(weights, source, stats)
     parts = shards(len(source), shard_size, limit)

@@ -97,7 +97,11 @@ class TopK:
             raise ValueError(f"TopK.load_state_dict: the state is of a {state['kind']}")
         self.__init__(str(state["layer"]), int(state["k"]))
         if "values" in state:
-            self.values = np.asarray(state["values"], dtype=np.float64).copy()
-            self.ids = np.asarray(state["ids"], dtype=np.int64).copy()
-            self.positions = np.asarray(state["positions"], dtype=np.int64).copy()
+            values, ids, positions = (np.asarray(state[key]) for key in ("values", "ids", "positions"))
+            C = len(values)
+            if (values.shape, ids.shape, positions.shape) != ((C, self.k), (C, self.k), (C, self.k, 2)):
+                raise ValueError(f"TopK.load_state_dict: values {values.shape}, ids {ids.shape} and positions "
+                                 f"{positions.shape} do not hold {self.k} units of each channel")
+            self.values = values.astype(np.float64)
+            self.ids, self.positions = ids.astype(np.int64), positions.astype(np.int64)
         return self
