@@ -15,6 +15,7 @@ import zipfile
 
 import numpy as np
 
+from . import checks
 from . import functional as F
 from .architectures import Spec, get_spec
 from .atomic import atomic_path
@@ -67,7 +68,7 @@ class Model:
         self.arch = arch
         self.meta = dict(meta or {})  # where the weights came from: dataset, accuracy, ...
         self.aliases = dict(aliases or {})
-        self.backend = backend
+        self.backend = checks.backend("Model", backend)   # refused now, not at the first forward
         self._hooks = {}
         self._last_plan = None  # (what it was made for, the plan): see plan()
 

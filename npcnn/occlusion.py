@@ -2,6 +2,7 @@
 over the image and watch what the network's output and one feature map do."""
 import numpy as np
 
+from . import checks
 from . import functional as F
 
 
@@ -39,8 +40,22 @@ def occlusion_maps(model, image, label, layer, channel, size=6, stride=2, fill=0
     ``layer`` with the square's top-left corner at (r*stride, c*stride).
     ``fill`` is the grey value in the network's input units.
     """
-    images, grid = occluded_images(image, size, stride, fill)
+    op = "occlusion_maps"
+    image = checks.array(op, "image", image, ndim=3, dtype=model.dtype)
+    size, stride = checks.integer(op, "size", size), checks.integer(op, "stride", stride)
+    if not 1 <= size <= min(image.shape[1:]) or stride < 1:
+        raise ValueError(f"{op}: size must be 1 to {min(image.shape[1:])} and stride >= 1 for an image "
+                         f"{image.shape}, got size {size}, stride {stride}")
     name = model.resolve(layer)
+    shapes = model.output_shapes((1,) + image.shape)
+    if len(shapes[name]) != 4:
+        raise ValueError(f"{op}: layer {layer!r} has no feature maps to sum (output {shapes[name]})")
+    # a negative class or channel would index from the end: another one than asked
+    for what, value, count in (("label", label, shapes[model.layer_names[-1]][1]),
+                               ("channel", channel, shapes[name][1])):
+        if not 0 <= checks.integer(op, what, value) < count:
+            raise ValueError(f"{op}: {what} {value} is out of range 0..{count - 1}")
+    images, grid = occluded_images(image, size, stride, fill)
     prob, act = [], []
     for i in range(0, len(images), batch_size):
         chunk = images[i:i + batch_size]

@@ -56,6 +56,9 @@ def receptive_field(model, layer):
 def unit_window(model, layer, i, j, image_size):
     """Input box ``(h0, h1, w0, w1)`` (half-open, clipped to ``image_size``)
     that unit (i, j) of ``layer`` sees."""
+    for what, value in (("i", i), ("j", j)):
+        if checks.integer("unit_window", what, value) < 0:
+            raise ValueError(f"unit_window: unit ({i}, {j}) has a negative index")
     size, jump, start = receptive_field(model, layer)
     box = []
     for a, idx in enumerate((i, j)):
@@ -63,4 +66,7 @@ def unit_window(model, layer, i, j, image_size):
         lo = int(round(centre - (size[a] - 1) / 2))
         hi = lo + size[a]
         box += [max(lo, 0), min(hi, image_size[a])]
+    if box[0] >= box[1] or box[2] >= box[3]:   # a unit past the map: a box upside down, outside the image
+        raise ValueError(f"unit_window: unit ({i}, {j}) of {layer!r} sees no pixel of an image of "
+                         f"{tuple(image_size)}: it is past the layer's map")
     return box[0], box[1], box[2], box[3]

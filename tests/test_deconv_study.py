@@ -1,5 +1,7 @@
 """The pieces of the deconvnet study: receptive fields, the top-9 search,
 occlusion, the figures and the npcnn deconv command."""
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -69,6 +71,30 @@ def test_occlusion_places_the_square_and_measures_probability(digits):
     full = probabilities(model, model(images))
     np.testing.assert_allclose(full.sum(axis=1), 1, rtol=1e-5)
     np.testing.assert_allclose(prob.ravel(), full[:, 3], rtol=1e-6)
+
+
+def test_occlusion_and_unit_windows_refuse_what_would_index_another_thing():
+    """A negative class or channel indexed from the end, a unit past the map
+    or negative gave a box upside down, a size of 0 or larger than the
+    image and a stride of 0 failed inside numpy: each is now refused by
+    name."""
+    model = npcnn.build("lenet5", seed=0)
+    image = np.zeros((1, 28, 28), np.float32)
+    for arguments, message in (((-1, "pool_2", 2), "label -1 is out of range 0..9"),
+                               ((3, "pool_2", -1), "channel -1 is out of range 0..15"),
+                               ((3, "pool_2", 16), "channel 16 is out of range 0..15"),
+                               ((3, "pool_2", 2.0), "channel must be an int, got 2.0"),
+                               ((3, "fc_1", 0), "layer 'fc_1' has no feature maps to sum")):
+        with pytest.raises(ValueError, match=rf"^occlusion_maps: {re.escape(message)}"):
+            occlusion_maps(model, image, *arguments)
+    for size, stride in ((0, 2), (40, 2), (6, 0)):
+        with pytest.raises(ValueError, match=r"^occlusion_maps: size must be 1 to 28 and stride >= 1"):
+            occlusion_maps(model, image, 3, "pool_2", 2, size, stride)
+    assert unit_window(model, "pool_2", np.int64(3), 3, (28, 28)) == (10, 26, 10, 26)
+    with pytest.raises(ValueError, match=r"^unit_window: unit \(100, 0\) of 'pool_2' sees no pixel"):
+        unit_window(model, "pool_2", 100, 0, (28, 28))
+    with pytest.raises(ValueError, match=r"^unit_window: unit \(-5, 0\) has a negative index"):
+        unit_window(model, "pool_2", -5, 0, (28, 28))
 
 
 def png_size(path):

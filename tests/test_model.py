@@ -242,6 +242,11 @@ def test_weights_are_tested_in_the_models_dtype_and_must_be_real_numbers():
     assert npcnn.build("lenet5", dtype=np.float64).state_dict()["fc_2.weight"].dtype == np.float64
 
 
+def test_an_unknown_backend_is_refused_when_the_model_is_made():
+    with pytest.raises(ValueError, match=r"^Model: backend must be 'numpy' or 'numba', got 'torch'$"):
+        npcnn.build("lenet5", backend="torch")
+
+
 @pytest.mark.parametrize("dtype", [np.float16, np.int64, "bogus", None])
 def test_a_dtype_the_ops_refuse_is_refused_when_the_model_is_made(dtype):
     with pytest.raises(ValueError, match=r"^build \(lenet5\): dtype must be float32 or float64"):
