@@ -11,7 +11,6 @@ Parameters live in the layers as plain arrays and are reached by torch's
 state_dict keys (``conv_1.weight``), so the bridge only copies.
 """
 import json
-import zipfile
 
 import numpy as np
 
@@ -19,9 +18,8 @@ from . import checks
 from . import functional as F
 from .architectures import Spec, get_spec
 from .atomic import atomic_path
-from .data.files import readable_file
 from .layers import make_layer
-from .weight_files import check_archive, read_metadata
+from .weight_files import read_metadata, read_npz
 
 FORMAT_KEY = "__npcnn__"  # npz entry holding the metadata as a JSON string
 
@@ -325,13 +323,7 @@ class Model:
         one that unpacks to gigabytes (``weight_files``), metadata that is
         not a JSON object, weights that are not float32 or float64 arrays of
         the architecture's shapes, or not finite (``load_state_dict``)."""
-        path = readable_file(path, "npcnn weight file")
-        check_archive(path, zip_required=True)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-            raise ValueError(f"{path}: not a readable npcnn .npz file ({str(err).splitlines()[0]})") from None
+        path, arrays = read_npz(path, "npcnn weight file")
         meta = read_metadata(path, arrays.pop(FORMAT_KEY), FORMAT_KEY) if FORMAT_KEY in arrays else {}
         arch = arch or meta.get("arch")
         if arch is None:

@@ -5,6 +5,10 @@ that starts with the file's path."""
 import json
 import zipfile
 
+import numpy as np
+
+from .data.files import readable_file
+
 # The most a weight file may expand to in memory: VGG16 in float64 is 1.1 GB.
 # A zip states each member's size before anything is read, so a few-KB file
 # claiming gigabytes is refused unread.
@@ -52,3 +56,17 @@ def read_metadata(path, entry, key):
     if not isinstance(meta.get("arch", ""), str):
         raise ValueError(f"{path}: its arch is a {type(meta['arch']).__name__}, not a name")
     return meta
+
+
+def read_npz(path, what):
+    """``(path, {name: array})`` of the ``.npz`` ``what`` names ("npcnn
+    weight file"): a regular file (a FIFO would block np.load), a zip that
+    unpacks to at most ``MAX_WEIGHT_BYTES``, read without unpickling. Any
+    failure is a ValueError that starts with the path."""
+    path = readable_file(path, what)
+    check_archive(path, zip_required=True)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return path, {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path}: not a readable {what} ({str(err).splitlines()[0]})") from None

@@ -1,12 +1,9 @@
 """Statistics saved as ``.npz`` of plain arrays (no pickle): each statistic's
 ``state_dict`` under a prefix ``<k>:``, read back with ``allow_pickle=False``."""
-import zipfile
-
 import numpy as np
 
 from ..atomic import atomic_path
-from ..data.files import readable_file
-from ..weight_files import check_archive
+from ..weight_files import read_npz
 from .class_means import ClassMeans
 from .top_k import TopK
 
@@ -26,13 +23,7 @@ def load_stats(path):
     (a folder, another archive, keys or arrays that are not a statistic's,
     a zip claiming more than ``MAX_WEIGHT_BYTES``) is a ValueError that
     starts with its path; nothing is unpickled."""
-    path = readable_file(path, "npcnn statistics file")
-    check_archive(path, zip_required=True)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path}: not a readable statistics .npz ({str(err).splitlines()[0]})") from None
+    path, arrays = read_npz(path, "npcnn statistics file")
     grouped = {}
     for key, value in arrays.items():
         k, colon, name = key.partition(":")
