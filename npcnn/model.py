@@ -131,6 +131,7 @@ class Model:
         the switches and shapes are always recorded), which lets a conv whose
         output is not kept run with its ReLU as one op.
         """
+        record = checks.boolean("forward", "record", record)   # "no" is truthy: it recorded
         stop = None if until is None else self.resolve(until)
         if isinstance(keep, str):
             keep = [keep]

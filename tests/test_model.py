@@ -247,6 +247,14 @@ def test_an_unknown_backend_is_refused_when_the_model_is_made():
         npcnn.build("lenet5", backend="torch")
 
 
+def test_record_is_a_flag():
+    """``record="no"`` is truthy: it recorded, and a caller expecting the
+    output alone got a pair."""
+    model = npcnn.build("lenet5", seed=0)
+    with pytest.raises(ValueError, match=r"^forward: record must be a bool, got 'no'$"):
+        model.forward(np.zeros((1, 1, 28, 28), np.float32), record="no")
+
+
 @pytest.mark.parametrize("dtype", [np.float16, np.int64, "bogus", None])
 def test_a_dtype_the_ops_refuse_is_refused_when_the_model_is_made(dtype):
     with pytest.raises(ValueError, match=r"^build \(lenet5\): dtype must be float32 or float64"):

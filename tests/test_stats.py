@@ -333,6 +333,9 @@ def test_what_would_count_wrong_is_refused_by_name(weights, digits, tmp_path, mo
             bad()
         assert means.counts.tolist() == [1, 1, 0] and means.sums["a"].sum() == 8
     assert TopK("relu_2").add({"relu_2": np.ones((0, 16, 3, 3))}).values.shape == (16, 9)
+    with pytest.raises(ValueError, match=r"^ClassMeans.add: a holds NaN or infinite values"):
+        means.add({"a": np.array([[np.nan, 0, 0, 0]])}, np.array([2]))
+    assert means.counts.tolist() == [1, 1, 0]
 
 
 def test_a_file_that_is_not_saved_statistics_is_one_error_naming_it(tmp_path):

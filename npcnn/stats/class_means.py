@@ -81,6 +81,8 @@ class ClassMeans:
         for layer, a in batch.items():   # every check before any sum changes: a refused batch adds nothing
             if len(a) != len(labels):
                 raise ValueError(f"ClassMeans.add: {layer} has {len(a)} rows, labels {len(labels)}")
+            if not np.isfinite(a).all():   # as TopK: a NaN would make its class's every mean NaN
+                raise ValueError(f"ClassMeans.add: {layer} holds NaN or infinite values")
             shape = a.shape[1:2] if self.spatial == "mean" and a.ndim == 4 else a.shape[1:]
             if layer in self.shapes and self.shapes[layer] != tuple(shape):
                 raise ValueError(f"ClassMeans: {layer} has shape {tuple(shape)} here, {self.shapes[layer]} before")
