@@ -10,6 +10,7 @@ Everything streams over batches, so memory does not grow with the dataset.
 """
 import numpy as np
 
+from . import checks
 from .ops import class_sums, class_sums_numba
 
 
@@ -42,8 +43,7 @@ def class_averages(model, x, y, per_class=500, n_classes=10, layers=None, keep=N
     """
     y = np.asarray(y)
     for name, value in (("per_class", per_class), ("n_classes", n_classes), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"class_averages: {name} must be an integer >= 1, got {value!r}")
+        checks.count("class_averages", name, value)
     # a label outside 0..n_classes-1, or a float one, would be left out without a word
     if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"class_averages: y must hold one integer label per sample, got {y.dtype} {y.shape} "

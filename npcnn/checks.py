@@ -40,6 +40,13 @@ def integer(op, name, value):
     return int(value)
 
 
+def count(op, name, value):
+    """An int >= 1 (not a bool): a number of things, such as a batch size."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{op}: {name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
 def boolean(op, name, value):
     """A bool (Python's or numpy's), as torch's C++ flags (``ceil_mode``,
     dropout's ``training``): a 2.0 or a "yes" is a mistake, not a flag."""
@@ -147,8 +154,7 @@ def dilation(op, value):
 def groups(op, value):
     """torch's ``groups``: a positive int (whether it divides the channels
     is the op's check, which knows them)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{op}: groups must be an int, got {value!r}")
+    value = integer(op, "groups", value)
     if value < 1:
-        raise ValueError(f"{op}: groups must be >= 1, got {int(value)}")
-    return int(value)
+        raise ValueError(f"{op}: groups must be >= 1, got {value}")
+    return value

@@ -29,13 +29,12 @@ reference's) within a channel c, channel after channel; _weight_gradient
 keeps a float64 sum per column j and adds the columns last.
 """
 import numpy as np
-import numba
-from numba import config, get_thread_id, njit, prange, uint64
+from numba import get_thread_id, njit, prange, uint64
 
 from .conv import conv_output_size, conv_transpose_output_size
 from .im2col_numba import _valid_columns
 from .runtime import tuning
-from .runtime.jit import Kernel
+from .runtime.jit import Kernel, thread_slots
 
 
 def _axpy(y, y_start, y_step, a, x, x_start, x_step, count):
@@ -225,14 +224,10 @@ def _no_bias(F, dtype):
 
 
 def _pads(x, pH, pW):
-    """``_correlate``'s zero-padded planes of x's, one for every thread of
-    numba's pool (every ``get_thread_id`` is below its size, whatever
-    ``set_num_threads`` masks). The pool is started first: the serial
-    compilation, loaded from numba's disk cache into a process that has
-    not started it, would crash in ``get_thread_id``."""
-    numba.get_num_threads()
+    """``_correlate``'s zero-padded planes of x's, one per thread
+    (``jit.thread_slots``)."""
     H, W = x.shape[2:]
-    return np.zeros((config.NUMBA_NUM_THREADS, H + 2 * pH, W + 2 * pW), dtype=x.dtype)
+    return np.zeros((thread_slots(), H + 2 * pH, W + 2 * pW), dtype=x.dtype)
 
 
 def conv2d(x, weight, bias, stride, padding, dilation, groups, relu):

@@ -42,13 +42,12 @@ untransforming its own tile rows in its own V and M
 of the direct sum's: the parity tests hold it to the same tolerances as
 the other paths.
 """
-import numba
-from numba import config, get_thread_id, njit, prange
+from numba import get_thread_id, njit, prange
 import numpy as np
 
 from . import plane_products_numba
 from .runtime import simd, tuning, weight_cache, workspace
-from .runtime.jit import Kernel
+from .runtime.jit import Kernel, thread_slots
 from .runtime.rows import copy_relu
 
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -222,13 +221,9 @@ def conv_transpose2d_3x3(x, weight, bias, padding):
 
 
 def _by_thread(name, size, dtype):
-    """(threads, 16, size + skew): ``workspace.planes`` for each thread of
-    numba's pool (every ``get_thread_id`` is below its size, whatever
-    ``set_num_threads`` masks). The pool is started first, as for
-    ``depthwise_numba._pads``: a serial compilation loaded from the disk
-    cache would crash in ``get_thread_id`` without it."""
-    numba.get_num_threads()
-    threads, width = config.NUMBA_NUM_THREADS, size + tuning.PLANE_SKEW
+    """(threads, 16, size + skew): ``workspace.planes`` for each thread
+    (``jit.thread_slots``)."""
+    threads, width = thread_slots(), size + tuning.PLANE_SKEW
     return workspace.buffer(name, threads * 16 * width, dtype).reshape(threads, 16, width)
 
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import checks
+
 
 @dataclass
 class ClassMeansResult:
@@ -49,9 +51,8 @@ class ClassMeans:
             layers = [layers]
         if not layers:
             raise ValueError("ClassMeans: layers must name at least one layer")
-        if isinstance(n_classes, bool) or not (isinstance(n_classes, (int, np.integer)) and n_classes >= 1):
-            raise ValueError(f"ClassMeans: n_classes must be an integer >= 1, got {n_classes!r}")
-        twice = sorted({layer for layer in layers if list(layers).count(layer) > 1})
+        checks.count("ClassMeans", "n_classes", n_classes)
+        twice = [layer for k, layer in enumerate(layers) if layer in layers[:k]]
         if twice:   # each batch would be added to it twice over
             raise ValueError(f"ClassMeans: layers name {twice[0]} more than once: {list(layers)}")
         self.layers = list(layers)
@@ -77,33 +78,43 @@ class ClassMeans:
         if len(labels) and (labels.min() < 0 or labels.max() >= self.n_classes):
             bad = labels.min() if labels.min() < 0 else labels.max()
             raise ValueError(f"ClassMeans.add: label {int(bad)} is out of range 0..{self.n_classes - 1}")
-        batch = {layer: np.asarray(activations[layer]) for layer in self.layers}
-        for layer, a in batch.items():   # every check before any sum changes: a refused batch adds nothing
+        present = np.unique(labels)
+        added = {}   # every layer's sums of the batch, all checked before any is added: a refused batch adds nothing
+        for layer in self.layers:
+            a = np.asarray(activations[layer])
             if len(a) != len(labels):
                 raise ValueError(f"ClassMeans.add: {layer} has {len(a)} rows, labels {len(labels)}")
-            if not np.isfinite(a).all():   # as TopK: a NaN would make its class's every mean NaN
-                raise ValueError(f"ClassMeans.add: {layer} holds NaN or infinite values")
-            shape = a.shape[1:2] if self.spatial == "mean" and a.ndim == 4 else a.shape[1:]
-            if layer in self.shapes and self.shapes[layer] != tuple(shape):
-                raise ValueError(f"ClassMeans: {layer} has shape {tuple(shape)} here, {self.shapes[layer]} before")
-        self.counts += np.bincount(labels, minlength=self.n_classes)
-        present = np.unique(labels)
-        for layer, a in batch.items():
             units = int(np.prod(a.shape[1:]))
             zeros_each = np.count_nonzero(a.reshape(len(a), -1) == 0, axis=1)     # (n,) per sample
             if self.spatial == "mean" and a.ndim == 4:
                 a = a.mean(axis=(2, 3), dtype=np.float64)                          # (n, C)
-            self._start(layer, a.shape[1:], units)
+            self._check_shape(layer, a.shape[1:])
             flat = a.reshape(len(a), -1).astype(np.float64, copy=False)           # (n, D)
-            for k in present:
+            sums, squares = np.empty((2, len(present), flat.shape[1]))
+            for i, k in enumerate(present):
                 rows = flat[labels == k]
-                self.sums[layer][k] += rows.sum(axis=0)
-                self.squares[layer][k] += np.einsum("ij,ij->j", rows, rows)
-            self.zeros[layer] += np.bincount(labels, weights=zeros_each, minlength=self.n_classes).astype(np.int64)
+                sums[i], squares[i] = rows.sum(axis=0), np.einsum("ij,ij->j", rows, rows)
+            # a NaN or an infinity reaches the sums (tested there, not on every value): as TopK, refused,
+            # where it would make its class's every mean NaN
+            if not np.isfinite(squares).all():
+                raise ValueError(f"ClassMeans.add: {layer} holds NaN or infinite values")
+            zeros = np.bincount(labels, weights=zeros_each, minlength=self.n_classes).astype(np.int64)
+            added[layer] = (a.shape[1:], units, sums, squares, zeros)
+        self.counts += np.bincount(labels, minlength=self.n_classes)
+        for layer, (shape, units, sums, squares, zeros) in added.items():
+            self._start(layer, shape, units)
+            self.sums[layer][present] += sums
+            self.squares[layer][present] += squares
+            self.zeros[layer] += zeros
         return self
+
+    def _check_shape(self, layer, shape):
+        if layer in self.shapes and self.shapes[layer] != tuple(shape):
+            raise ValueError(f"ClassMeans: {layer} has shape {tuple(shape)} here, {self.shapes[layer]} before")
 
     def _start(self, layer, shape, units):
         shape = tuple(int(s) for s in shape)
+        self._check_shape(layer, shape)
         if layer not in self.shapes:
             D = int(np.prod(shape))
             self.shapes[layer] = shape
@@ -111,8 +122,6 @@ class ClassMeans:
             self.sums[layer] = np.zeros((self.n_classes, D))
             self.squares[layer] = np.zeros((self.n_classes, D))
             self.zeros[layer] = np.zeros(self.n_classes, dtype=np.int64)
-        elif self.shapes[layer] != shape:
-            raise ValueError(f"ClassMeans: {layer} has shape {shape} here, {self.shapes[layer]} before")
 
     def merge(self, other):
         """Add ``other``'s statistics into these (same layers and classes); returns self."""
@@ -120,8 +129,7 @@ class ClassMeans:
             raise ValueError(f"ClassMeans.merge: layers {other.layers}, {other.n_classes} classes, spatial "
                              f"{other.spatial!r} against {self.layers}, {self.n_classes}, {self.spatial!r}")
         for layer, shape in other.shapes.items():   # checked first: a refused merge changes nothing
-            if layer in self.shapes and self.shapes[layer] != shape:
-                raise ValueError(f"ClassMeans: {layer} has shape {shape} here, {self.shapes[layer]} before")
+            self._check_shape(layer, shape)
         self.counts += other.counts
         for layer, shape in other.shapes.items():
             self._start(layer, shape, other.units[layer])

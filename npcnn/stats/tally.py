@@ -24,6 +24,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from .. import checks
 from ..model import Model
 from .sources import as_inputs
 
@@ -48,8 +49,7 @@ def normalization(model):
 
 def shards(n, shard_size, limit=None):
     """[(start, stop)] covering the first ``limit`` (default all) of n images."""
-    if isinstance(shard_size, bool) or not (isinstance(shard_size, (int, np.integer)) and shard_size >= 1):
-        raise ValueError(f"tally: shard_size must be an integer >= 1, got {shard_size!r}")
+    checks.count("tally", "shard_size", shard_size)
     n = n if limit is None else min(n, limit)
     return [(s, min(s + shard_size, n)) for s in range(0, n, shard_size)]
 
@@ -140,10 +140,9 @@ def tally(weights, source, stats, client=None, shard_size=5000, batch_size=500, 
     if held:   # each shard starts from an empty copy: what they hold would be dropped
         raise ValueError(f"tally: stats[{held[0]}] ({stats[held[0]].kind}) already holds data; pass empty "
                          f"statistics and merge the result with it")
-    for name, value in (("batch_size", batch_size), ("limit", limit)):
-        integer = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-        if value is not None and not (integer and value >= 1):
-            raise ValueError(f"tally: {name} must be an integer >= 1, got {value!r}")
+    checks.count("tally", "batch_size", batch_size)
+    if limit is not None:
+        checks.count("tally", "limit", limit)
     check(weights, source, stats)
     parts = shards(len(source), shard_size, limit)
     if client is None:

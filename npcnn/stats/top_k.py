@@ -10,6 +10,8 @@ split into shards and any order of merges gives the identical result.
 """
 import numpy as np
 
+from .. import checks
+
 _EMPTY_ID = np.iinfo(np.int64).max   # an unfilled slot: below every real entry in the order
 
 
@@ -19,8 +21,7 @@ class TopK:
     kind = "top_k"
 
     def __init__(self, layer, k=9):
-        if isinstance(k, bool) or not (isinstance(k, (int, np.integer)) and k >= 1):
-            raise ValueError(f"TopK: k must be an integer >= 1, got {k!r}")
+        checks.count("TopK", "k", k)
         self.layer, self.k = str(layer), int(k)
         self.values = self.ids = self.positions = None     # (C, k), (C, k), (C, k, 2) once data arrives
 

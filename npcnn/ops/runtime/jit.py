@@ -83,3 +83,13 @@ class Kernel:
             return self.serial(*args)
         with _PARALLEL_LAUNCH:
             return self.parallel(*args)
+
+
+def thread_slots():
+    """How many per-thread buffers a kernel indexed by ``get_thread_id``
+    needs: one for every thread of numba's pool, whatever
+    ``set_num_threads`` masks. The pool is started first: a serial
+    compilation loaded from numba's disk cache into a process that has not
+    started it crashes (SIGSEGV) in ``get_thread_id``."""
+    numba.get_num_threads()
+    return numba.config.NUMBA_NUM_THREADS
