@@ -14,12 +14,22 @@ import npcnn
 import npcnn.functional as F
 from npcnn import deconv
 from npcnn.analysis import class_averages, select_per_class
+from npcnn.ops import conv_direct_numba, winograd_rows_numba
 
 from . import traffic
 from .timing import Result, interleaved_ms, max_rel_diff, median_ms
 
 AGREE = 1e-4  # float32, relative to the largest magnitude
 WINOGRAD = "npcnn-numba runs Winograd's F(2x2, 3x3): 4/9 of the multiplications (see GFLOP/s below)"
+WINOGRAD_ROWS = ("npcnn-numba runs Winograd's F(2, 5) along the rows: 6/10 of the multiplications "
+                 "(see GFLOP/s below)")
+
+
+def _runs_winograd_rows(x, w, pad):
+    """Whether the direct path runs its F(2, 5) variant on this dense batch
+    (``ops/winograd_rows_numba.py``)."""
+    return (conv_direct_numba.uses_lanes(x.shape, w.shape, x.dtype, 1.0)
+            and winograd_rows_numba.uses_winograd_rows(x.shape, w.shape, (pad, pad), x.dtype))
 
 
 def _check(case, ours, theirs):
@@ -87,8 +97,9 @@ def conv_case(name, N, C, H, W, Fo, k, stride, pad, repeats, budget_s, numpy=Tru
     with torch.no_grad():
         ref = impls["torch"]()
     path = F.conv_path("conv2d", x, w, *args)
-    note = WINOGRAD if path == "winograd" else "" if (dilation, groups) == (1, 1) else \
-        f"npcnn-numba runs its {path} path (ops/conv_numba.py)"
+    note = WINOGRAD if path == "winograd" else \
+        WINOGRAD_ROWS if path == "direct" and _runs_winograd_rows(x, w, pad) else \
+        "" if (dilation, groups) == (1, 1) else f"npcnn-numba runs its {path} path (ops/conv_numba.py)"
     return _time_all(f"conv2d {name}", "op", flops, impls, ref, repeats, budget_s, note=note)
 
 

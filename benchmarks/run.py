@@ -121,8 +121,8 @@ def report(results, sgemm, copy, first_call, memory, threads, quick):
 
 
 RATES_NOTE = ("GFLOP/s count the multiply-adds of the direct sum, 2*N*F*(C/groups)*kH*kW*Ho*Wo, whatever "
-              "the algorithm: on the Winograd path npcnn multiplies 4/9 of them, so its rate there is an "
-              "effective one. GB/s count the bytes a memory-bound op must read and write at the least "
+              "the algorithm: on the Winograd paths npcnn multiplies 4/9 of them (3x3) or 6/10 (5 wide, "
+              "along the rows), so its rate there is an effective one. GB/s count the bytes a memory-bound op must read and write at the least "
               "(benchmarks/traffic.py says which and why), against the copy bandwidth above; above 100% "
               "the arrays were still in the cache.")
 

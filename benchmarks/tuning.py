@@ -63,6 +63,13 @@ EXPERIMENTS = {
                               lambda: _conv((500, 1, 28, 28), (6, 1, 5, 5), padding=2), 64),
     "DIRECT_LANES_MIN_ACTIVE": ("LeNet-5's 16 pool_2 maps projected for 100 images (one channel a signal): "
                                 "wide rows vs vectorised over images", _lenet5_deconv_suite, 0.0),
+    "WINOGRAD_ROWS_MIN_FILTERS": ("LeNet-5's conv_2 at batch 500: Winograd along the rows vs vectorised "
+                                  "over images", lambda: _conv((500, 6, 14, 14), (16, 6, 5, 5)), 10**9),
+    "WINOGRAD_ROWS_MIN_TAPS": ("1 -> 16 channels, 5x5 at 14x14, batch 500 (5 taps): vectorised over images "
+                               "vs Winograd along the rows", lambda: _conv((500, 1, 14, 14), (16, 1, 5, 5)), 1),
+    "WINOGRAD_ROWS_MAX_STRIP_BYTES": ("10 -> 16 channels, 5x5 at 14x14, batch 500 (262 kB of strips a block): "
+                                      "vectorised over images vs Winograd along the rows",
+                                      lambda: _conv((500, 10, 14, 14), (16, 10, 5, 5)), 2**30),
     "DIRECT_MAX_SINGLE_IMAGE_PIXELS": ("one 6-channel 128x128 image, 16 5x5 filters: im2col vs direct",
                                        lambda: _conv((1, 6, 128, 128), (16, 6, 5, 5)), 10**9),
     "WINOGRAD_MIN_CHANNELS": ("VGG16's conv1_1 (3 -> 64 at 224x224): im2col vs Winograd",

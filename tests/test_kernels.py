@@ -420,3 +420,118 @@ def test_a_child_forked_after_the_threads_started_runs_its_kernels(tmp_path):
     forking the test process, with torch's threads, could hang it)."""
     layer, *rest = _run_script(tmp_path, "forked.py", FORKED)
     assert rest == (["0", "True", "True"] if layer == "omp" else ["0", "False", "True"]), rest
+
+
+# (N, C, H, W, F, padding) for Winograd's F(2, 5) along the rows: blocks of
+# lanes cut by N (16 float32 or 8 float64 images), an odd count of pairs
+# (9 x 5: the last pair computed twice), rows of odd width (a last half
+# pair), F odd (a zero filter beside the last) and even, 12 to 20; padding
+# 0 to 2 and asymmetric, so that packed rows are widened to whole strips
+WINOGRAD_ROWS = [(37, 6, 13, 14, 16, 0), (21, 4, 9, 12, 17, 2), (16, 5, 7, 11, 13, (1, 0)),
+                 (19, 2, 6, 5, 20, 1)]
+
+
+@pytest.mark.parametrize("case", WINOGRAD_ROWS, ids=[str(c) for c in WINOGRAD_ROWS])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+def test_winograd_along_the_rows(threading, dtype, case):
+    """winograd_rows_numba (F(2, 5): tiles of two filters x two pairs of
+    outputs) and its NumPy reference equal torch, with and without the
+    ReLU, in both dtypes, and the direct path takes it for such a batch
+    in float32 (in float64 it won nothing)."""
+    from npcnn.ops import winograd_rows, winograd_rows_numba
+    N, C, H, W, Fo, pad = case
+    pads = pad if isinstance(pad, tuple) else (pad, pad)
+    rng = np.random.default_rng(N + Fo)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = (rng.standard_normal((Fo, C, 5, 5)) / 5).astype(dtype)
+    b = rng.standard_normal(Fo).astype(dtype)
+    assert winograd_rows_numba.uses_winograd_rows(x.shape, w.shape, pads, dtype) == (dtype == np.float32)
+    for relu, torch_op in ((False, TF.conv2d), (True, lambda *a: TF.relu(TF.conv2d(*a)))):
+        check_op(lambda x, w, b: winograd_rows_numba.conv2d(x, w, b, pads, relu, work=x.size * w.size),
+                 lambda x, w, b: torch_op(x, w, b, 1, pads), [x, w, b])
+    check_op(lambda x, w, b: winograd_rows.conv2d_rows(x, w, b, pads), lambda x, w, b: TF.conv2d(x, w, b, 1, pads),
+             [x, w, b])
+    assert F.conv_path("conv2d", x, w, 1, pads) == "direct"
+    check_op(lambda x, w, b: F.conv2d_relu(x, w, b, 1, pads), lambda x, w, b: TF.relu(TF.conv2d(x, w, b, 1, pads)),
+             [x, w, b])
+
+
+def test_winograd_along_the_rows_in_several_launches_keeps_nan_in_its_reach(threading, monkeypatch):
+    """One block a launch (the last one cut), and NaNs at a strip's first
+    input, at one that three strips share and at a row's last: NaN exactly
+    where torch's outputs are, with the ReLU too."""
+    from npcnn.ops import winograd_rows_numba
+    monkeypatch.setattr(tuning, "DIRECT_LANES_CHUNK_BYTES", 1)
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((37, 6, 14, 13)).astype(np.float32)
+    w = (rng.standard_normal((16, 6, 5, 5)) / 5).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    x[3, 0, 2, 0] = x[20, 4, 7, 5] = x[36, 5, 13, 12] = np.nan
+    for relu, torch_op in ((False, TF.conv2d), (True, lambda *a: TF.relu(TF.conv2d(*a)))):
+        y = check_op(lambda x, w, b: winograd_rows_numba.conv2d(x, w, b, (1, 1), relu, work=x.size * w.size),
+                     lambda x, w, b: torch_op(x, w, b, 1, 1), [x, w, b])
+        assert np.isnan(y).any() and not np.isnan(np.delete(y, [3, 20, 36], axis=0)).any()
+
+
+@pytest.mark.parametrize("taps", [2, 3, 4, 5])
+def test_the_winograd_rows_reference_for_every_filter_width(taps):
+    """winograd_rows.conv2d_rows, F(2, r) for filters 2 to 5 wide (the
+    kernel takes 5 only), equals torch on rows of odd and even width,
+    padded and not; a sixth tap has no transforms."""
+    from npcnn.ops import winograd_rows
+    rng = np.random.default_rng(taps)
+    x = rng.standard_normal((3, 2, 7, 9)).astype(np.float64)
+    w = rng.standard_normal((4, 2, 3, taps))
+    b = rng.standard_normal(4)
+    for pad in ((0, 0), (1, 2)):
+        check_op(lambda x, w, b: winograd_rows.conv2d_rows(x, w, b, pad), lambda x, w, b: TF.conv2d(x, w, b, 1, pad),
+                 [x, w, b])
+    with pytest.raises(ValueError, match="2 to 5 taps"):
+        winograd_rows.transforms(6)
+
+
+def test_the_winograd_rows_transforms_are_the_derived_ones():
+    """The kernel's B^T and A^T, written out over their nonzeros, are
+    ``winograd_rows.transforms(5)``'s: B^T applied to one-hot strips, and
+    A^T to one-hot sums (lane l of a vector stands for column l)."""
+    from numba import njit
+    from npcnn.ops import winograd_rows, winograd_rows_numba as rows
+    from npcnn.ops.runtime import simd
+    B_T, _, A_T = winograd_rows.transforms(5)
+    L = simd.lanes(np.float64)
+    strip = np.zeros(6 * L)
+    for b in range(6):
+        strip[b * L + b] = 1.0                       # input b is 1 in lane b
+    V = np.zeros(6 * L)
+    rows._transform_strips(strip, 1, 6, 1, V)
+    np.testing.assert_array_equal(V.reshape(6, L)[:, :6], B_T)
+
+    @njit
+    def outputs(V, U, offsets, bias, out):
+        y = rows._two_filters_two_pairs(V, U, 2, 0, offsets, 0, 0, bias)
+        simd.store(out, 0, y[0])
+        simd.store(out, L, y[1])
+
+    U = np.ones(2 * 6)                                # one tap, two filters, every position 1
+    out = np.zeros(2 * L)
+    outputs(V=np.eye(6, L).ravel(), U=U, offsets=np.zeros(1, dtype=np.int64), bias=np.zeros(2), out=out)
+    np.testing.assert_array_equal(out.reshape(2, L)[:, :6], A_T)
+
+
+def test_which_batches_run_winograd_along_the_rows():
+    """Filters 5 wide, 12 of them or more, 10 taps a position or more, and
+    a block's transformed strips within 224 KiB: LeNet-5's conv_2 and 8
+    channels of 14 x 14 (210 kB), not LeNet-5's conv_1 (5 taps) nor its
+    transposed conv_2 (6 filters), nor 10 channels of 14 x 14 (262 kB), nor
+    conv_2's shape with 3x3 filters or 8 filters, nor float64."""
+    from npcnn.ops.winograd_rows_numba import uses_winograd_rows
+    assert uses_winograd_rows((500, 6, 14, 14), (16, 6, 5, 5), (0, 0), np.float32)
+    assert uses_winograd_rows((500, 8, 14, 14), (16, 8, 5, 5), (0, 0), np.float32)
+    assert uses_winograd_rows((500, 2, 14, 14), (12, 2, 5, 5), (0, 0), np.float32)
+    assert not uses_winograd_rows((500, 1, 28, 28), (6, 1, 5, 5), (2, 2), np.float32)
+    assert not uses_winograd_rows((500, 1, 14, 14), (16, 1, 5, 5), (0, 0), np.float32)
+    assert not uses_winograd_rows((500, 16, 10, 10), (6, 16, 5, 5), (4, 4), np.float32)
+    assert not uses_winograd_rows((500, 10, 14, 14), (16, 10, 5, 5), (0, 0), np.float32)
+    assert not uses_winograd_rows((500, 6, 14, 14), (16, 6, 3, 3), (0, 0), np.float32)
+    assert not uses_winograd_rows((500, 6, 14, 14), (8, 6, 5, 5), (0, 0), np.float32)
+    assert not uses_winograd_rows((500, 6, 14, 14), (16, 6, 5, 5), (0, 0), np.float64)

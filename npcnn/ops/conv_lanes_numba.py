@@ -42,24 +42,25 @@ FILTERS = 4   # filters in a register tile
 PIXELS = 4    # output pixels in a register tile
 
 
-def _pack(x, k, pH, pW, Hp, Wp, where, scratch, block):
+def pack_block(x, k, padded, where, scratch, block):
     """block[where[e] + l] = x[k*L + l].ravel()[e], and zero in the
     padding: the padded images of block k, lanes side by side, where[e] =
-    ((c*Hp + h + pH)*Wp + w + pW)*L for element e = (c, h, w) of an image.
+    ((c*Hp + h + pH)*Wp + w + pW)*L for element e = (c, h, w) of an image
+    (``padded``: where[e] is not e*L, the rows being padded or widened).
     Squares of L images x L elements are transposed in registers (through
-    ``scratch`` where there is padding); the last elements of the images,
-    and a block of fewer than L images (the rest zero), go one by one."""
+    ``scratch`` where padded); the last elements of the images, and a
+    block of fewer than L images (the rest zero), go one by one."""
     N, C, H, W = x.shape
     L = simd.lanes_of(block)
     E = C * H * W
     images = min(L, N - k * L)
     flat = x.reshape(N * E)
     first = k * L * E                          # image k*L's first element
-    if images < L or pH or pW:
+    if images < L or padded:
         block[:] = 0
     whole = E - E % L if images == L else 0
     for e0 in range(0, whole, L):
-        if pH == 0 and pW == 0:
+        if not padded:
             simd.transpose(flat, first + e0, E, block, e0 * L, L)
         else:
             simd.transpose(flat, first + e0, E, scratch, 0, L)
@@ -174,23 +175,20 @@ def _two_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, s, Pr
     store(tile, s, a10), store(tile, s + L, a11), store(tile, s + 2 * L, a12), store(tile, s + 3 * L, a13)
 
 
-def _conv_lanes_py(x, block0, pH, pW, Hp, Wp, where, xb, wt, Fp, offsets, bases, bias, relu, tiles, y):
+def _conv_lanes_py(x, block0, padded, where, xb, wt, Fp, offsets, bases, bias, relu, tiles, y):
     """y (N, F, Ho, Wo) from x, for the blocks k = block0 .. block0 +
     len(xb) - 1 of L images. Block k is packed into xb[k - block0]
-    (``_pack``) and convolved with the weights wt[t*Fp + f] (filters padded
-    to an even Fp with zeros), the tap offsets and each output pixel's
-    first vector, bases (Pr,), into tiles[k - block0] (Fp, Pr, L): pixel p
-    of filter f of the block's L images, from the bias (bias (Fp,)) and
-    with max(., 0) when ``relu``. Squares of L pixels x L images are then
-    transposed into y."""
-    N, F, Ho, Wo = y.shape
+    (``pack_block``; ``padded``: whether the images are padded) and convolved
+    with the weights wt[t*Fp + f] (filters padded to an even Fp with
+    zeros), the tap offsets and each output pixel's first vector, bases
+    (Pr,), into tiles[k - block0] (Fp, Pr, L): pixel p of filter f of the
+    block's L images, from the bias (bias (Fp,)) and with max(., 0) when
+    ``relu``; ``unpack_tile`` then transposes it into y."""
     B, L, Pr = xb.shape[0], simd.lanes_of(xb), bases.shape[0]
-    P = Ho * Wo
-    flat = y.reshape(N * F * P)
     for i in prange(B):
         k = block0 + i
         packed, tile = xb[i], tiles[i]
-        _pack(x, k, pH, pW, Hp, Wp, where, tile, packed)
+        pack_block(x, k, padded, where, tile, packed)
         for p0 in range(0, Pr, PIXELS):
             b0, b1, b2, b3 = bases[p0], bases[p0 + 1], bases[p0 + 2], bases[p0 + 3]
             f0 = 0
@@ -202,18 +200,30 @@ def _conv_lanes_py(x, block0, pH, pW, Hp, Wp, where, xb, wt, Fp, offsets, bases,
                 f0 += FILTERS
             if f0 < Fp:
                 _two_filters(packed, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, (f0 * Pr + p0) * L, Pr)
-        images = min(L, N - k * L)
-        whole = P - P % L if images == L else 0
-        first = k * L * F * P                   # image k*L's first output
-        for f in range(F):
-            for p0 in range(0, whole, L):
-                simd.transpose(tile, (f * Pr + p0) * L, L, flat, first + f * P + p0, F * P)
-            for p in range(whole, P):
-                for l in range(images):
-                    flat[first + l * F * P + f * P + p] = tile[(f * Pr + p) * L + l]
+        unpack_tile(tile, Pr, k, y)
 
 
-_pack = njit(cache=True)(_pack)
+def unpack_tile(tile, Pr, k, y):
+    """y[k*L + l, f].ravel()[p] = tile[(f*Pr + p)*L + l] for the images l
+    of block k (fewer than L in the last block): squares of L pixels x L
+    images transposed in registers, the last pixels one by one. Pr: the
+    tile's pixels per filter (Ho*Wo or more)."""
+    N, F, Ho, Wo = y.shape
+    L, P = simd.lanes_of(tile), Ho * Wo
+    flat = y.reshape(N * F * P)
+    images = min(L, N - k * L)
+    whole = P - P % L if images == L else 0
+    first = k * L * F * P                   # image k*L's first output
+    for f in range(F):
+        for p0 in range(0, whole, L):
+            simd.transpose(tile, (f * Pr + p0) * L, L, flat, first + f * P + p0, F * P)
+        for p in range(whole, P):
+            for l in range(images):
+                flat[first + l * F * P + f * P + p] = tile[(f * Pr + p) * L + l]
+
+
+pack_block = njit(cache=True)(pack_block)
+unpack_tile = njit(cache=True)(unpack_tile)
 _four_filters = njit(cache=True)(_four_filters)
 _six_filters = njit(cache=True)(_six_filters)
 _two_filters = njit(cache=True)(_two_filters)
@@ -263,7 +273,7 @@ def conv2d(x, weight, bias, padding, relu, work):
     padded_bias = np.zeros(Fp, dtype=x.dtype)
     padded_bias[:F] = bias
     offsets, where, bases = _layout(C, H, W, kH, kW, pH, pW, L)
-    packed, row = C * Hp * Wp * L, max(Fp * Pr, L) * L   # a block's images; its sums (first, _pack's scratch)
+    packed, row = C * Hp * Wp * L, max(Fp * Pr, L) * L   # a block's images; its sums (first, pack_block's scratch)
     # blocks per launch: the buffers stay near tuning.DIRECT_LANES_CHUNK_BYTES whatever the batch
     chunk = max(1, min(B, tuning.DIRECT_LANES_CHUNK_BYTES // ((packed + row) * x.itemsize)))
     xb = workspace.buffer("lanes x", chunk * packed, x.dtype).reshape(chunk, packed)
@@ -271,6 +281,6 @@ def conv2d(x, weight, bias, padding, relu, work):
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     for block0 in range(0, B, chunk):
         count = min(chunk, B - block0)
-        _conv_lanes(x, block0, pH, pW, Hp, Wp, where, xb[:count], wt.ravel(), Fp, offsets, bases, padded_bias, relu,
+        _conv_lanes(x, block0, bool(pH or pW), where, xb[:count], wt.ravel(), Fp, offsets, bases, padded_bias, relu,
                     tiles[:count], y, work=work * count // B)
     return y

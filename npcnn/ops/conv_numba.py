@@ -11,7 +11,9 @@ takes one of these paths, chosen by ``path`` below from the shapes alone
 |                  | "im2col"         | any other groups > 1 or dilation > 1               | im2col_numba.py      |
 |                  | "direct"         | stride 1, at most DIRECT_MAX_WEIGHTS weights, and  | conv_direct_numba.py |
 |                  |                  | several images or one small one; a dense batch     | (conv_lanes_numba.py |
-|                  |                  | (uses_lanes there) is summed over images at once   | for dense batches)   |
+|                  |                  | (uses_lanes there) is summed over images at once,  | for dense batches;   |
+|                  |                  | by Winograd's F(2, 5) along the rows for few       | winograd_rows_numba  |
+|                  |                  | channels, many filters 5 wide (uses_winograd_rows) | .py)                 |
 |                  | "winograd"       | 3x3, stride 1, >= WINOGRAD_MIN_CHANNELS in and     | winograd_numba.py    |
 |                  |                  | out, >= WINOGRAD_MIN_TILES 2x2 output tiles        | (reference:          |
 |                  |                  |                                                    | winograd.py; its     |

@@ -12,6 +12,7 @@ into halves where the CPU has 32-byte vectors only.
 
     acc = splat(0.0, x)                        # every lane 0 (x: any array of the dtype)
     acc = fma(load(x, i), splat_at(w, k), acc) # acc + x[i:i+lanes] * w[k], rounded once
+    s = sub(add(a, b), c)                      # a + b - c, lane by lane
     store(y, j, relu(acc))                     # y[j:j+lanes] = max(acc, 0)
     store_first(y, j, acc, n)                  # y[j:j+n] = acc[:n], n < lanes
     transpose(a, s, sa, b, d, sb)              # a square of lanes x lanes, transposed
@@ -147,6 +148,20 @@ def _fma(typingctx, a, b, acc):
 
 
 @intrinsic
+def _add(typingctx, a, b):
+    def codegen(context, builder, sig, args):
+        return builder.fadd(args[0], args[1])
+    return a(a, a), codegen
+
+
+@intrinsic
+def _sub(typingctx, a, b):
+    def codegen(context, builder, sig, args):
+        return builder.fsub(args[0], args[1])
+    return a(a, a), codegen
+
+
+@intrinsic
 def _store_first(typingctx, array, index, vector, count):
     def codegen(context, builder, sig, args):
         target, at, vec, n = args
@@ -236,6 +251,16 @@ def fma(a, b, acc):
     return acc + a * b
 
 
+def add(a, b):
+    """a + b, lane by lane."""
+    return a + b
+
+
+def sub(a, b):
+    """a - b, lane by lane."""
+    return a - b
+
+
 def transpose(src, s, src_stride, dst, d, dst_stride):
     """dst[d + j*dst_stride + i] = src[s + i*src_stride + j] for i, j < lanes:
     a square block of lanes x lanes elements, transposed (its rows are
@@ -282,6 +307,16 @@ def _splat_at_jit(array, i):
 @overload(fma, inline="always")
 def _fma_jit(a, b, acc):
     return lambda a, b, acc: _fma(a, b, acc)
+
+
+@overload(add, inline="always")
+def _add_jit(a, b):
+    return lambda a, b: _add(a, b)
+
+
+@overload(sub, inline="always")
+def _sub_jit(a, b):
+    return lambda a, b: _sub(a, b)
 
 
 @overload(transpose, inline="always")

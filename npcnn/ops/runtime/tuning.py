@@ -44,6 +44,17 @@ DIRECT_LANES_MIN_ACTIVE = 0.5
 # Bytes of packed images and sums per launch of that kernel: its buffers
 # stay bounded whatever the batch and the image size.
 DIRECT_LANES_CHUNK_BYTES = 32 * 2**20
+# Winograd's F(2, 5) along the rows (winograd_rows_numba.py) instead of
+# that kernel, for filters 5 wide: its tiles load a vector of V per
+# multiply-add, so it wins only where enough filters reuse each vector ...
+WINOGRAD_ROWS_MIN_FILTERS = 12
+# ... a position's sum is long enough to pay for its tile's transforms
+# (one channel of 5 taps is not) ...
+WINOGRAD_ROWS_MIN_TAPS = 10
+# ... and a block's transformed strips stay near the first-level cache
+# (LeNet-5's conv_2: 158 kB; 8 channels of 14 x 14, 210 kB, still won;
+# 10 channels, 262 kB, lost).
+WINOGRAD_ROWS_MAX_STRIP_BYTES = 224 * 2**10
 # With fewer input or output channels Winograd's 16 products are thin and
 # its transforms cost more than they save.
 WINOGRAD_MIN_CHANNELS = 64
