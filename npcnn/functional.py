@@ -50,6 +50,11 @@ Where npcnn differs from torch on purpose:
   draws them against torch.
 - ``linear`` takes a 2-D weight and a bias of shape (out,) only, where
   torch also broadcasts a bias of (1,) or (1, out), and a 1-D weight.
+- An infinity in a convolution's input reaches the outputs it reaches in
+  torch, but on the numba backend's Winograd paths (``conv_path``:
+  "winograd", and the direct path's F(2, 5) rows) some of them are NaN
+  where torch's direct sum gives +-inf: the transforms add the infinity
+  with both signs. A NaN is NaN in both.
 """
 import math
 

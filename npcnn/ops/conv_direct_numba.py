@@ -18,7 +18,7 @@ size.
 import numpy as np
 from numba import njit, prange
 
-from . import conv_lanes_numba
+from . import conv_lanes_numba, winograd_rows_numba
 from .runtime import simd, tuning
 from .runtime.jit import Kernel
 from .runtime.rows import copy_relu, copy_row, fill_row
@@ -123,19 +123,23 @@ def _image_channels(x, n, active):
     """active[n, :count]: the channels of image n that hold a nonzero (NaN
     and inf count), in order; returns count. x is C-contiguous.
 
-    Each channel's sum of |x| is zero only if all of it is. The sum runs
-    without a branch and its additions may be reordered (fastmath
-    "reassoc" below), so LLVM vectorises it, where a loop that stops at the
-    first nonzero reads one element per cycle. Reading a dense channel once costs little beside
+    A channel whose first element is nonzero is active; otherwise its sum
+    of |x| is zero only if all of it is. The sum runs without a branch and
+    its additions may be reordered (fastmath "reassoc" below), so LLVM
+    vectorises it, where a loop that stops at the first nonzero reads one
+    element per cycle. The first element settles most channels of a dense
+    batch, which the lanes kernels judge on a sample before every call
+    (benchmarks/TUNING.md), and reading a channel once costs little beside
     filtering it with kH*kW taps per filter."""
     _, C, H, W = x.shape
     HW = H * W
     image = x[n].reshape(C * HW)
     count = 0
     for c in range(C):
-        total = x.dtype.type(0)
-        for k in range(c * HW, (c + 1) * HW):
-            total += abs(image[k])
+        total = abs(image[c * HW])
+        if total == 0:
+            for k in range(c * HW + 1, (c + 1) * HW):
+                total += abs(image[k])
         if total != 0:
             active[n, count] = c
             count += 1
@@ -276,10 +280,12 @@ def uses_lanes(x_shape, weight_shape, dtype, active_share):
 
 def conv2d(x, weight, bias, padding, relu):
     """``conv.conv2d`` at stride 1 (``conv.conv2d_relu`` with ``relu``).
-    Whether the batch's channels are mostly nonzero is judged on its first
-    vector of images (``simd.lanes``): the deconvnet's batches are sparse
-    throughout, a forward's dense throughout, and a scan of the whole batch
-    costs a tenth of the convolution."""
+    A dense batch runs the kernel vectorised over images, or its Winograd
+    variant for the shapes where that wins (``winograd_rows_numba.py``:
+    LeNet-5's conv_2). Whether the batch's channels are mostly nonzero is
+    judged on its first vector of images (``simd.lanes``): the deconvnet's
+    batches are sparse throughout, a forward's dense throughout, and a scan
+    of the whole batch costs a tenth of the convolution."""
     (pH, pW) = padding
     N, C, H, W = x.shape
     F, _, kH, kW = weight.shape
@@ -292,6 +298,8 @@ def conv2d(x, weight, bias, padding, relu):
         sample = x[:simd.lanes(x.dtype)]
         share = _nonzero_channels.serial(sample, active).sum() / sample.shape[0] / C
         if uses_lanes(x.shape, weight.shape, x.dtype, share):
+            if winograd_rows_numba.uses_winograd_rows(x.shape, weight.shape, padding, x.dtype):
+                return winograd_rows_numba.conv2d(x, weight, b, padding, relu, work=dense)
             return conv_lanes_numba.conv2d(x, weight, b, padding, relu, work=dense)
     if _conv_direct.serial_at(dense):
         # one thread even if every channel is active: the kernel finds
