@@ -86,13 +86,26 @@ def class_averages(model, x, y, per_class=500, n_classes=10, layers=None, keep=N
     return ClassAverages(means, counts, zero_fraction)
 
 
+def _finite_float(op, name, a, ndim):
+    """``a`` as a float array of ``ndim`` dimensions holding no NaN or inf."""
+    a = np.asarray(a)
+    if a.ndim != ndim or not np.issubdtype(a.dtype, np.floating) and not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"{op}: {name} must be a {ndim}-D array of numbers, got {a.dtype} of shape {a.shape}")
+    bad = a.size - int(np.isfinite(a).sum())
+    if bad:
+        raise ValueError(f"{op}: {name} holds {bad} NaN or inf value(s) (shape {a.shape})")
+    return a
+
+
 def channel_correlation(class_maps):
     """Pearson correlation between channels of class-averaged maps.
 
     class_maps: (K, C, H, W); each channel is the vector of its K*H*W values.
     Returns (C, C). Constant channels (e.g. dead after a ReLU) get 0 off the
-    diagonal rather than NaN.
+    diagonal rather than NaN. NaN or infinity is refused: it would make its
+    channel look constant, correlated with nothing.
     """
+    class_maps = _finite_float("channel_correlation", "class_maps", class_maps, ndim=4)
     K, C = class_maps.shape[:2]
     v = class_maps.transpose(1, 0, 2, 3).reshape(C, -1).astype(np.float64)
     v = v - v.mean(axis=1, keepdims=True)
@@ -119,10 +132,19 @@ def class_selectivity(class_means):
 
     mu_max the largest class mean, mu_rest the mean over the other classes.
     0: responds equally to all classes; 1: only to one. Returns
-    ``(index (D,), preferred class (D,))``; silent neurons get 0.
+    ``(index (D,), preferred class (D,))``; silent neurons get 0. At least
+    two classes; negative means (a layer before its ReLU) and NaN or
+    infinity are refused, where the index would be meaningless or would
+    read 0.
     """
-    m = np.asarray(class_means, dtype=np.float64)
+    m = _finite_float("class_selectivity", "class_means", class_means, ndim=2).astype(np.float64)
     K = m.shape[0]
+    if K < 2:
+        raise ValueError(f"class_selectivity: class_means needs at least two classes (rows), got shape {m.shape}")
+    if m.size and m.min() < 0:
+        k, d = np.unravel_index(np.argmin(m), m.shape)
+        raise ValueError(f"class_selectivity: class_means must be >= 0 (activities after a ReLU), got "
+                         f"{m[k, d]:.4g} for class {k}, unit {d} (shape {m.shape})")
     preferred = m.argmax(axis=0)
     top = m.max(axis=0)
     rest = (m.sum(axis=0) - top) / (K - 1)

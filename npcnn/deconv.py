@@ -222,9 +222,14 @@ def project_channels(model, x, layer, channels, select="map", rule="deconvnet", 
     Returns (K, N, C, H, W): projection k of every image for ``channels[k]``.
     All K signals go down together as one batch of K*N. Pass ``acts`` (a
     recording of ``model.forward(x, record=True)``, which must keep
-    ``layer``) to reuse a forward pass.
+    ``layer``) to reuse a forward pass; a recording of another input is
+    refused (its switches would route x's projection).
     """
     name = check_layer(model, layer)
+    if acts is not None and not (x is acts.input or (np.shape(x) == acts.input.shape
+                                                     and np.array_equal(x, acts.input, equal_nan=True))):
+        raise ValueError(f"project_channels: acts is a recording of another input (shape "
+                         f"{acts.input.shape}) than x (shape {np.shape(x)}); pass the x it recorded, acts.input")
     if acts is None:
         # The deconvnet's rule needs only the switches and the shapes below
         # the layer, so the forward may run each conv with its ReLU as one op.

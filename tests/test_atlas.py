@@ -176,3 +176,23 @@ def test_npcnn_atlas_writes_every_figure_and_an_index(arch, tmp_path, capsys):
     if arch == "lenet5":
         assert {"avg_fc_3.png", "relu_relu_4.png", "avg_log_softmax_3.png"} <= set(pngs)
     assert (out / "architecture.txt").read_text().startswith("layer")
+
+
+def test_channel_studies_refuse_what_would_read_as_a_number():
+    """NaN made a channel look constant (correlation 0) and a neuron
+    silent (selectivity 0); negative means and a single class give no
+    index. Each is a ValueError naming the function and the argument."""
+    maps = np.random.default_rng(1).standard_normal((10, 4, 5, 5))
+    maps[3, 2, 1, 1] = np.nan
+    with pytest.raises(ValueError, match=r"channel_correlation: class_maps holds 1 NaN"):
+        channel_correlation(maps)
+    with pytest.raises(ValueError, match="channel_correlation: class_maps must be a 4-D"):
+        channel_correlation(maps[0])
+    means = np.abs(np.random.default_rng(2).standard_normal((10, 3)))
+    for bad, match in ((np.inf, "holds 1 NaN or inf"), (-0.5, r"must be >= 0 .* -0.5 for class 7, unit 1")):
+        m = means.copy()
+        m[7, 1] = bad
+        with pytest.raises(ValueError, match=f"class_selectivity: class_means {match}"):
+            class_selectivity(m)
+    with pytest.raises(ValueError, match="at least two classes"):
+        class_selectivity(means[:1])

@@ -259,6 +259,19 @@ def test_guided_needs_the_relu_inputs_recorded(digits):
         deconv.project_channels(model, x, "conv_2", [1], acts=lean)
 
 
+def test_a_recording_of_other_images_is_refused(digits):
+    """acts must record x: another batch's switches would route x's
+    projection, silently. A copy of x is x."""
+    model = npcnn.build("lenet5", seed=5)
+    x = to_tensor(digits)
+    _, acts = model.forward(x, record=True)
+    for other in (x[::-1].copy(), x[:2]):
+        with pytest.raises(ValueError, match="project_channels: acts is a recording of another input"):
+            deconv.project_channels(model, other, "pool_2", [1], acts=acts)
+    np.testing.assert_array_equal(deconv.project_channels(model, x.copy(), "pool_2", [1], acts=acts),
+                                  deconv.project_channels(model, x, "pool_2", [1]))
+
+
 def test_a_walk_never_hands_back_the_reused_unpooling_buffer(backend):
     """The walk unpools into a buffer kept from call to call; what
     ``backward_from`` returns must not be that buffer, or the next walk
