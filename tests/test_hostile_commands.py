@@ -7,6 +7,7 @@ the process is the point: Ctrl-C while torch is still importing, and a
 FIFO given as a checkpoint, which must not block.
 """
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -226,12 +227,18 @@ def test_bad_npz_metadata_is_one_line_naming_the_file(entry, expected, lenet5, t
     assert not (tmp_path / "o").exists()
 
 
-def test_a_digit_never_classified_right_leaves_no_folder(lenet5, tmp_path, capsys):
-    # untrained weights classify (nearly) everything as one class: some digit has no correct image
-    refused(capsys, ["deconv", "--checkpoint", str(lenet5 / "lenet5.npz"), "--dataset", "mnist5k",
-                     "--digits", *map(str, range(10)), "--out", str(tmp_path / "a" / "b")], 1,
-            "no correctly classified test image of digit")
-    assert list(tmp_path.iterdir()) == []
+def test_an_untrained_network_draws_its_digits_and_says_which_it_misreads(lenet5, tmp_path, capsys):
+    """Untrained weights classify (nearly) everything as one class: a digit
+    with no correctly classified image is drawn from its first test image,
+    and the command says so (it refused, once: random filters are a study
+    too)."""
+    argv = ["deconv", "--checkpoint", str(lenet5 / "lenet5.npz"), "--dataset", "mnist5k",
+            "--digits", *map(str, range(10)), "--figures", "digits", "--out", str(tmp_path / "a")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"digit \d: test image #\d+ \(no image of digit \d is classified right; its first, "
+                     r"classified as \d\)", out), out
+    assert len(list((tmp_path / "a").glob("*.png"))) >= 10
 
 
 def test_demo_names_a_foreign_file_in_its_checkpoint_folder(tmp_path, capsys):

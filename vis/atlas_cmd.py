@@ -2,12 +2,12 @@
 
 Computes with npcnn from the checkpoint's weights and draws: samples of the
 data; the architecture; feature maps of every conv and ReLU layer for one
-correctly classified test image per digit; the dense layers as bar charts;
-each ReLU before and after; the conv filters; class-wise averages of every
-layer (a figure per layer per digit and an overview per layer); and what
-the averages show: sparsity per layer and class, redundant channels, and
-the class selectivity of the first dense layer's neurons. index.md and
-index.html link every figure with a caption.
+correctly classified test image per digit (its first where none is); the
+dense layers as bar charts; each ReLU before and after; the conv filters;
+class-wise averages of every layer (a figure per layer per digit and an
+overview per layer); and what the averages show: sparsity per layer and
+class, redundant channels, and the class selectivity of the first dense
+layer's neurons. index.md and index.html link every figure with a caption.
 
 The class averages, and the sparsity and selectivity read from them, are
 mergeable statistics (``npcnn.stats.ClassMeans``) over a whole split:
@@ -31,7 +31,7 @@ from npcnn.topk import batched_forward
 from . import atlas_figures as figures
 from . import dataset_stats
 from .arguments import digit, positive_int, seed_int
-from .deconv_cmd import pick_examples
+from .deconv_cmd import example_line, pick_examples
 from .index_page import write_index
 from .paths import input_dir, input_file, output_dir, writing_into
 from .study_inputs import load_study
@@ -100,11 +100,13 @@ def _draw(args, study, out):
     model, test, x, y = study.model, study.test, study.x, study.test.labels
     maps, dense, relus, convs = layer_groups(model)
     digits = list(dict.fromkeys(args.digits))
-    picks = pick_examples(model, x, y, digits)
+    picks, misread = pick_examples(model, x, y, digits)
     predicted = batched_forward(model, x).argmax(axis=1)
     accuracy = float((predicted == y).mean())
     print(f"{model.arch} from {args.checkpoint}: {100 * accuracy:.2f}% on {len(test)} {test.name} "
           f"test images; examples (test index per digit): {picks}")
+    for d in misread:
+        print(example_line(d, picks[digits.index(d)], misread))
     sections = []
 
     # the data and the network

@@ -1,7 +1,8 @@
 """``npcnn deconv``: the deconvnet study of a trained MNIST network.
 
 Computes with npcnn (from the checkpoint's weights) and draws:
-  digit_D.png      one correctly classified test image of digit D and the
+  digit_D.png      one correctly classified test image of digit D (its first
+                   where none is: an untrained network) and the
                    projection of every map of every conv layer
   all_digits.png   the same for all the digits, one row each
   top9_LAYER.png   per map, its 9 strongest activations over a whole split
@@ -36,7 +37,7 @@ from . import dataset_stats
 from . import deconv_figures as figures
 from .arguments import digit, non_empty_str
 from .paths import input_dir, input_file, output_dir, writing_into
-from .study_inputs import load_study
+from .study_inputs import first_example, load_study
 
 EXAMPLE = "example: npcnn deconv --checkpoint lenet5.pt --digits 0 1 5 8 --out out/deconv"
 STAGES = {"conv": "conv2d", "relu": "relu", "pool": "max_pool2d"}
@@ -85,15 +86,29 @@ def stage_layers(model, stage):
 
 
 def pick_examples(model, x, labels, digits):
-    """Index of the first correctly classified test image of each digit."""
+    """Index of the first correctly classified test image of each digit,
+    and ``{digit: predicted class}`` for the digits of which the network
+    classifies none right (an untrained one): their first test image is
+    taken. A digit with no test image at all is an error."""
     predicted = batched_forward(model, x).argmax(axis=1)
-    picks = []
+    picks, misread = [], {}
     for d in digits:
-        hits = np.flatnonzero((labels == d) & (predicted == d))
-        if hits.size == 0:
-            raise ValueError(f"no correctly classified test image of digit {d}")
-        picks.append(int(hits[0]))
-    return picks
+        index, right = first_example(predicted, labels, d)
+        if index is None:
+            raise ValueError(f"the test set has no image of digit {d}")
+        picks.append(index)
+        if not right:
+            misread[d] = int(predicted[index])
+    return picks, misread
+
+
+def example_line(digit, index, misread):
+    """What the commands print about the example of a digit."""
+    line = f"digit {digit}: test image #{index}"
+    if digit in misread:
+        line += (f" (no image of digit {digit} is classified right; its first, classified as "
+                 f"{misread[digit]})")
+    return line
 
 
 def padded_crop(image, box, size, fill):
@@ -128,15 +143,15 @@ def build(args):
         raise ValueError(f"--figures evolution: {missing_epochs(args.checkpoint)}")
     print(f"{model.arch} from {args.checkpoint}; {test.name} test set ({len(test)} images); "
           f"projecting {', '.join(layers)} ({args.select}, {args.rule})")
-    picks = pick_examples(model, x, test.labels, digits)
+    picks, misread = pick_examples(model, x, test.labels, digits)
     for d, i in zip(digits, picks):
-        print(f"digit {d}: test image #{i}")
+        print(example_line(d, i, misread))
     if "top9" in args.figures:
         check_scheduler(args.scheduler)
     written = []
     with writing_into(out):
         if "digits" in args.figures:
-            written += draw_digits(model, x, picks, digits, args, layers, out)
+            written += draw_digits(model, x, picks, digits, args, layers, out, misread)
         if "top9" in args.figures:
             written += draw_top9(model, study, layers, args, out)
         if "evolution" in args.figures:
@@ -146,7 +161,11 @@ def build(args):
     return written
 
 
-def draw_digits(model, x, picks, digits, args, layers, out):
+def draw_digits(model, x, picks, digits, args, layers, out, misread=None):
+    """One figure per digit (its example and every map's projection) and one
+    of them all; a digit in ``misread`` says what its example was
+    classified as."""
+    misread = misread or {}
     images = x[picks]
     _, acts = model.forward(images, record=True)
     projections = {layer: deconv.project_channels(model, images, layer, range(acts[layer].shape[1]),
@@ -154,7 +173,8 @@ def draw_digits(model, x, picks, digits, args, layers, out):
                    for layer in layers}                                  # {layer: (D, C, 1, H, W)}
     written = []
     for k, (d, i) in enumerate(zip(digits, picks)):
-        title = (f"digit {d} (test #{i}): {args.rule} projection of every map "
+        read_as = f", classified as {misread[d]}" if d in misread else ""
+        title = (f"digit {d} (test #{i}{read_as}): {args.rule} projection of every map "
                  f"({args.select}); red +, blue -, each panel on its own scale")
         written.append((figures.digit_grid(images[k], {l: p[k] for l, p in projections.items()},
                                            title, out / f"digit_{d}.png"),

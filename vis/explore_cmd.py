@@ -25,7 +25,7 @@ from . import explore_server, explore_stats
 from .arguments import bounded, non_empty_str
 from .explore_model import Explorer
 from .paths import input_dir, input_file, output_dir
-from .study_inputs import load_study, recorded_dataset
+from .study_inputs import first_example, load_study, recorded_dataset
 
 EXAMPLE = ("example: npcnn explore --checkpoint lenet5.pt --top9   (then open http://127.0.0.1:8000/)\n"
            "         npcnn explore --checkpoint lenet5.pt --static --out out/explore")
@@ -109,13 +109,8 @@ def example_indices(predicted, labels, n_classes=10):
     """The first correctly classified test image of each class, or the first
     of that class where none is (an untrained network), in class order;
     classes absent from the test set are left out."""
-    picks = []
-    for k in range(n_classes):
-        of_class = np.flatnonzero(labels == k)
-        right = of_class[predicted[of_class] == k]
-        if of_class.size:
-            picks.append(int(right[0] if right.size else of_class[0]))
-    return picks
+    picks = [first_example(predicted, labels, k)[0] for k in range(n_classes)]
+    return [i for i in picks if i is not None]
 
 
 def export_static(checkpoint, out, quick=True, dataset=None, data_dir=None):

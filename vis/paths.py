@@ -10,7 +10,7 @@ argparse ``type=`` callables and plain functions alike::
     p.add_argument("--out", type=output_dir, required=True)
 
 Checking is not creating: ``output_dir`` creates nothing, so a run refused
-later (a corrupt checkpoint, a digit never classified right) leaves no
+later (a corrupt checkpoint, a digit absent from the test set) leaves no
 empty folder behind. The command creates the folder right before it
 writes, with ``writing_into``, which also removes it again if the writing
 fails before anything is in it.

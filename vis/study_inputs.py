@@ -21,6 +21,18 @@ class Study:
     normalization: dict  # {"mean", "std"}
 
 
+def first_example(predicted, labels, label):
+    """``(index, right)``: the first test image of class ``label`` that the
+    network classifies right, or the first of the class where it classifies
+    none right (an untrained network), and whether it is right; ``(None,
+    False)`` where the test set has no image of the class."""
+    of_class = np.flatnonzero(labels == label)
+    if of_class.size == 0:
+        return None, False
+    right = of_class[predicted[of_class] == label]
+    return int(right[0] if right.size else of_class[0]), bool(right.size)
+
+
 def load_study(checkpoint, dataset=None, data_dir=None):
     """The model of ``checkpoint`` and the test split of its dataset (or ``dataset``)."""
     model = bridge.load(checkpoint)
