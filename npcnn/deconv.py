@@ -121,6 +121,8 @@ class _Walk:
 
     def __init__(self, model, acts, signal, rule):
         self.names, self.acts, self.signal, self.rule = model.layer_names, acts, signal, rule
+        self.kinds = [model.layers[name].kind for name in self.names]
+        self.rectified = None      # the ReLU layer whose step an unpooling took first
         self.backend = model.backend
         self.repeat = signal.shape[0] // acts.input.shape[0]
         self.shortcuts = sparse_signal.Shortcuts()
@@ -151,15 +153,38 @@ def _unpool(layer, g, i, walk):
     """max-pool: each value goes back to its switch; values that share a
     switch add up. Every unpooling but the walk's last (whose result is
     returned) writes into a buffer kept from call to call: the steps below
-    only read it, and a fresh map of a few MB is page-faulted in each time."""
+    only read it, and a fresh map of a few MB is page-faulted in each time.
+
+    Where the deconvnet's ReLU is the next step and the pool's windows do
+    not overlap, the ReLU goes first, on the pooled signal (a quarter of
+    the unpooled one after a 2x2 pool): each value then lands on a pixel
+    of its own among zeros, which max(., 0) leaves zero, so both orders
+    give the same map. (Where windows overlap, values that share a switch
+    add up, and max(a + b, 0) is not max(a, 0) + max(b, 0).)"""
+    if walk.rule == "deconvnet" and i > 0 and walk.kinds[i - 1] == "relu" and not _overlaps(layer):
+        g = F.relu(g, inplace=g is not walk.signal, backend=walk.backend)
+        walk.rectified = i - 1
     switches = walk.tiled(walk.acts.switches[walk.names[i]])
     g = F.max_pool2d_backward(g, switches, walk.input_shape(i)[2:], reuse=i > 0, backend=walk.backend)
     walk.reused = g if i > 0 else walk.reused
     return g
 
 
+def _overlaps(pool):
+    """Whether a MaxPool2d layer's windows overlap: a window's reach,
+    dilation * (kernel - 1) + 1, longer than the stride."""
+    args = pool.arguments
+    k = checks.pair("max_pool2d", "kernel_size", args["kernel_size"])
+    s = k if args.get("stride") in (None, [], ()) else checks.pair("max_pool2d", "stride", args["stride"])
+    d = checks.pair("max_pool2d", "dilation", args.get("dilation", 1))
+    return any(d[a] * (k[a] - 1) + 1 > s[a] for a in (0, 1))
+
+
 def _rectify(layer, g, i, walk):
-    """ReLU: the rule's nonlinearity, max(g, 0) for the deconvnet."""
+    """ReLU: the rule's nonlinearity, max(g, 0) for the deconvnet (done
+    already where the unpooling above took it first)."""
+    if walk.rectified == i:
+        return g
     if walk.rule == "deconvnet":
         # in place once g is an array made here, never the caller's signal
         return F.relu(g, inplace=g is not walk.signal, backend=walk.backend)

@@ -259,6 +259,19 @@ def test_guided_needs_the_relu_inputs_recorded(digits):
         deconv.project_channels(model, x, "conv_2", [1], acts=lean)
 
 
+def test_the_deconvnet_rectifies_before_unpooling_where_windows_do_not_overlap(digits, monkeypatch):
+    """LeNet-5's 2x2 pools: each ReLU of the walk runs on the pooled signal,
+    a quarter of the unpooled one (the numbers are torch's either way:
+    the parity tests above, AlexNet's overlapping pools among them)."""
+    model = npcnn.build("lenet5", seed=5)
+    x = to_tensor(digits)
+    rectified = []
+    relu = deconv.F.relu
+    monkeypatch.setattr(deconv.F, "relu", lambda g, **kw: rectified.append(g.shape[1:]) or relu(g, **kw))
+    deconv.project_channels(model, x, "pool_2", [1, 2])
+    assert rectified == [(16, 5, 5), (6, 14, 14)]
+
+
 def test_a_recording_of_other_images_is_refused(digits):
     """acts must record x: another batch's switches would route x's
     projection, silently. A copy of x is x."""
