@@ -22,9 +22,11 @@ kernel of ``conv_direct_numba.py`` keeps its accumulators in memory and
 loads and stores them every four taps.) Filters go six at a time while
 twelve or more remain, or when six more than a multiple of four remain
 (LeNet-5's 6; its 16 go 6 + 6 + 4), as 24 accumulators need fewer loads
-per multiply-add than 16; then four at a time, and the last F % 4 two at
-a time, an odd filter beside a zero one. Pixels past Ho*Wo in the last
-tile repeat the last pixel and are not written.
+per multiply-add than 16; then four at a time, and the last two of F %
+4 two at a time. An odd F's last filter goes alone over eight pixels at
+a time (the deconvnet's last transposed conv, back to one grey channel),
+where beside a zero filter half its multiply-adds would be wasted. Pixels
+past Ho*Wo in the last tile repeat the last pixel and are not written.
 
 Dimension letters as in ``conv.py``; L lanes, B = ceil(N / L) blocks, T
 taps per filter, P = Ho*Wo output pixels.
@@ -42,22 +44,28 @@ FILTERS = 4   # filters in a register tile
 PIXELS = 4    # output pixels in a register tile
 
 
-def pack_block(x, k, padded, where, scratch, block):
+def pack_block(x, k, where, pads, scratch, block):
     """block[where[e] + l] = x[k*L + l].ravel()[e], and zero in the
     padding: the padded images of block k, lanes side by side, where[e] =
-    ((c*Hp + h + pH)*Wp + w + pW)*L for element e = (c, h, w) of an image
-    (``padded``: where[e] is not e*L, the rows being padded or widened).
-    Squares of L images x L elements are transposed in registers (through
-    ``scratch`` where padded); the last elements of the images, and a
-    block of fewer than L images (the rest zero), go one by one."""
+    ((c*Hp + h + pH)*Wp + w + pW)*L for element e = (c, h, w) of an image;
+    pads: the vectors no element fills (``padding_vectors``), zeroed (the
+    whole block where it holds fewer than L images). Squares of L images x
+    L elements are transposed in registers (through ``scratch`` where there
+    is padding, where[e] then not being e*L); the last elements of the
+    images, and a block of fewer than L images, go one by one."""
     N, C, H, W = x.shape
     L = simd.lanes_of(block)
     E = C * H * W
     images = min(L, N - k * L)
     flat = x.reshape(N * E)
     first = k * L * E                          # image k*L's first element
-    if images < L or padded:
+    padded = pads.shape[0] > 0
+    if images < L:
         block[:] = 0
+    else:
+        zero = simd.splat(0.0, block)
+        for v in range(pads.shape[0]):
+            store(block, pads[v], zero)
     whole = E - E % L if images == L else 0
     for e0 in range(0, whole, L):
         if not padded:
@@ -175,31 +183,61 @@ def _two_filters(x, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, s, Pr
     store(tile, s, a10), store(tile, s + L, a11), store(tile, s + 2 * L, a12), store(tile, s + 3 * L, a13)
 
 
-def _conv_lanes_py(x, block0, padded, where, xb, wt, Fp, offsets, bases, bias, relu, tiles, y):
+def _one_filter(x, wt, Fp, f, offsets, b, bias, relu, tile, s):
+    """Filter f alone over the eight pixels whose first vectors are
+    b[0] .. b[7] (tile offset s for the first, the others L apart): 8
+    accumulators, 9 loads for 8 multiply-adds, where an odd filter beside a
+    zero one (``_two_filters``) takes 6 loads for 4 that count."""
+    L = simd.lanes_of(x)
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = splat_at(bias, f)
+    for t in range(offsets.shape[0]):
+        o = offsets[t]
+        w = splat_at(wt, t * Fp + f)
+        a0, a1 = fma(load(x, b[0] + o), w, a0), fma(load(x, b[1] + o), w, a1)
+        a2, a3 = fma(load(x, b[2] + o), w, a2), fma(load(x, b[3] + o), w, a3)
+        a4, a5 = fma(load(x, b[4] + o), w, a4), fma(load(x, b[5] + o), w, a5)
+        a6, a7 = fma(load(x, b[6] + o), w, a6), fma(load(x, b[7] + o), w, a7)
+    if relu:
+        a0, a1, a2, a3 = simd.relu(a0), simd.relu(a1), simd.relu(a2), simd.relu(a3)
+        a4, a5, a6, a7 = simd.relu(a4), simd.relu(a5), simd.relu(a6), simd.relu(a7)
+    store(tile, s, a0), store(tile, s + L, a1), store(tile, s + 2 * L, a2), store(tile, s + 3 * L, a3)
+    store(tile, s + 4 * L, a4), store(tile, s + 5 * L, a5), store(tile, s + 6 * L, a6), store(tile, s + 7 * L, a7)
+
+
+def _conv_lanes_py(x, block0, where, pads, xb, wt, Fp, offsets, bases, bias, relu, tiles, y):
     """y (N, F, Ho, Wo) from x, for the blocks k = block0 .. block0 +
     len(xb) - 1 of L images. Block k is packed into xb[k - block0]
-    (``pack_block``; ``padded``: whether the images are padded) and convolved
+    (``pack_block``, at ``where``, zero at ``pads``) and convolved
     with the weights wt[t*Fp + f] (filters padded to an even Fp with
     zeros), the tap offsets and each output pixel's first vector, bases
     (Pr,), into tiles[k - block0] (Fp, Pr, L): pixel p of filter f of the
     block's L images, from the bias (bias (Fp,)) and with max(., 0) when
     ``relu``; ``unpack_tile`` then transposes it into y."""
     B, L, Pr = xb.shape[0], simd.lanes_of(xb), bases.shape[0]
+    Fe = Fp - 2 if Fp > y.shape[1] else Fp     # the filters that go in groups; an odd F's last after
     for i in prange(B):
         k = block0 + i
         packed, tile = xb[i], tiles[i]
-        pack_block(x, k, padded, where, tile, packed)
+        pack_block(x, k, where, pads, tile, packed)
         for p0 in range(0, Pr, PIXELS):
             b0, b1, b2, b3 = bases[p0], bases[p0 + 1], bases[p0 + 2], bases[p0 + 3]
             f0 = 0
-            while Fp - f0 >= 12 or (Fp - f0 >= 6 and (Fp - f0) % 4 == 2):
+            while Fe - f0 >= 12 or (Fe - f0 >= 6 and (Fe - f0) % 4 == 2):
                 _six_filters(packed, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, (f0 * Pr + p0) * L, Pr)
                 f0 += 6
-            while f0 + FILTERS <= Fp:
+            while f0 + FILTERS <= Fe:
                 _four_filters(packed, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, (f0 * Pr + p0) * L, Pr)
                 f0 += FILTERS
-            if f0 < Fp:
+            if f0 < Fe:
                 _two_filters(packed, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, (f0 * Pr + p0) * L, Pr)
+        if Fe < Fp:                        # an odd F's last filter: eight pixels at a time
+            f = Fe
+            for p0 in range(0, Pr - Pr % 8, 8):
+                _one_filter(packed, wt, Fp, f, offsets, bases[p0:p0 + 8], bias, relu, tile, (f * Pr + p0) * L)
+            if Pr % 8:                     # four pixels left, beside the zero filter
+                p0 = Pr - 4
+                _two_filters(packed, wt, Fp, f, offsets, bases[p0], bases[p0 + 1], bases[p0 + 2], bases[p0 + 3],
+                             bias, relu, tile, (f * Pr + p0) * L, Pr)
         unpack_tile(tile, Pr, k, y)
 
 
@@ -227,6 +265,7 @@ unpack_tile = njit(cache=True)(unpack_tile)
 _four_filters = njit(cache=True)(_four_filters)
 _six_filters = njit(cache=True)(_six_filters)
 _two_filters = njit(cache=True)(_two_filters)
+_one_filter = njit(cache=True)(_one_filter)
 # work: multiply-adds
 _conv_lanes = Kernel(_conv_lanes_py, cost=tuning.COST_MULTIPLY_ADD)
 
@@ -236,9 +275,9 @@ def _layout(C, H, W, kH, kW, pH, pW, L):
     """Where things sit in a packed block (positions in elements, int64,
     read-only; kept per shape, they cost more to build than a small
     layer's convolution): each tap's offset from an output pixel's first
-    vector (T,), each input element's vector (C*H*W,), and each output
-    pixel's first vector in whole tiles of PIXELS (Pr,), the last tile's
-    extra pixels repeating the last."""
+    vector (T,), each input element's vector (C*H*W,), the padding's
+    vectors, and each output pixel's first vector in whole tiles of PIXELS
+    (Pr,), the last tile's extra pixels repeating the last."""
     Hp, Wp = H + 2 * pH, W + 2 * pW
     Ho, Wo = Hp - kH + 1, Wp - kW + 1
     P = Ho * Wo
@@ -248,10 +287,20 @@ def _layout(C, H, W, kH, kW, pH, pW, L):
     where = (((c * Hp + h + pH) * Wp + w + pW) * L).ravel()    # e = (c*H + h)*W + w
     pixel = np.minimum(np.arange(-(-P // PIXELS) * PIXELS), P - 1)
     bases = (pixel // Wo * Wp + pixel % Wo) * L
-    arrays = tuple(a.astype(np.int64) for a in (offsets, where, bases))
+    pads = padding_vectors(where, C * Hp * Wp, L)
+    arrays = tuple(a.astype(np.int64) for a in (offsets, where, pads, bases))
     for a in arrays:
         a.flags.writeable = False
     return arrays
+
+
+def padding_vectors(where, vectors, L):
+    """The positions (in elements) of the vectors of a packed block of
+    ``vectors`` vectors that no input element fills (``where``): the
+    padding, which ``pack_block`` zeroes, and nothing else."""
+    filled = np.zeros(vectors, dtype=bool)
+    filled[where // L] = True
+    return np.flatnonzero(~filled) * L
 
 
 def conv2d(x, weight, bias, padding, relu, work):
@@ -272,7 +321,7 @@ def conv2d(x, weight, bias, padding, relu, work):
     wt[:, :F] = weight.reshape(F, C * kH * kW).T
     padded_bias = np.zeros(Fp, dtype=x.dtype)
     padded_bias[:F] = bias
-    offsets, where, bases = _layout(C, H, W, kH, kW, pH, pW, L)
+    offsets, where, pads, bases = _layout(C, H, W, kH, kW, pH, pW, L)
     packed, row = C * Hp * Wp * L, max(Fp * Pr, L) * L   # a block's images; its sums (first, pack_block's scratch)
     # blocks per launch: the buffers stay near tuning.DIRECT_LANES_CHUNK_BYTES whatever the batch
     chunk = max(1, min(B, tuning.DIRECT_LANES_CHUNK_BYTES // ((packed + row) * x.itemsize)))
@@ -281,6 +330,6 @@ def conv2d(x, weight, bias, padding, relu, work):
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     for block0 in range(0, B, chunk):
         count = min(chunk, B - block0)
-        _conv_lanes(x, block0, bool(pH or pW), where, xb[:count], wt.ravel(), Fp, offsets, bases, padded_bias, relu,
+        _conv_lanes(x, block0, where, pads, xb[:count], wt.ravel(), Fp, offsets, bases, padded_bias, relu,
                     tiles[:count], y, work=work * count // B)
     return y

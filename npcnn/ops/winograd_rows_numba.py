@@ -132,10 +132,10 @@ def _put_pair(tile, at, first, second, both, relu):
         store(tile, at + L, simd.relu(second) if relu else second)
 
 
-def _winograd_rows_py(x, block0, padded, where, rows, Wq, xb, V, U, F, Fp, offsets, bias, relu, tiles, y):
+def _winograd_rows_py(x, block0, where, pads, rows, Wq, xb, V, U, F, Fp, offsets, bias, relu, tiles, y):
     """y (N, F, Ho, Wo) from x, for the blocks k = block0 .. block0 +
     len(xb) - 1 of L images: block k packed into xb[k - block0] (at
-    ``where``; ``padded``: where[e] is not e*L), its ``rows`` rows of Wq
+    ``where``, zero at ``pads``), its ``rows`` rows of Wq
     columns transformed into V[k - block0], the filters two at a time
     (U (T*Fp*6,): the transformed weights, zero past F; bias (Fp,)) over
     the taps' offsets in V, two pairs at a time, into tiles[k - block0]
@@ -147,7 +147,7 @@ def _winograd_rows_py(x, block0, padded, where, rows, Wq, xb, V, U, F, Fp, offse
     for i in prange(B):
         k = block0 + i
         packed, strips, tile = xb[i], V[i], tiles[i]
-        conv_lanes_numba.pack_block(x, k, padded, where, tile, packed)
+        conv_lanes_numba.pack_block(x, k, where, pads, tile, packed)
         _transform_strips(packed, rows, Wq, tw, strips)
         for g in range(0, pairs, 2):
             h = min(g + 1, pairs - 1)          # an odd count's last pair goes twice
@@ -198,8 +198,8 @@ def strip_bytes(C, Hp, Wo):
 def _layout(C, H, W, kH, pH, pW, L):
     """Where things sit in a block's buffers (positions in elements, int64,
     read-only, kept per shape): each input element's vector in the packed
-    block, rows widened to Wq (C*H*W,), and each tap (c, p)'s offset in V
-    from its pair's first vector (C*kH,)."""
+    block, rows widened to Wq (C*H*W,), the padding's vectors there, and
+    each tap (c, p)'s offset in V from its pair's first vector (C*kH,)."""
     Hp, Wo = H + 2 * pH, W + 2 * pW - TAPS_ACROSS + 1
     tw = (Wo + 1) // 2
     Wq = 2 * tw + TAPS_ACROSS - 1
@@ -207,7 +207,8 @@ def _layout(C, H, W, kH, pH, pW, L):
     where = (((c * Hp + h + pH) * Wq + w + pW) * L).ravel()   # e = (c*H + h)*W + w
     c, p = np.meshgrid(np.arange(C), np.arange(kH), indexing="ij")
     offsets = ((c * Hp + p) * tw * POSITIONS * L).ravel()      # t = c*kH + p
-    arrays = tuple(a.astype(np.int64) for a in (where, offsets))
+    pads = conv_lanes_numba.padding_vectors(where, C * Hp * Wq, L)
+    arrays = tuple(a.astype(np.int64) for a in (where, pads, offsets))
     for a in arrays:
         a.flags.writeable = False
     return arrays
@@ -245,7 +246,7 @@ def conv2d(x, weight, bias, padding, relu, work):
     U = weight_cache.derived("winograd rows U", weight, _filters)
     padded_bias = np.zeros(Fp, dtype=x.dtype)
     padded_bias[:F] = bias
-    where, offsets = _layout(C, H, W, kH, pH, pW, L)
+    where, pads, offsets = _layout(C, H, W, kH, pH, pW, L)
     packed = C * Hp * Wq * L
     strips = strip_bytes(C, Hp, Wo) // x.itemsize
     outputs = max(F * Ho * Wo, L) * L                 # (first, pack_block's scratch)
@@ -254,9 +255,8 @@ def conv2d(x, weight, bias, padding, relu, work):
     V = workspace.buffer("rows strips", chunk * strips, x.dtype).reshape(chunk, strips)
     tiles = workspace.buffer("rows tiles", chunk * outputs, x.dtype).reshape(chunk, outputs)
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
-    padded = bool(pH or pW or Wq != W)
     for block0 in range(0, B, chunk):
         count = min(chunk, B - block0)
-        _winograd_rows(x, block0, padded, where, C * Hp, Wq, xb[:count], V[:count], U, F, Fp, offsets,
+        _winograd_rows(x, block0, where, pads, C * Hp, Wq, xb[:count], V[:count], U, F, Fp, offsets,
                        padded_bias, relu, tiles[:count], y, work=work * count // B)
     return y
