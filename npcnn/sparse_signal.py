@@ -20,6 +20,7 @@ has several channels). A check that finds no saving is not made again
 further down: a signal only spreads on the way down.
 """
 import numpy as np
+from numba import njit
 
 from . import functional as F
 from .ops.runtime import tuning
@@ -51,8 +52,8 @@ def conv_transpose2d(g, w, stride, padding, output_padding, groups, dilation, ba
 
 def _channels_or_dense(g, w, stride, padding, output_padding, groups, dilation, backend, shortcuts):
     B = g.shape[0]
-    if F.conv_path("conv_transpose2d", g, w, stride, padding, groups=groups, dilation=dilation,
-                   backend=backend) == "flipped direct":
+    if shortcuts.channels and F.conv_path("conv_transpose2d", g, w, stride, padding, groups=groups,
+                                          dilation=dilation, backend=backend) == "flipped direct":
         shortcuts.channels = False  # the kernel leaves each signal's zero channels out itself, in one call
     if shortcuts.channels:
         active = g.reshape(B, g.shape[1], -1).any(axis=2)     # (B, C): channels holding a nonzero
@@ -62,10 +63,27 @@ def _channels_or_dense(g, w, stride, padding, output_padding, groups, dilation, 
     return F.conv_transpose2d(g, w, None, stride, padding, output_padding, groups, dilation, backend=backend)
 
 
+def _any_per_pixel(planes):
+    """(H*W,) uint8: 1 where any plane (a row of ``planes``, (N*C, H*W))
+    is nonzero at that pixel, NaN included. Planes ORed into one, a loop
+    LLVM vectorises: numpy's ``any`` over two axes is a few times slower
+    on the deconvnet's signals (benchmarks/TUNING.md)."""
+    out = np.zeros(planes.shape[1], dtype=np.uint8)
+    for p in range(planes.shape[0]):
+        row = planes[p]
+        for k in range(planes.shape[1]):
+            out[k] |= row[k] != 0
+    return out
+
+
+_any_per_pixel = njit(cache=True)(_any_per_pixel)
+
+
 def _box(g):
     """(r0, r1, c0, c1): the rows and columns of g's nonzeros over every
     signal and channel, half-open; None if g is all zero."""
-    nonzero = g.any(axis=(0, 1))                               # (H, W)
+    N, C, H, W = g.shape
+    nonzero = _any_per_pixel(np.ascontiguousarray(g).reshape(N * C, H * W)).reshape(H, W) != 0
     rows, cols = np.flatnonzero(nonzero.any(axis=1)), np.flatnonzero(nonzero.any(axis=0))
     if rows.size == 0:
         return None

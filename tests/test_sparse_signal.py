@@ -142,3 +142,22 @@ def test_dense_signals_take_the_dense_call(recorded, monkeypatch):
     monkeypatch.setattr(sparse_signal, "_in_box", lambda *a: pytest.fail("went by the box"))
     layer = _last_pool(model)
     deconv.backward_from(model, acts, layer, _signal(acts, layer, 1, lambda k, c, i, j: i >= 0))
+
+
+def test_the_box_of_the_nonzeros():
+    """_box (planes ORed by a jitted loop) equals numpy's any over the
+    leading axes: a NaN counts as nonzero, an all-zero batch has no box,
+    and a strided signal is read as it stands."""
+    from npcnn.sparse_signal import _box
+    rng = np.random.default_rng(4)
+    for shape in ((64, 16, 10, 10), (3, 2, 7, 9), (1, 1, 1, 1)):
+        g = (rng.random(shape) < 0.02) * rng.standard_normal(shape)
+        g.flat[rng.integers(g.size)] = 1.0
+        nonzero = g.any(axis=(0, 1))
+        rows, cols = np.flatnonzero(nonzero.any(axis=1)), np.flatnonzero(nonzero.any(axis=0))
+        assert _box(g) == (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)
+        assert _box(np.asfortranarray(g)) == _box(g)
+    g = np.zeros((2, 3, 5, 6), dtype=np.float32)
+    assert _box(g) is None
+    g[1, 2, 3, 1] = np.nan
+    assert _box(g) == (3, 4, 1, 2)
