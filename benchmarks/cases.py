@@ -28,8 +28,7 @@ WINOGRAD_ROWS = ("npcnn-numba runs Winograd's F(2, 5) along the rows: 6/10 of th
 def _runs_winograd_rows(x, w, pad):
     """Whether the direct path runs its F(2, 5) variant on this dense batch
     (``ops/winograd_rows_numba.py``)."""
-    return (conv_direct_numba.uses_lanes(x.shape, w.shape, x.dtype, 1.0)
-            and winograd_rows_numba.uses_winograd_rows(x.shape, w.shape, (pad, pad), x.dtype))
+    return conv_direct_numba.over_images(x.shape, w.shape, (pad, pad), x.dtype, 1.0) is winograd_rows_numba
 
 
 def _check(case, ours, theirs):

@@ -31,7 +31,8 @@ from .yardsticks import machine_lines, rate_cells
 # Targets, as the ratio npcnn-numba / torch in the same run (lower is better)
 # or as a fraction of the SGEMM rate; keyed by the start of a case's name.
 # Issue #22's: every op at LeNet-5's and VGG16's shapes at torch's speed or
-# better, the pipelines well below it.
+# better, the pipelines well below it; LeNet-5 at batch 1's is an earlier
+# issue's.
 RATIO_TARGETS = {
     "conv2d LeNet-5": 1.0,
     "conv2d VGG16": 1.0,

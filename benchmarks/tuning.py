@@ -67,7 +67,7 @@ EXPERIMENTS = {
                                   "over images", lambda: _conv((500, 6, 14, 14), (16, 6, 5, 5)), 10**9),
     "WINOGRAD_ROWS_MIN_TAPS": ("1 -> 16 channels, 5x5 at 14x14, batch 500 (5 taps): vectorised over images "
                                "vs Winograd along the rows", lambda: _conv((500, 1, 14, 14), (16, 1, 5, 5)), 1),
-    "WINOGRAD_ROWS_MAX_STRIP_BYTES": ("10 -> 16 channels, 5x5 at 14x14, batch 500 (262 kB of strips a block): "
+    "WINOGRAD_ROWS_MAX_STRIP_BYTES": ("10 -> 16 channels, 5x5 at 14x14, batch 500 (262 KiB of strips a block): "
                                       "vectorised over images vs Winograd along the rows",
                                       lambda: _conv((500, 10, 14, 14), (16, 10, 5, 5)), 2**30),
     "DIRECT_MAX_SINGLE_IMAGE_PIXELS": ("one 6-channel 128x128 image, 16 5x5 filters: im2col vs direct",

@@ -87,7 +87,8 @@ def class_averages(model, x, y, per_class=500, n_classes=10, layers=None, keep=N
 
 
 def _finite_float(op, name, a, ndim):
-    """``a`` as a float array of ``ndim`` dimensions holding no NaN or inf."""
+    """``a`` as an array of ``ndim`` dimensions of floats or integers (as
+    given), holding no NaN or inf."""
     a = np.asarray(a)
     if a.ndim != ndim or not np.issubdtype(a.dtype, np.floating) and not np.issubdtype(a.dtype, np.integer):
         raise ValueError(f"{op}: {name} must be a {ndim}-D array of numbers, got {a.dtype} of shape {a.shape}")

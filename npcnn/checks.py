@@ -57,6 +57,15 @@ def boolean(op, name, value):
     return bool(value)
 
 
+def pool_stride(op, stride, kernel_size):
+    """A pooling stride as a pair: ``kernel_size`` (already a pair) where it
+    is not given, None or torch's empty list (its signature's "not
+    given"); otherwise an int or a pair, each >= 1."""
+    if stride is None or isinstance(stride, (tuple, list)) and len(stride) == 0:
+        return kernel_size
+    return positive(op, "stride", pair(op, "stride", stride))
+
+
 def positive(op, name, hw):
     if min(hw) < 1:
         raise ValueError(f"{op}: {name} must be >= 1, got {hw}")

@@ -175,7 +175,7 @@ def _overlaps(pool):
     dilation * (kernel - 1) + 1, longer than the stride."""
     args = pool.arguments
     k = checks.pair("max_pool2d", "kernel_size", args["kernel_size"])
-    s = k if args.get("stride") in (None, [], ()) else checks.pair("max_pool2d", "stride", args["stride"])
+    s = checks.pool_stride("max_pool2d", args.get("stride"), k)
     d = checks.pair("max_pool2d", "dilation", args.get("dilation", 1))
     return any(d[a] * (k[a] - 1) + 1 > s[a] for a in (0, 1))
 

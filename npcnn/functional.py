@@ -388,9 +388,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 def _pool_args(op, kernel_size, stride, padding):
     k = checks.positive(op, "kernel_size", checks.pair(op, "kernel_size", kernel_size))
-    # an empty stride is torch's default too (its signature's [] for "not given")
-    default = stride is None or isinstance(stride, (tuple, list)) and len(stride) == 0
-    s = k if default else checks.positive(op, "stride", checks.pair(op, "stride", stride))
+    s = checks.pool_stride(op, stride, k)
     p = checks.non_negative(op, "padding", checks.pair(op, "padding", padding))
     for name, hw in (("kernel_size", k), ("stride", s), ("padding", p)):
         checks.int32(op, name, hw)

@@ -272,6 +272,21 @@ def test_the_deconvnet_rectifies_before_unpooling_where_windows_do_not_overlap(d
     assert rectified == [(16, 5, 5), (6, 14, 14)]
 
 
+def test_a_pool_whose_stride_is_a_numpy_integer_projects(digits):
+    """The reorder's test of a pool's windows reads its stride as max_pool2d
+    does: a numpy integer, as a spec or a loaded file may hold, is 2 (a
+    comparison with torch's empty list had raised "truth value ... is
+    ambiguous")."""
+    from npcnn.layers import Conv2d, MaxPool2d, ReLU
+    rng = np.random.default_rng(3)
+    conv = Conv2d(1, 4, 3, padding=1)
+    conv.params["weight"] = (rng.standard_normal((4, 1, 3, 3)) / 3).astype(np.float32)
+    plain, numpy_stride = (npcnn.Model([("conv", conv), ("relu", ReLU()), ("pool", MaxPool2d(2, stride=s))])
+                           for s in (2, np.int64(2)))
+    x = to_tensor(digits)[:3]
+    np.testing.assert_array_equal(deconv.project(numpy_stride, x, "pool", 1), deconv.project(plain, x, "pool", 1))
+
+
 def test_a_recording_of_other_images_is_refused(digits):
     """acts must record x: another batch's switches would route x's
     projection, silently. A copy of x is x."""

@@ -521,8 +521,8 @@ def test_the_winograd_rows_transforms_are_the_derived_ones():
 def test_which_batches_run_winograd_along_the_rows():
     """Filters 5 wide, 12 of them or more, 10 taps a position or more, and
     a block's transformed strips within 224 KiB: LeNet-5's conv_2 and 8
-    channels of 14 x 14 (210 kB), not LeNet-5's conv_1 (5 taps) nor its
-    transposed conv_2 (6 filters), nor 10 channels of 14 x 14 (262 kB), nor
+    channels of 14 x 14 (210 KiB), not LeNet-5's conv_1 (5 taps) nor its
+    transposed conv_2 (6 filters), nor 10 channels of 14 x 14 (262 KiB), nor
     conv_2's shape with 3x3 filters or 8 filters, nor float64."""
     from npcnn.ops.winograd_rows_numba import uses_winograd_rows
     assert uses_winograd_rows((500, 6, 14, 14), (16, 6, 5, 5), (0, 0), np.float32)

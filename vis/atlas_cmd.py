@@ -100,8 +100,8 @@ def _draw(args, study, out):
     model, test, x, y = study.model, study.test, study.x, study.test.labels
     maps, dense, relus, convs = layer_groups(model)
     digits = list(dict.fromkeys(args.digits))
-    picks, misread = pick_examples(model, x, y, digits)
     predicted = batched_forward(model, x).argmax(axis=1)
+    picks, misread = pick_examples(predicted, y, digits)
     accuracy = float((predicted == y).mean())
     print(f"{model.arch} from {args.checkpoint}: {100 * accuracy:.2f}% on {len(test)} {test.name} "
           f"test images; examples (test index per digit): {picks}")

@@ -85,12 +85,12 @@ def stage_layers(model, stage):
     return found
 
 
-def pick_examples(model, x, labels, digits):
-    """Index of the first correctly classified test image of each digit,
-    and ``{digit: predicted class}`` for the digits of which the network
-    classifies none right (an untrained one): their first test image is
-    taken. A digit with no test image at all is an error."""
-    predicted = batched_forward(model, x).argmax(axis=1)
+def pick_examples(predicted, labels, digits):
+    """Index of the first correctly classified test image of each digit
+    (``predicted``: the network's class of every test image), and ``{digit:
+    predicted class}`` for the digits of which the network classifies none
+    right (an untrained one): their first test image is taken. A digit
+    with no test image at all is an error."""
     picks, misread = [], {}
     for d in digits:
         index, right = first_example(predicted, labels, d)
@@ -143,7 +143,7 @@ def build(args):
         raise ValueError(f"--figures evolution: {missing_epochs(args.checkpoint)}")
     print(f"{model.arch} from {args.checkpoint}; {test.name} test set ({len(test)} images); "
           f"projecting {', '.join(layers)} ({args.select}, {args.rule})")
-    picks, misread = pick_examples(model, x, test.labels, digits)
+    picks, misread = pick_examples(batched_forward(model, x).argmax(axis=1), test.labels, digits)
     for d, i in zip(digits, picks):
         print(example_line(d, i, misread))
     if "top9" in args.figures:

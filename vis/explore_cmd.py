@@ -72,7 +72,8 @@ def run(args):
 
 def build_explorer(checkpoint, dataset=None, data_dir=None, stats=None, top9=False, quick=False):
     """An ``Explorer`` for ``checkpoint``: its test set's first correctly
-    classified image of each digit as examples, class means over the test
+    classified image of each digit as examples (the digit's first image
+    where none is, ``first_example``), class means over the test
     set (``quick``: its first 2,000 images) unless ``stats`` holds them, and
     the top-9 over the training set with ``top9`` (or from ``stats``)."""
     study = load_study(checkpoint, dataset, data_dir)

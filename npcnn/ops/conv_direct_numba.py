@@ -278,6 +278,17 @@ def uses_lanes(x_shape, weight_shape, dtype, active_share):
     return N >= images and taps >= tuning.DIRECT_LANES_MIN_TAPS and active_share >= tuning.DIRECT_LANES_MIN_ACTIVE
 
 
+def over_images(x_shape, weight_shape, padding, dtype, active_share):
+    """The kernel vectorised over images that a batch runs, the module
+    ``conv_lanes_numba`` or its Winograd variant ``winograd_rows_numba``,
+    or None where the wide-row kernel above runs (``uses_lanes``)."""
+    if not uses_lanes(x_shape, weight_shape, dtype, active_share):
+        return None
+    if winograd_rows_numba.uses_winograd_rows(x_shape, weight_shape, padding, dtype):
+        return winograd_rows_numba
+    return conv_lanes_numba
+
+
 def conv2d(x, weight, bias, padding, relu):
     """``conv.conv2d`` at stride 1 (``conv.conv2d_relu`` with ``relu``).
     A dense batch runs the kernel vectorised over images, or its Winograd
@@ -297,10 +308,9 @@ def conv2d(x, weight, bias, padding, relu):
     if uses_lanes(x.shape, weight.shape, x.dtype, 1.0):
         sample = x[:simd.lanes(x.dtype)]
         share = _nonzero_channels.serial(sample, active).sum() / sample.shape[0] / C
-        if uses_lanes(x.shape, weight.shape, x.dtype, share):
-            if winograd_rows_numba.uses_winograd_rows(x.shape, weight.shape, padding, x.dtype):
-                return winograd_rows_numba.conv2d(x, weight, b, padding, relu, work=dense)
-            return conv_lanes_numba.conv2d(x, weight, b, padding, relu, work=dense)
+        kernel = over_images(x.shape, weight.shape, padding, x.dtype, share)
+        if kernel is not None:
+            return kernel.conv2d(x, weight, b, padding, relu, work=dense)
     if _conv_direct.serial_at(dense):
         # one thread even if every channel is active: the kernel finds
         # them as it goes, which spares a call (LeNet-5 at batch 1)

@@ -22,11 +22,12 @@ kernel of ``conv_direct_numba.py`` keeps its accumulators in memory and
 loads and stores them every four taps.) Filters go six at a time while
 twelve or more remain, or when six more than a multiple of four remain
 (LeNet-5's 6; its 16 go 6 + 6 + 4), as 24 accumulators need fewer loads
-per multiply-add than 16; then four at a time, and the last two of F %
-4 two at a time. An odd F's last filter goes alone over eight pixels at
-a time (the deconvnet's last transposed conv, back to one grey channel),
-where beside a zero filter half its multiply-adds would be wasted. Pixels
-past Ho*Wo in the last tile repeat the last pixel and are not written.
+per multiply-add than 16; then four at a time, and two at a time where
+two are left (F = 2 or 3: six, then four, take all the others). An odd
+F's last filter goes alone over eight pixels at a time (the deconvnet's
+last transposed conv, back to one grey channel), where beside a zero
+filter half its multiply-adds would be wasted. Pixels past Ho*Wo in the
+last tile repeat the last pixel and are not written.
 
 Dimension letters as in ``conv.py``; L lanes, B = ceil(N / L) blocks, T
 taps per filter, P = Ho*Wo output pixels.
@@ -48,7 +49,7 @@ def pack_block(x, k, where, pads, scratch, block):
     """block[where[e] + l] = x[k*L + l].ravel()[e], and zero in the
     padding: the padded images of block k, lanes side by side, where[e] =
     ((c*Hp + h + pH)*Wp + w + pW)*L for element e = (c, h, w) of an image;
-    pads: the vectors no element fills (``padding_vectors``), zeroed (the
+    pads: the vectors no element fills (``packing``), zeroed (the
     whole block where it holds fewer than L images). Squares of L images x
     L elements are transposed in registers (through ``scratch`` where there
     is padding, where[e] then not being e*L); the last elements of the
@@ -214,7 +215,8 @@ def _conv_lanes_py(x, block0, where, pads, xb, wt, Fp, offsets, bases, bias, rel
     block's L images, from the bias (bias (Fp,)) and with max(., 0) when
     ``relu``; ``unpack_tile`` then transposes it into y."""
     B, L, Pr = xb.shape[0], simd.lanes_of(xb), bases.shape[0]
-    Fe = Fp - 2 if Fp > y.shape[1] else Fp     # the filters that go in groups; an odd F's last after
+    F = y.shape[1]
+    Fe = F - F % 2                     # the filters that go in groups; an odd F's last goes alone
     for i in prange(B):
         k = block0 + i
         packed, tile = xb[i], tiles[i]
@@ -230,12 +232,12 @@ def _conv_lanes_py(x, block0, where, pads, xb, wt, Fp, offsets, bases, bias, rel
                 f0 += FILTERS
             if f0 < Fe:
                 _two_filters(packed, wt, Fp, f0, offsets, b0, b1, b2, b3, bias, relu, tile, (f0 * Pr + p0) * L, Pr)
-        if Fe < Fp:                        # an odd F's last filter: eight pixels at a time
+        if Fe < F:                         # an odd F's last filter: two tiles of pixels at a time
             f = Fe
-            for p0 in range(0, Pr - Pr % 8, 8):
+            for p0 in range(0, Pr - Pr % (2 * PIXELS), 2 * PIXELS):
                 _one_filter(packed, wt, Fp, f, offsets, bases[p0:p0 + 8], bias, relu, tile, (f * Pr + p0) * L)
-            if Pr % 8:                     # four pixels left, beside the zero filter
-                p0 = Pr - 4
+            if Pr % (2 * PIXELS):          # one tile left, beside the zero filter
+                p0 = Pr - PIXELS
                 _two_filters(packed, wt, Fp, f, offsets, bases[p0], bases[p0 + 1], bases[p0 + 2], bases[p0 + 3],
                              bias, relu, tile, (f * Pr + p0) * L, Pr)
         unpack_tile(tile, Pr, k, y)
@@ -283,24 +285,27 @@ def _layout(C, H, W, kH, kW, pH, pW, L):
     P = Ho * Wo
     c, p, q = np.meshgrid(np.arange(C), np.arange(kH), np.arange(kW), indexing="ij")
     offsets = (((c * Hp + p) * Wp + q) * L).ravel()            # t = (c*kH + p)*kW + q
-    c, h, w = np.meshgrid(np.arange(C), np.arange(H), np.arange(W), indexing="ij")
-    where = (((c * Hp + h + pH) * Wp + w + pW) * L).ravel()    # e = (c*H + h)*W + w
+    where, pads = packing(C, H, W, pH, pW, Wp, L)
     pixel = np.minimum(np.arange(-(-P // PIXELS) * PIXELS), P - 1)
     bases = (pixel // Wo * Wp + pixel % Wo) * L
-    pads = padding_vectors(where, C * Hp * Wp, L)
     arrays = tuple(a.astype(np.int64) for a in (offsets, where, pads, bases))
     for a in arrays:
         a.flags.writeable = False
     return arrays
 
 
-def padding_vectors(where, vectors, L):
-    """The positions (in elements) of the vectors of a packed block of
-    ``vectors`` vectors that no input element fills (``where``): the
-    padding, which ``pack_block`` zeroes, and nothing else."""
-    filled = np.zeros(vectors, dtype=bool)
+def packing(C, H, W, pH, pW, Wrow, L):
+    """Where ``pack_block`` puts an image's elements and what it zeroes
+    (positions in elements): each element's vector, where[e] = ((c*Hp + h
+    + pH)*Wrow + w + pW)*L for e = (c*H + h)*W + w in packed rows of Wrow
+    columns (Hp = H + 2*pH), and the vectors no element fills: the
+    padding."""
+    Hp = H + 2 * pH
+    c, h, w = np.meshgrid(np.arange(C), np.arange(H), np.arange(W), indexing="ij")
+    where = (((c * Hp + h + pH) * Wrow + w + pW) * L).ravel()
+    filled = np.zeros(C * Hp * Wrow, dtype=bool)
     filled[where // L] = True
-    return np.flatnonzero(~filled) * L
+    return where, np.flatnonzero(~filled) * L
 
 
 def conv2d(x, weight, bias, padding, relu, work):

@@ -39,7 +39,7 @@ some of them as NaN: the transforms add it with both signs (as in
 ``winograd_numba.py``; functional.py lists it among the differences from
 torch). The rounding is of the
 direct sum's order: B^T holds whole numbers up to 5 and G fractions down
-to 1/24 (float32 within a few 1e-6 of float64 at LeNet-5's scale).
+to 1/24 (benchmarks/TUNING.md compares them).
 
 Dimension letters as in ``conv.py``; L lanes, tw pairs per output row.
 """
@@ -67,14 +67,14 @@ def _transform_strips(xb, rows, Wq, tw, V):
         [0  4  4 -1 -1  0]     [0 -2 -1  2  1  0]     [0  4  0 -5  0  1]
     """
     L = simd.lanes_of(xb)
-    four, minus_five, two = splat(4.0, xb), splat(-5.0, xb), splat(2.0, xb)
+    four, minus_five, two, zero = splat(4.0, xb), splat(-5.0, xb), splat(2.0, xb), splat(0.0, xb)
     for r in range(rows):
         for j in range(tw):
             d, v = (r * Wq + 2 * j) * L, (r * tw + j) * POSITIONS * L
             d0, d1, d2 = load(xb, d), load(xb, d + L), load(xb, d + 2 * L)
             d3, d4, d5 = load(xb, d + 3 * L), load(xb, d + 4 * L), load(xb, d + 5 * L)
             store(V, v, fma(four, d0, fma(minus_five, d2, d4)))                  # 4 d0 - 5 d2 + d4
-            store(V, v + L, fma(four, add(d1, d2), sub(splat(0.0, xb), add(d3, d4))))   # 4 (d1 + d2) - (d3 + d4)
+            store(V, v + L, fma(four, add(d1, d2), sub(zero, add(d3, d4))))     # 4 (d1 + d2) - (d3 + d4)
             store(V, v + 2 * L, fma(four, sub(d2, d1), sub(d3, d4)))            # 4 (d2 - d1) + d3 - d4
             store(V, v + 3 * L, fma(two, sub(d3, d1), sub(d4, d2)))             # 2 (d3 - d1) + d4 - d2
             store(V, v + 4 * L, fma(two, sub(d1, d3), sub(d4, d2)))             # 2 (d1 - d3) + d4 - d2
@@ -203,11 +203,9 @@ def _layout(C, H, W, kH, pH, pW, L):
     Hp, Wo = H + 2 * pH, W + 2 * pW - TAPS_ACROSS + 1
     tw = (Wo + 1) // 2
     Wq = 2 * tw + TAPS_ACROSS - 1
-    c, h, w = np.meshgrid(np.arange(C), np.arange(H), np.arange(W), indexing="ij")
-    where = (((c * Hp + h + pH) * Wq + w + pW) * L).ravel()   # e = (c*H + h)*W + w
+    where, pads = conv_lanes_numba.packing(C, H, W, pH, pW, Wq, L)
     c, p = np.meshgrid(np.arange(C), np.arange(kH), indexing="ij")
     offsets = ((c * Hp + p) * tw * POSITIONS * L).ravel()      # t = c*kH + p
-    pads = conv_lanes_numba.padding_vectors(where, C * Hp * Wq, L)
     arrays = tuple(a.astype(np.int64) for a in (where, pads, offsets))
     for a in arrays:
         a.flags.writeable = False

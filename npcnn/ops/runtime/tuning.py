@@ -52,8 +52,7 @@ WINOGRAD_ROWS_MIN_FILTERS = 12
 # (one channel of 5 taps is not) ...
 WINOGRAD_ROWS_MIN_TAPS = 10
 # ... and a block's transformed strips stay near the first-level cache
-# (LeNet-5's conv_2: 158 kB; 8 channels of 14 x 14, 210 kB, still won;
-# 10 channels, 262 kB, lost).
+# (LeNet-5's conv_2 within it, and 8 channels of its size).
 WINOGRAD_ROWS_MAX_STRIP_BYTES = 224 * 2**10
 # With fewer input or output channels Winograd's 16 products are thin and
 # its transforms cost more than they save.
