@@ -86,16 +86,10 @@ def class_averages(model, x, y, per_class=500, n_classes=10, layers=None, keep=N
     return ClassAverages(means, counts, zero_fraction)
 
 
-def _finite_float(op, name, a, ndim):
-    """``a`` as an array of ``ndim`` dimensions of floats or integers (as
-    given), holding no NaN or inf."""
-    a = np.asarray(a)
-    if a.ndim != ndim or not np.issubdtype(a.dtype, np.floating) and not np.issubdtype(a.dtype, np.integer):
-        raise ValueError(f"{op}: {name} must be a {ndim}-D array of numbers, got {a.dtype} of shape {a.shape}")
-    bad = a.size - int(np.isfinite(a).sum())
-    if bad:
-        raise ValueError(f"{op}: {name} holds {bad} NaN or inf value(s) (shape {a.shape})")
-    return a
+def _finite(op, name, a, ndim):
+    """``a`` checked as the ops check their inputs: a float32 or float64
+    array of ``ndim`` dimensions, holding no NaN or inf."""
+    return checks.finite(op, name, checks.array(op, name, np.asarray(a), ndim=ndim))
 
 
 def channel_correlation(class_maps):
@@ -106,7 +100,7 @@ def channel_correlation(class_maps):
     diagonal rather than NaN. NaN or infinity is refused: it would make its
     channel look constant, correlated with nothing.
     """
-    class_maps = _finite_float("channel_correlation", "class_maps", class_maps, ndim=4)
+    class_maps = _finite("channel_correlation", "class_maps", class_maps, ndim=4)
     K, C = class_maps.shape[:2]
     v = class_maps.transpose(1, 0, 2, 3).reshape(C, -1).astype(np.float64)
     v = v - v.mean(axis=1, keepdims=True)
@@ -138,7 +132,7 @@ def class_selectivity(class_means):
     infinity are refused, where the index would be meaningless or would
     read 0.
     """
-    m = _finite_float("class_selectivity", "class_means", class_means, ndim=2).astype(np.float64)
+    m = _finite("class_selectivity", "class_means", class_means, ndim=2).astype(np.float64)
     K = m.shape[0]
     if K < 2:
         raise ValueError(f"class_selectivity: class_means needs at least two classes (rows), got shape {m.shape}")

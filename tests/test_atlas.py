@@ -184,12 +184,12 @@ def test_channel_studies_refuse_what_would_read_as_a_number():
     index. Each is a ValueError naming the function and the argument."""
     maps = np.random.default_rng(1).standard_normal((10, 4, 5, 5))
     maps[3, 2, 1, 1] = np.nan
-    with pytest.raises(ValueError, match=r"channel_correlation: class_maps holds 1 NaN"):
+    with pytest.raises(ValueError, match=r"channel_correlation: class_maps holds 1 non-finite value"):
         channel_correlation(maps)
-    with pytest.raises(ValueError, match="channel_correlation: class_maps must be a 4-D"):
+    with pytest.raises(ValueError, match="channel_correlation: class_maps must be 4-D"):
         channel_correlation(maps[0])
     means = np.abs(np.random.default_rng(2).standard_normal((10, 3)))
-    for bad, match in ((np.inf, "holds 1 NaN or inf"), (-0.5, r"must be >= 0 .* -0.5 for class 7, unit 1")):
+    for bad, match in ((np.inf, "holds 1 non-finite value"), (-0.5, r"must be >= 0 .* -0.5 for class 7, unit 1")):
         m = means.copy()
         m[7, 1] = bad
         with pytest.raises(ValueError, match=f"class_selectivity: class_means {match}"):
